@@ -1,0 +1,84 @@
+/**
+ * What the lifecycle needs to run a job, and what a run reports. The plugin surface builds a
+ * `JobSpec` from its configuration and a `JobEnvironment` from xo-server's `xo` object; the
+ * demo and the tests build them directly.
+ */
+import type { RemoteHandler } from '../repository/remote-handler.js'
+import type { XapiClient } from '../xapi/client.js'
+
+export interface JobSpec {
+  readonly id: string
+  readonly name: string
+  /** VM uuids */
+  readonly vms: readonly string[]
+  /** XO remote id: the chain is keyed by it, never by the remote's URL */
+  readonly remoteId: string
+  /** restore points kept per VM (>= 1) */
+  readonly retention: number
+  /** how many VMs run at once */
+  readonly concurrency: number
+  /** the schedule id written in XO's metadata (`scheduleId`) */
+  readonly scheduleId?: string
+}
+
+/** Progress and log entries of a run: the plugin maps them to XO tasks, the CLI to its output. */
+export interface RunReporter {
+  info(message: string, data?: Record<string, unknown>): void
+  warning(message: string, data?: Record<string, unknown>): void
+  /** a child scope (a VM, a disk transfer, a merge) */
+  child(name: string, data?: Record<string, unknown>): RunReporter
+  /** 0..100 */
+  progress(percent: number): void
+  end(result?: { status: 'success' | 'failure' | 'skipped'; error?: Error; data?: Record<string, unknown> }): void
+}
+
+export interface JobEnvironment {
+  /** the connected XAPI client of the pool holding this VM uuid; throws a clear error if none */
+  getXapi(vmUuid: string): Promise<XapiClient>
+  /** the connected handler of an XO remote id; throws for an unknown or disabled remote */
+  getRemoteHandler(remoteId: string): Promise<RemoteHandler>
+  readonly reporter: RunReporter
+  readonly signal?: AbortSignal
+  /** settings that apply to every job */
+  readonly settings?: { readonly useVhdDirectory?: boolean; readonly mergeBlockConcurrency?: number }
+}
+
+export interface DiskResult {
+  /** source VDI uuid */
+  readonly vdi: string
+  readonly name: string
+  readonly mode: 'full' | 'delta'
+  /** bytes transferred */
+  readonly size: number
+  readonly durationMs: number
+  /** sha256 of the VHD written, hex */
+  readonly checksum?: string
+}
+
+export interface ExcludedDisk {
+  readonly vdi: string
+  readonly name: string
+  readonly reason: string
+}
+
+export interface VmRunResult {
+  readonly vm: string
+  readonly name?: string
+  readonly status: 'success' | 'failure'
+  readonly error?: string
+  readonly disks: readonly DiskResult[]
+  readonly excluded: readonly ExcludedDisk[]
+  readonly warnings: readonly string[]
+  /** id of the restore point written (its metadata path relative to the remote root) */
+  readonly restorePoint?: string
+  readonly merges?: readonly { readonly vdi: string; readonly blocks: number; readonly durationMs: number }[]
+}
+
+export interface JobRunResult {
+  readonly id: string
+  readonly jobId: string
+  readonly status: 'success' | 'failure' | 'partial'
+  readonly start: number
+  readonly end: number
+  readonly vms: readonly VmRunResult[]
+}
