@@ -16,8 +16,10 @@ export const ERROR_CODES = [
   'RESTORE_POINT_NOT_FOUND',
   'SR_NOT_FOUND',
   'UNSAFE_PATH',
+  'METADATA_INVALID',
   'CANCELLED',
   'STEP_FAILED',
+  'UNKNOWN_STEP',
 ] as const
 export type ErrorCode = (typeof ERROR_CODES)[number]
 

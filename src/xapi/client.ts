@@ -16,6 +16,17 @@ export interface XapiRecord {
   readonly [field: string]: unknown
 }
 
+/**
+ * What `getResource` resolves to: xen-api 4.x gives the HTTP response (its `body` is the stream,
+ * `task` settles with the XAPI task); older clients give the stream itself.
+ */
+export interface XapiHttpResponse {
+  readonly body: Readable
+  readonly statusCode?: number
+  readonly headers?: Record<string, unknown>
+  readonly task?: Promise<unknown>
+}
+
 export interface XapiClient {
   readonly pool: XapiRecord
   call<T = unknown>(method: string, ...args: unknown[]): Promise<T>
@@ -24,7 +35,10 @@ export interface XapiClient {
   getObjectByRef<T extends XapiRecord = XapiRecord>(ref: Ref, defaultValue?: T): T
   getObjectByUuid<T extends XapiRecord = XapiRecord>(uuid: string, defaultValue?: T): T
   getRecord<T = Record<string, unknown>>(type: string, ref: Ref): Promise<T>
-  getResource(pathname: string, opts: { query?: Record<string, string>; task?: Ref | boolean }): Promise<Readable & { headers?: Record<string, unknown> }>
+  getResource(
+    pathname: string,
+    opts: { query?: Record<string, string>; task?: Ref | boolean }
+  ): Promise<XapiHttpResponse | (Readable & { headers?: Record<string, unknown>; task?: Promise<unknown> })>
   putResource(body: Readable | Buffer, pathname: string, opts: { query?: Record<string, string>; task?: Ref | boolean }): Promise<unknown>
   barrier(ref?: Ref): Promise<void>
   readonly objects: { all: Record<string, XapiRecord> }

@@ -1,0 +1,81 @@
+import { BackupError } from '../../errors.js'
+import { formatTimestamp, metadataPath } from '../../repository/layout.js'
+import { buildMetadata, writeMetadata } from '../../repository/metadata.js'
+import { BACKUP_KEYS, setOtherConfig } from '../../xapi/other-config.js'
+import { asNetwork, asSr, fetchRecord, fetchVbd, fetchVif } from '../../xapi/records.js'
+import type { VmRunContext } from '../context.js'
+
+/** the records of the snapshot the metadata describes: its drives, network interfaces, networks, SRs */
+async function snapshotRecords(ctx: VmRunContext) {
+  const { xapi } = ctx
+  const snapshot = ctx.snapshot
+  if (snapshot === undefined) {
+    throw new BackupError('SNAPSHOT_FAILED', 'no snapshot to commit', { vm: ctx.vmUuid })
+  }
+  const vbds = await Promise.all(snapshot.VBDs.map(ref => fetchVbd(xapi, ref)))
+  const vifs = await Promise.all(snapshot.VIFs.map(ref => fetchVif(xapi, ref)))
+  const networks = await Promise.all([...new Set(vifs.map(vif => vif.network))].map(ref => fetchRecord(xapi, 'network', ref, asNetwork)))
+  const vdis = ctx.disks.map(disk => ctx.snapshotDisks.get(disk.vdi.$ref)).filter(vdi => vdi !== undefined)
+  const srs = await Promise.all([...new Set(vdis.map(vdi => vdi.SR))].map(ref => fetchRecord(xapi, 'SR', ref, asSr)))
+  return { snapshot, vbds, vifs, networks, vdis, srs }
+}
+
+/**
+ * Writes the restore point's metadata, only once every disk of the VM landed intact on the
+ * remote; then marks the snapshot (VM and disks) exported: from now on it is the base of the
+ * next delta.
+ */
+export async function commitRestorePoint(ctx: VmRunContext): Promise<void> {
+  const { xapi, job } = ctx
+  if (ctx.vm === undefined || ctx.date === undefined || ctx.results.length !== ctx.disks.length) {
+    throw new BackupError('TRANSFER_FAILED', `${ctx.results.length} of ${ctx.disks.length} disks transferred: nothing to commit`, { vm: ctx.vmUuid })
+  }
+  const { snapshot, vbds, vifs, networks, vdis, srs } = await snapshotRecords(ctx)
+
+  const vhds: Record<string, string> = {}
+  const differencing: Record<string, boolean> = {}
+  const checksums: Record<string, { checksum: string; size: number }> = {}
+  for (const disk of ctx.disks) {
+    const vdi = ctx.snapshotDisks.get(disk.vdi.$ref)
+    const path = ctx.written.get(disk.vdi.$ref)
+    const result = ctx.results.find(candidate => candidate.vdi === disk.vdi.uuid)
+    if (vdi === undefined || path === undefined || result === undefined) {
+      throw new BackupError('TRANSFER_FAILED', `disk "${disk.vdi.name_label}" was not transferred`, { vm: ctx.vmUuid, vdi: disk.vdi.uuid })
+    }
+    vhds[vdi.$ref] = path
+    differencing[vdi.$ref] = result.mode === 'delta'
+    if (result.checksum !== undefined) {
+      checksums[vdi.$ref] = { checksum: result.checksum, size: result.size }
+    }
+  }
+
+  const metadata = buildMetadata({
+    job: { id: job.id },
+    scheduleId: job.scheduleId ?? '',
+    timestamp: ctx.date,
+    vm: ctx.vm,
+    vmSnapshot: snapshot,
+    vbds,
+    vdis,
+    vifs,
+    networks,
+    srs,
+    sourceVdis: ctx.disks.map(disk => disk.vdi),
+    vhds,
+    differencing,
+    size: ctx.results.reduce((total, result) => total + result.size, 0),
+    excluded: ctx.excluded.map(({ vdi, name, reason }) => ({ vdi, name, reason })),
+    checksums,
+  })
+  const path = metadataPath(ctx.vmUuid, formatTimestamp(ctx.date))
+  await writeMetadata(ctx.handler, path, metadata)
+  ctx.restorePoint = path
+  ctx.reporter.info(`restore point ${path} written`, { size: metadata.size })
+
+  const exported = { [BACKUP_KEYS.exported]: 'true' }
+  await setOtherConfig(xapi, 'VM', snapshot.$ref, exported)
+  for (const vdi of vdis) {
+    await setOtherConfig(xapi, 'VDI', vdi.$ref, exported)
+  }
+  ctx.exported = true
+}

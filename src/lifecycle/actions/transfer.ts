@@ -1,0 +1,67 @@
+import { BackupError } from '../../errors.js'
+import { assertSafeId, formatTimestamp, vhdPath } from '../../repository/layout.js'
+import { writeVhd } from '../../repository/write-vhd.js'
+import { exportVdiAsVhd } from '../../xapi/export-vdi.js'
+import type { SourceDisk, VmRunContext } from '../context.js'
+
+/** VHD directories where the remote asks for them (always on object storage) or the settings do */
+export function usesVhdDirectory(ctx: VmRunContext): boolean {
+  return ctx.settings.useVhdDirectory === true || ctx.handler.useVhdDirectory() || ctx.handler.type === 's3'
+}
+
+async function transferDisk(ctx: VmRunContext, disk: SourceDisk, timestamp: string, directory: boolean): Promise<void> {
+  const { vdi } = disk
+  const snapshotDisk = ctx.snapshotDisks.get(vdi.$ref)
+  const base = ctx.bases.get(vdi.$ref)
+  if (snapshotDisk === undefined || base === undefined) {
+    throw new BackupError('TRANSFER_FAILED', `disk "${vdi.name_label}" has no snapshot or no plan`, { vdi: vdi.uuid })
+  }
+  const path = vhdPath(ctx.vmUuid, assertSafeId('job', ctx.job.id), assertSafeId('vdi', vdi.uuid), timestamp, directory)
+  const reporter = ctx.reporter.child(`transfer of disk "${vdi.name_label}"`, { vdi: vdi.uuid, mode: base.mode })
+  const start = Date.now()
+  try {
+    const { stream, task } = await exportVdiAsVhd(ctx.xapi, snapshotDisk.$ref, base.mode === 'delta' ? { base: base.baseVdi } : {})
+    ctx.written.set(vdi.$ref, path)
+    let written
+    try {
+      written = await writeVhd(ctx.handler, path, stream, {
+        uuid: snapshotDisk.uuid,
+        ...(base.mode === 'delta' ? { parent: base.parentPath } : {}),
+        signal: ctx.signal,
+        onProgress: bytes => reporter.progress(Math.min(99, (100 * bytes) / Math.max(1, vdi.virtual_size))),
+      })
+    } finally {
+      stream.destroy()
+    }
+    await task
+    const result = {
+      vdi: vdi.uuid,
+      name: vdi.name_label,
+      mode: base.mode,
+      size: written.size,
+      durationMs: Date.now() - start,
+      checksum: written.checksum,
+    }
+    ctx.results.push(result)
+    reporter.end({ status: 'success', data: { ...result, path } })
+  } catch (error) {
+    const failure =
+      error instanceof BackupError
+        ? error
+        : new BackupError(ctx.signal.aborted ? 'CANCELLED' : 'TRANSFER_FAILED', `transfer of disk "${vdi.name_label}" failed: ${String(error instanceof Error ? error.message : error)}`, { vdi: vdi.uuid }, { cause: error })
+    reporter.end({ status: 'failure', error: failure })
+    throw failure
+  }
+}
+
+/** streams each disk from XAPI straight into its VHD on the remote, one disk after the other */
+export async function transferDisks(ctx: VmRunContext): Promise<void> {
+  if (ctx.date === undefined) {
+    throw new BackupError('TRANSFER_FAILED', 'the restore point has no date', { vm: ctx.vmUuid })
+  }
+  const timestamp = formatTimestamp(ctx.date)
+  const directory = usesVhdDirectory(ctx)
+  for (const disk of ctx.disks) {
+    await transferDisk(ctx, disk, timestamp, directory)
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * A job run: the backup of each of its VMs, `job.concurrency` at a time. One VM failing does not
+ * stop the others; the run is `success` when every VM succeeded, `failure` when none did,
+ * `partial` otherwise. Aborting `env.signal` cancels: running VMs undo what they started, the
+ * others do not start.
+ */
+import { randomUUID } from 'node:crypto'
+import { BackupError } from '../errors.js'
+import type { JobEnvironment, JobRunResult, JobSpec, VmRunResult } from './job.js'
+import { createBackupLifecycle, runVm } from './run-vm.js'
+import type { BackupLifecycle } from './run-vm.js'
+
+export interface RunJobOptions {
+  /** the lifecycle to run each VM through (default: the product's hooks only) */
+  readonly lifecycle?: BackupLifecycle
+}
+
+function statusOf(vms: readonly VmRunResult[]): JobRunResult['status'] {
+  const failed = vms.filter(vm => vm.status === 'failure').length
+  return failed === 0 ? 'success' : failed === vms.length ? 'failure' : 'partial'
+}
+
+function failedVm(vm: string, error: unknown): VmRunResult {
+  return {
+    vm,
+    status: 'failure',
+    error: error instanceof Error ? error.message : String(error),
+    disks: [],
+    excluded: [],
+    warnings: [],
+  }
+}
+
+async function backupVm(job: JobSpec, env: JobEnvironment, vm: string, signal: AbortSignal, lifecycle: BackupLifecycle): Promise<VmRunResult> {
+  const reporter = env.reporter.child(`VM ${vm}`, { vm })
+  try {
+    if (signal.aborted) {
+      throw new BackupError('CANCELLED', 'the run was cancelled before this VM started', { vm })
+    }
+    const [xapi, handler] = await Promise.all([env.getXapi(vm), env.getRemoteHandler(job.remoteId)])
+    const { failure, ...result } = await runVm({
+      job,
+      vmUuid: vm,
+      xapi,
+      handler,
+      reporter,
+      signal,
+      lifecycle,
+      ...(env.settings === undefined ? {} : { settings: env.settings }),
+    })
+    reporter.end({
+      status: result.status,
+      ...(failure === undefined ? {} : { error: failure }),
+      data: { disks: result.disks, excluded: result.excluded, restorePoint: result.restorePoint },
+    })
+    return result
+  } catch (error) {
+    reporter.end({ status: 'failure', error: error instanceof Error ? error : new Error(String(error)) })
+    return failedVm(vm, error)
+  }
+}
+
+export async function runJob(job: JobSpec, env: JobEnvironment, options: RunJobOptions = {}): Promise<JobRunResult> {
+  const start = Date.now()
+  const lifecycle = options.lifecycle ?? createBackupLifecycle()
+  const signal = env.signal ?? new AbortController().signal
+  const results: VmRunResult[] = new Array(job.vms.length)
+
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < job.vms.length) {
+      const index = next++
+      const vm = job.vms[index]!
+      results[index] = await backupVm(job, env, vm, signal, lifecycle)
+    }
+  }
+  const concurrency = Math.max(1, Math.min(job.concurrency, job.vms.length))
+  await Promise.all(Array.from({ length: concurrency }, worker))
+
+  const result: JobRunResult = { id: randomUUID(), jobId: job.id, status: statusOf(results), start, end: Date.now(), vms: results }
+  env.reporter.info(`job "${job.name}": ${result.status}`, { status: result.status, vms: results.length })
+  return result
+}
