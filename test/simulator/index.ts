@@ -1,0 +1,5 @@
+export { Simulator, type SimulatorOptions } from './simulator.js'
+export type { Faults } from './faults.js'
+export type { CallRecord } from './rpc.js'
+export type { GuestDisk, GuestSpec, SoftwareVersion } from './inventory.js'
+export type { SimRecord } from './xapi-types.js'

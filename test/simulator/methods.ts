@@ -1,0 +1,83 @@
+/** The class methods with behaviour beyond the generic field accessors. */
+import type { PoolModel } from './pool-model.js'
+import type { Tasks } from './tasks.js'
+import { xapiDate } from './xapi-date.js'
+import { XapiFault } from './xapi-fault.js'
+import { NULL_REF, type Fields } from './xapi-types.js'
+
+export interface MethodContext {
+  readonly model: PoolModel
+  readonly tasks: Tasks
+  /** False plays an XAPI older than the `ignore_vdis` parameter of `VM.snapshot`. */
+  readonly supportsIgnoreVdis: () => boolean
+}
+
+export interface MethodSpec {
+  /** Checks run before a task is created for `Async.*` (errors answered synchronously). */
+  validate?(ctx: MethodContext, args: readonly unknown[]): void
+  run(ctx: MethodContext, args: readonly unknown[]): unknown
+}
+
+const ref = (value: unknown, name = 'self'): string => {
+  if (typeof value !== 'string') throw new XapiFault('FIELD_TYPE_ERROR', [name])
+  return value
+}
+
+const record = (value: unknown): Fields => {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new XapiFault('FIELD_TYPE_ERROR', ['args'])
+  return value as Fields
+}
+
+const arity =
+  (method: string, ...counts: number[]) =>
+  (_ctx: MethodContext, args: readonly unknown[]): void => {
+    if (!counts.includes(args.length)) {
+      throw new XapiFault('MESSAGE_PARAMETER_COUNT_MISMATCH', [method, Math.max(...counts), args.length])
+    }
+  }
+
+function setPower(ctx: MethodContext, vm: string, running: boolean): void {
+  const { store, infra } = ctx.model
+  const current = store.get('VM', vm)
+  if (current.is_a_snapshot === true || current.is_a_template === true) throw new XapiFault('OPERATION_NOT_ALLOWED', ['VM.start'])
+  const expected = running ? 'Halted' : 'Running'
+  if (current.power_state !== expected) {
+    throw new XapiFault('VM_BAD_POWER_STATE', [vm, expected.toLowerCase(), String(current.power_state).toLowerCase()])
+  }
+  for (const vbd of current.VBDs as string[]) store.update('VBD', vbd, { currently_attached: running })
+  for (const vif of current.VIFs as string[]) store.update('VIF', vif, { currently_attached: running })
+  store.update('VM', vm, {
+    power_state: running ? 'Running' : 'Halted',
+    resident_on: running ? infra.host : NULL_REF,
+    domid: running ? 1 : -1,
+  })
+}
+
+export const METHODS: Readonly<Record<string, MethodSpec>> = {
+  'VM.snapshot': {
+    validate(ctx, args) {
+      if (ctx.supportsIgnoreVdis()) arity('VM.snapshot', 2, 3)(ctx, args)
+      else arity('VM.snapshot', 2)(ctx, args)
+    },
+    run: (ctx, [vm, name, ignore]) =>
+      ctx.model.snapshotVm(ref(vm), String(name), Array.isArray(ignore) ? ignore.map(v => ref(v, 'ignore_vdis')) : []),
+  },
+  'VM.create': { run: (ctx, [fields]) => ctx.model.createVm({ ...record(fields), power_state: 'Halted' }) },
+  'VDI.create': { run: (ctx, [fields]) => ctx.model.createVdi(record(fields)) },
+  'VBD.create': { run: (ctx, [fields]) => ctx.model.createVbd(record(fields)) },
+  'VIF.create': { run: (ctx, [fields]) => ctx.model.createVif(record(fields)) },
+  'VM.destroy': { run: (ctx, [vm]) => ctx.model.destroyVm(ref(vm)) },
+  'VDI.destroy': { run: (ctx, [vdi]) => ctx.model.destroyVdi(ref(vdi)) },
+  'VBD.destroy': { run: (ctx, [vbd]) => ctx.model.destroyVbd(ref(vbd)) },
+  'VIF.destroy': { run: (ctx, [vif]) => ctx.model.destroyVif(ref(vif)) },
+  'VM.get_allowed_VBD_devices': { run: (ctx, [vm]) => ctx.model.allowedVbdDevices(ref(vm)) },
+  'VM.start': { run: (ctx, [vm]) => setPower(ctx, ref(vm), true) },
+  'VM.clean_shutdown': { run: (ctx, [vm]) => setPower(ctx, ref(vm), false) },
+  'VM.hard_shutdown': { run: (ctx, [vm]) => setPower(ctx, ref(vm), false) },
+  'VDI.get_nbd_info': { run: (ctx, [vdi]) => (ctx.model.store.get('VDI', ref(vdi)), []) },
+  'host.get_servertime': { run: (ctx, [host]) => (ctx.model.store.get('host', ref(host)), xapiDate()) },
+  'host.get_server_localtime': { run: (ctx, [host]) => (ctx.model.store.get('host', ref(host)), xapiDate()) },
+  'task.create': { run: (ctx, [label, description]) => ctx.tasks.create(String(label ?? ''), String(description ?? '')) },
+  'task.destroy': { run: (ctx, [task]) => ctx.tasks.destroy(ref(task)) },
+  'task.cancel': { run: (ctx, [task]) => ctx.tasks.cancel(ref(task)) },
+}

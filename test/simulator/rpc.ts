@@ -1,0 +1,187 @@
+/**
+ * Answers XAPI calls: sessions, `system.listMethods`, events, `Async.*` through tasks, the
+ * class-specific methods and the generic accessors. Records every call for tests.
+ */
+import { randomUUID } from 'node:crypto'
+
+import type { ArmedFaults } from './faults.js'
+import { genericCall, genericMethodNames } from './generic-methods.js'
+import { CLASSES } from './classes/index.js'
+import { METHODS, type MethodContext, type MethodSpec } from './methods.js'
+import type { ObjectStore } from './object-store.js'
+import { XapiFault } from './xapi-fault.js'
+
+export interface CallRecord {
+  readonly method: string
+  /** Parameters after the session (the password of a login is masked). */
+  readonly params: readonly unknown[]
+  /** Error code answered, if any (for `Async.*`: only a synchronous refusal). */
+  readonly error?: string
+}
+
+export interface Credentials {
+  readonly user: string
+  readonly password: string
+}
+
+/** Longest `event.from` wait granted, in seconds (clients ask for ~60). */
+const MAX_EVENT_WAIT_S = 60
+
+export class RpcDispatcher {
+  readonly #store: ObjectStore
+  readonly #ctx: MethodContext
+  readonly #faults: ArmedFaults
+  readonly #credentials: Credentials
+  readonly #sessions = new Set<string>()
+  readonly #calls: CallRecord[] = []
+  readonly #closing = new AbortController()
+  #sessionEpoch = new AbortController()
+
+  constructor(store: ObjectStore, ctx: MethodContext, faults: ArmedFaults, credentials: Credentials) {
+    this.#store = store
+    this.#ctx = ctx
+    this.#faults = faults
+    this.#credentials = credentials
+  }
+
+  get calls(): readonly CallRecord[] {
+    return this.#calls
+  }
+
+  clearCalls(): void {
+    this.#calls.length = 0
+  }
+
+  isValidSession(session: unknown): boolean {
+    return typeof session === 'string' && this.#sessions.has(session)
+  }
+
+  /** Forgets every session; pending `event.from` calls answer SESSION_INVALID. */
+  loseSessions(): void {
+    this.#sessions.clear()
+    this.#wakePollers()
+  }
+
+  #wakePollers(): void {
+    this.#sessionEpoch.abort()
+    this.#sessionEpoch = new AbortController()
+  }
+
+  /** Ends pending long polls (before the server closes). */
+  close(): void {
+    this.#closing.abort()
+  }
+
+  async call(method: string, params: readonly unknown[]): Promise<unknown> {
+    const logged = method === 'session.login_with_password' ? [params[0], '******', ...params.slice(2)] : params.slice(1)
+    try {
+      const result = await this.#dispatch(method, params)
+      this.#calls.push({ method, params: logged })
+      return result
+    } catch (error) {
+      this.#calls.push({ method, params: logged, error: error instanceof XapiFault ? error.code : String(error) })
+      throw error
+    }
+  }
+
+  async #dispatch(method: string, params: readonly unknown[]): Promise<unknown> {
+    if (method === 'session.login_with_password') return this.#login(params)
+    if (method === 'system.listMethods') return this.#listMethods()
+
+    const [session, ...args] = params
+    if (!this.isValidSession(session)) throw new XapiFault('SESSION_INVALID', [session])
+    if (method === 'session.logout') {
+      this.#sessions.delete(session as string)
+      this.#wakePollers()
+      return ''
+    }
+    if (method === 'event.from') return this.#eventFrom(session as string, args)
+    if (method === 'event.inject') return this.#eventInject(args)
+
+    const fault = this.#faults.takeFailure(method)
+    if (method.startsWith('Async.')) {
+      const inner = method.slice('Async.'.length)
+      this.#resolve(inner).validate?.(this.#ctx, args)
+      const task = this.#ctx.tasks.create(method)
+      setImmediate(() => {
+        Promise.resolve()
+          .then(() => {
+            if (fault !== undefined) throw fault
+            return this.#resolve(inner).run(this.#ctx, args)
+          })
+          .then(
+            result => this.#ctx.tasks.succeed(task, result),
+            error => this.#ctx.tasks.fail(task, error)
+          )
+      })
+      return task
+    }
+    if (fault !== undefined) throw fault
+    return this.#resolve(method).run(this.#ctx, args)
+  }
+
+  #resolve(method: string): MethodSpec {
+    const specific = METHODS[method]
+    if (specific !== undefined) return specific
+    const dot = method.indexOf('.')
+    const cls = method.slice(0, dot)
+    const op = method.slice(dot + 1)
+    if (dot > 0 && CLASSES.has(cls)) {
+      return {
+        run: (_ctx, args) => {
+          const answer = genericCall(this.#store, cls, op, args)
+          if (answer === undefined) throw new XapiFault('MESSAGE_METHOD_UNKNOWN', [method])
+          return answer.value
+        },
+      }
+    }
+    throw new XapiFault('MESSAGE_METHOD_UNKNOWN', [method])
+  }
+
+  #login([user, password]: readonly unknown[]): string {
+    if (user !== this.#credentials.user || password !== this.#credentials.password) {
+      throw new XapiFault('SESSION_AUTHENTICATION_FAILED', [user, 'Authentication failure'])
+    }
+    const session = `OpaqueRef:${randomUUID()}`
+    this.#sessions.add(session)
+    return session
+  }
+
+  #listMethods(): string[] {
+    const names = new Set([
+      'session.login_with_password',
+      'session.logout',
+      'system.listMethods',
+      'event.from',
+      'event.inject',
+      ...genericMethodNames(),
+    ])
+    for (const name of Object.keys(METHODS)) names.add(name).add(`Async.${name}`)
+    return [...names]
+  }
+
+  #eventInject([cls, ref]: readonly unknown[]): string {
+    return this.#store.touch(String(cls), String(ref))
+  }
+
+  async #eventFrom(session: string, [classes, token, timeout]: readonly unknown[]): Promise<unknown> {
+    if (!Array.isArray(classes)) throw new XapiFault('FIELD_TYPE_ERROR', ['classes'])
+    const wanted = classes.map(String)
+    const waitMs = Math.min(Number(timeout) || 0, MAX_EVENT_WAIT_S) * 1000
+    const deadline = Date.now() + waitMs
+    const epoch = this.#sessionEpoch.signal
+    for (;;) {
+      if (!this.#sessions.has(session)) throw new XapiFault('SESSION_INVALID', [session])
+      const answer = this.#store.eventsSince(String(token ?? ''), wanted)
+      const remaining = deadline - Date.now()
+      if (answer.events.length > 0 || remaining <= 0 || this.#closing.signal.aborted || epoch.aborted) {
+        return {
+          events: answer.events.map(({ id, ...event }) => ({ id: String(id), ...event })),
+          valid_ref_counts: this.#store.validRefCounts(wanted),
+          token: answer.token,
+        }
+      }
+      await this.#store.waitForEvent(remaining, AbortSignal.any([this.#closing.signal, epoch]))
+    }
+  }
+}

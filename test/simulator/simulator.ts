@@ -1,0 +1,231 @@
+/**
+ * A simulated XenServer/XCP-ng pool served over HTTP on 127.0.0.1: the XAPI JSON-RPC protocol as
+ * the `xen-api` client speaks it, plus the disk export/import endpoints, with disk contents kept
+ * in sparse files. Tests drive it through this object (guest writes, faults, call log).
+ */
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+import type { Faults } from './faults.js'
+import { ArmedFaults } from './faults.js'
+import { createXapiServer } from './http-server.js'
+import { createGuest, seedDefaultVms, seedInfrastructure, softwareVersion, type GuestSpec, type SoftwareVersion } from './inventory.js'
+import { ObjectStore } from './object-store.js'
+import { PoolModel } from './pool-model.js'
+import { RpcDispatcher, type CallRecord } from './rpc.js'
+import { Tasks } from './tasks.js'
+import { VdiFiles } from './vdi-files.js'
+import { NULL_REF, type SimRecord } from './xapi-types.js'
+
+export interface SimulatorOptions {
+  /** Folder holding `vdis/<uuid>.raw`. */
+  dataDir: string
+  user?: string
+  password?: string
+  productVersion?: string
+  productBrand?: string
+  /** False plays an XAPI whose `VM.snapshot` has no `ignore_vdis` parameter. */
+  supportsIgnoreVdis?: boolean
+  inventory?: 'default' | 'empty'
+  /** 0 (default) picks a free port. */
+  port?: number
+}
+
+export class Simulator {
+  readonly dataDir: string
+  readonly user: string
+  readonly password: string
+  /** False plays an XAPI whose `VM.snapshot` answers MESSAGE_PARAMETER_COUNT_MISMATCH to 3 arguments. */
+  supportsIgnoreVdis: boolean
+  readonly faults: Faults
+
+  readonly #store = new ObjectStore()
+  readonly #files: VdiFiles
+  readonly #model: PoolModel
+  readonly #tasks: Tasks
+  readonly #armed = new ArmedFaults()
+  readonly #rpc: RpcDispatcher
+  readonly #server: Server
+  #url = ''
+
+  private constructor(opts: SimulatorOptions) {
+    this.dataDir = opts.dataDir
+    this.user = opts.user ?? 'root'
+    this.password = opts.password ?? 'secret'
+    this.supportsIgnoreVdis = opts.supportsIgnoreVdis ?? true
+    this.#files = new VdiFiles(opts.dataDir)
+    this.#model = new PoolModel(this.#store, this.#files)
+    this.#tasks = new Tasks(this.#store, () => this.#model.infra.host)
+    this.#rpc = new RpcDispatcher(
+      this.#store,
+      { model: this.#model, tasks: this.#tasks, supportsIgnoreVdis: () => this.supportsIgnoreVdis },
+      this.#armed,
+      { user: this.user, password: this.password }
+    )
+    this.#server = createXapiServer({ model: this.#model, rpc: this.#rpc, tasks: this.#tasks, faults: this.#armed })
+    this.faults = {
+      cutExportAfter: bytes => this.#armed.armCut(bytes),
+      stallExport: ms => this.#armed.armStall(ms),
+      failNextCall: (method, code, params) => this.#armed.armFailure(method, code, params),
+      loseSession: () => this.#rpc.loseSessions(),
+      destroyVdiBehindClient: uuid => this.#model.forgetVdi(this.#ref('VDI', uuid)),
+      reset: () => this.#armed.reset(),
+    }
+  }
+
+  /** Seeds the inventory and starts serving on 127.0.0.1. */
+  static async start(opts: SimulatorOptions): Promise<Simulator> {
+    const sim = new Simulator(opts)
+    await sim.#files.init()
+    seedInfrastructure(sim.#model, {
+      product_version: opts.productVersion ?? '8.2.1',
+      product_brand: opts.productBrand ?? 'XCP-ng',
+    })
+    if ((opts.inventory ?? 'default') === 'default') await seedDefaultVms(sim.#model)
+    await new Promise<void>((resolve, reject) => {
+      sim.#server.once('error', reject)
+      sim.#server.listen(opts.port ?? 0, '127.0.0.1', () => resolve())
+    })
+    sim.#url = `http://127.0.0.1:${(sim.#server.address() as AddressInfo).port}`
+    return sim
+  }
+
+  /** `http://127.0.0.1:PORT` */
+  get url(): string {
+    return this.#url
+  }
+
+  async close(): Promise<void> {
+    this.#rpc.close()
+    await new Promise<void>(resolve => {
+      this.#server.close(() => resolve())
+      this.#server.closeAllConnections()
+    })
+  }
+
+  // --- inventory -------------------------------------------------------------------------------
+
+  /** Creates a running VM with empty sparse disks on the default SR; returns uuids. */
+  createVm(spec: GuestSpec): { vm: string; vdis: string[] } {
+    const { vm, vdis } = createGuest(this.#model, spec)
+    return { vm: this.#uuid('VM', vm), vdis: vdis.map(vdi => this.#uuid('VDI', vdi)) }
+  }
+
+  defaultSr(): string {
+    return this.#uuid('SR', this.#model.infra.sr)
+  }
+
+  defaultNetwork(): string {
+    return this.#uuid('network', this.#model.infra.network)
+  }
+
+  setSoftwareVersion(version: Partial<SoftwareVersion>): void {
+    const host = this.#model.infra.host
+    const current = this.#store.get('host', host).software_version as Record<string, string>
+    this.#store.update('host', host, {
+      software_version: softwareVersion({
+        product_version: version.product_version ?? current.product_version!,
+        product_brand: version.product_brand ?? current.product_brand!,
+      }),
+    })
+  }
+
+  renameVdi(uuid: string, name: string): void {
+    this.#store.update('VDI', this.#ref('VDI', uuid), { name_label: name })
+  }
+
+  /** Removes a VM with its snapshots and all their VBDs, VIFs and VDIs, whatever their state. */
+  destroyVm(uuid: string): void {
+    const vm = this.#ref('VM', uuid)
+    for (const ref of [...(this.#store.get('VM', vm).snapshots as string[]), vm]) {
+      const record = this.#store.get('VM', ref)
+      const vdis = (record.VBDs as string[]).map(vbd => String(this.#store.get('VBD', vbd).VDI)).filter(vdi => vdi !== NULL_REF)
+      for (const vdi of vdis) if (this.#store.get('VDI', vdi).is_tools_iso !== true) this.#model.forgetVdi(vdi)
+      this.#store.update('VM', ref, { power_state: 'Halted' })
+      this.#model.destroyVm(ref)
+      const host = this.#model.infra.host
+      this.#store.edit<string[]>('host', host, 'resident_VMs', refs => refs.filter(r => r !== ref))
+    }
+  }
+
+  destroySr(uuid: string): void {
+    this.#model.destroySr(this.#ref('SR', uuid))
+  }
+
+  // --- disks -----------------------------------------------------------------------------------
+
+  /** The sparse raw file holding a VDI's content. */
+  vdiPath(vdiUuid: string): string {
+    this.#ref('VDI', vdiUuid)
+    return this.#files.path(vdiUuid)
+  }
+
+  /** Writes into a VDI as its guest would. */
+  async writeGuest(vdiUuid: string, offset: number, data: Buffer): Promise<void> {
+    const size = Number(this.#store.get('VDI', this.#ref('VDI', vdiUuid)).virtual_size)
+    if (offset < 0 || offset + data.length > size) throw new RangeError(`write past the end of VDI ${vdiUuid}`)
+    await this.#files.write(vdiUuid, offset, data)
+  }
+
+  /** sha256 (hex) of a VDI's whole raw content. */
+  hashVdi(vdiUuid: string): Promise<string> {
+    this.#ref('VDI', vdiUuid)
+    return this.#files.hash(vdiUuid)
+  }
+
+  // --- reading records -------------------------------------------------------------------------
+
+  /** A record by ref or uuid (throws if there is none). */
+  record(cls: string, refOrUuid: string): SimRecord {
+    return this.#record(cls, this.#ref(cls, refOrUuid))
+  }
+
+  all(cls: string): SimRecord[] {
+    return this.#store.refs(cls).map(ref => this.#record(cls, ref))
+  }
+
+  /** A VM by uuid, or the guest VM (not a snapshot, template or control domain) with that name. */
+  findVm(nameOrUuid: string): SimRecord {
+    const byUuid = this.#store.resolve('VM', nameOrUuid)
+    if (byUuid !== undefined) return this.#record('VM', byUuid)
+    const found = this.all('VM').find(
+      vm => vm.name_label === nameOrUuid && vm.is_a_snapshot !== true && vm.is_a_template !== true && vm.is_control_domain !== true
+    )
+    if (found === undefined) throw new Error(`no VM ${nameOrUuid}`)
+    return found
+  }
+
+  /** The VDIs of a VM's disk VBDs, by userdevice. */
+  vdisOf(vmUuid: string): SimRecord[] {
+    const vm = this.#store.get('VM', this.#ref('VM', vmUuid))
+    return (vm.VBDs as string[])
+      .map(vbd => this.#store.get('VBD', vbd))
+      .filter(vbd => vbd.type === 'Disk' && vbd.VDI !== NULL_REF)
+      .sort((a, b) => Number(a.userdevice) - Number(b.userdevice))
+      .map(vbd => this.#record('VDI', String(vbd.VDI)))
+  }
+
+  /** Calls received, oldest first. */
+  get calls(): readonly CallRecord[] {
+    return this.#rpc.calls
+  }
+
+  clearCalls(): void {
+    this.#rpc.clearCalls()
+  }
+
+  #ref(cls: string, refOrUuid: string): string {
+    const ref = this.#store.resolve(cls, refOrUuid)
+    if (ref === undefined) throw new Error(`no ${cls} ${refOrUuid}`)
+    return ref
+  }
+
+  #uuid(cls: string, ref: string): string {
+    return String(this.#store.get(cls, ref).uuid)
+  }
+
+  #record(cls: string, ref: string): SimRecord {
+    const spec = this.#store.snapshot(cls, ref)
+    return { ...spec, uuid: String(spec.uuid), $ref: ref, $type: this.#store.classOf(ref)! }
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The contents of VDIs: one sparse raw file per VDI, `<dir>/vdis/<VDI uuid>.raw`. Anyone may write
+ * into a file (the guest, a test, dd); snapshots and exports read it as it is at that moment.
+ */
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { mkdir, open, rm, stat, truncate } from 'node:fs/promises'
+import { join } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+
+import { dataExtents } from './sparse-extents.js'
+
+const COPY_CHUNK = 4 * 1024 * 1024
+
+export class VdiFiles {
+  readonly #dir: string
+
+  constructor(dataDir: string) {
+    this.#dir = join(dataDir, 'vdis')
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.#dir, { recursive: true })
+  }
+
+  path(uuid: string): string {
+    return join(this.#dir, `${uuid}.raw`)
+  }
+
+  /** Creates (or resizes) the file of a VDI to `size` bytes, sparse. */
+  async create(uuid: string, size: number): Promise<void> {
+    const file = await open(this.path(uuid), 'a')
+    await file.close()
+    await truncate(this.path(uuid), size)
+  }
+
+  async remove(uuid: string): Promise<void> {
+    await rm(this.path(uuid), { force: true })
+  }
+
+  async size(uuid: string): Promise<number> {
+    return (await stat(this.path(uuid))).size
+  }
+
+  /** Writes `data` at `offset`, as the guest would. */
+  async write(uuid: string, offset: number, data: Buffer): Promise<void> {
+    const file = await open(this.path(uuid), 'r+')
+    try {
+      await file.write(data, 0, data.length, offset)
+    } finally {
+      await file.close()
+    }
+  }
+
+  /** Copies the allocated extents of `from` into a new sparse file `to` of the same size. */
+  async copy(from: string, to: string): Promise<void> {
+    const source = await open(this.path(from), 'r')
+    const target = await open(this.path(to), 'w')
+    try {
+      const { size } = await source.stat()
+      await target.truncate(size)
+      const buffer = Buffer.alloc(COPY_CHUNK)
+      for (const [start, end] of await dataExtents(this.path(from))) {
+        for (let offset = start; offset < end; ) {
+          const { bytesRead } = await source.read(buffer, 0, Math.min(COPY_CHUNK, end - offset), offset)
+          if (bytesRead === 0) break
+          await target.write(buffer, 0, bytesRead, offset)
+          offset += bytesRead
+        }
+      }
+    } finally {
+      await Promise.all([source.close(), target.close()])
+    }
+  }
+
+  /** sha256 (hex) of the whole raw content, streamed. */
+  async hash(uuid: string): Promise<string> {
+    const hash = createHash('sha256')
+    await pipeline(createReadStream(this.path(uuid)), hash)
+    return hash.digest('hex')
+  }
+}
