@@ -30,9 +30,12 @@ async function chooseDiskBase(ctx: VmRunContext, disk: SourceDisk, referenceDisk
   if (base === undefined) {
     return { mode: 'full', reason: `reference snapshot ${reference.uuid} holds no snapshot of this disk` }
   }
-  const newest = await newestVhd(ctx.handler, ctx.vmUuid, ctx.job.id, disk.vdi.uuid)
+  let unusable = ''
+  const newest = await newestVhd(ctx.handler, ctx.vmUuid, ctx.job.id, disk.vdi.uuid, {
+    onUnusable: problem => void (unusable = `: ${problem.path} is unusable (${problem.reason})`),
+  })
   if (newest === undefined) {
-    return { mode: 'full', reason: 'no readable VHD of this disk on the remote' }
+    return { mode: 'full', reason: `no readable VHD of this disk on the remote${unusable}` }
   }
   if (newest.uuid !== base.uuid) {
     return {

@@ -1,0 +1,152 @@
+/**
+ * Restores a whole VM from a restore point onto an SR. Needs nothing but the remote and a pool:
+ * the original VM, its snapshots and its SR may be gone.
+ *
+ * 1. read the restore point's metadata;
+ * 2. create the VM from the stored record, named `<name> (<date of the restore point>)`, tagged
+ *    `restored from backup`, its start blocked until the user allows it;
+ * 3. per backed-up disk: create a VDI of the disk's virtual size on the SR, upload the chain
+ *    ending at the restore point's VHD as one VHD stream, attach it with its device number and
+ *    bootable flag;
+ * 4. recreate the network interfaces with their MACs, each on the same network (by uuid, by
+ *    name, else the pool's default);
+ * 5. report the disks the restore point does not hold (left out of the backup, e.g. `[NOBAK]`).
+ * A restore that fails destroys what it created.
+ */
+import { BackupError } from '../errors.js'
+import type { RunReporter } from '../lifecycle/job.js'
+import { formatTimestamp, resolveFromVmDir } from '../repository/layout.js'
+import { readMetadata } from '../repository/metadata.js'
+import type { BackupMetadata } from '../repository/metadata.js'
+import type { RemoteHandler } from '../repository/remote-handler.js'
+import type { Ref, XapiClient } from '../xapi/client.js'
+import { importVhdIntoVdi } from '../xapi/import-vdi.js'
+import { xapiErrorCode } from '../xapi/xapi-error.js'
+import { vbdCreateRecord, vdiCreateRecord, vifCreateRecord, vmCreateRecord } from './create-records.js'
+import { findNetwork } from './network-map.js'
+import { quietReporter } from './quiet-reporter.js'
+import { openChainVhdStream } from './read-chain.js'
+import { UndoList } from './undo-list.js'
+
+export interface RestoreVmOptions {
+  readonly handler: RemoteHandler
+  /** the restore point's id: its metadata path from the remote root */
+  readonly restorePoint: string
+  readonly xapi: XapiClient
+  /** uuid of the SR that receives the disks */
+  readonly sr: string
+  readonly reporter?: RunReporter
+  readonly signal?: AbortSignal
+}
+
+export interface MissingDisk {
+  readonly vdi: string
+  readonly name: string
+  readonly reason: string
+}
+
+export interface RestoreVmResult {
+  /** uuid of the new VM */
+  readonly vm: string
+  readonly missingDisks: readonly MissingDisk[]
+}
+
+async function srRefOf(xapi: XapiClient, uuid: string): Promise<Ref> {
+  try {
+    return await xapi.call<Ref>('SR.get_by_uuid', uuid)
+  } catch (error) {
+    const code = xapiErrorCode(error)
+    if (code === 'UUID_INVALID' || code === 'HANDLE_INVALID') {
+      throw new BackupError('SR_NOT_FOUND', `no SR ${uuid} on this pool`, { sr: uuid }, { cause: error })
+    }
+    throw error
+  }
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true) {
+    throw new BackupError('CANCELLED', 'the restore was cancelled')
+  }
+}
+
+/** the backed-up disks of a restore point, in device order */
+function disksOf(metadata: BackupMetadata) {
+  const disks = Object.entries(metadata.vdis).flatMap(([ref, vdi]) => {
+    const vhd = metadata.vhds[ref]
+    const vbd = Object.values(metadata.vbds).find(candidate => candidate.VDI === ref)
+    return vhd === undefined || vbd === undefined ? [] : [{ ref, vdi, vbd, vhd: resolveFromVmDir(metadata.vm.uuid, vhd) }]
+  })
+  return disks.sort((a, b) => Number(a.vbd.userdevice) - Number(b.vbd.userdevice))
+}
+
+async function restoreDisk(
+  opts: RestoreVmOptions,
+  disk: ReturnType<typeof disksOf>[number],
+  vm: Ref,
+  sr: Ref,
+  undo: UndoList,
+  reporter: RunReporter
+): Promise<void> {
+  const { xapi, handler, signal } = opts
+  const name = disk.vdi.name_label
+  const child = reporter.child(`disk "${name}"`, { vdi: disk.vdi.$snapshot_of$uuid, vhd: disk.vhd })
+  const chain = await openChainVhdStream(handler, disk.vhd)
+  const abort = (): void => void chain.stream.destroy(new BackupError('CANCELLED', 'the restore was cancelled'))
+  signal?.addEventListener('abort', abort, { once: true })
+  try {
+    throwIfAborted(signal)
+    const vdi = await xapi.call<Ref>('VDI.create', vdiCreateRecord(disk.vdi, sr, disk.vdi.virtual_size))
+    undo.push(`disk "${name}"`, () => xapi.callAsync('VDI.destroy', vdi))
+    await importVhdIntoVdi(xapi, vdi, chain)
+    await xapi.call('VBD.create', vbdCreateRecord(disk.vbd, vm, vdi))
+    child.end({ status: 'success', data: { size: chain.length } })
+  } catch (error) {
+    chain.stream.destroy()
+    child.end({ status: 'failure', error: error instanceof Error ? error : new Error(String(error)) })
+    throw error
+  } finally {
+    signal?.removeEventListener('abort', abort)
+  }
+}
+
+export async function restoreVm(opts: RestoreVmOptions): Promise<RestoreVmResult> {
+  const { xapi, handler, signal } = opts
+  const reporter = opts.reporter ?? quietReporter
+  const metadata = await readMetadata(handler, opts.restorePoint)
+  const sr = await srRefOf(xapi, opts.sr)
+  throwIfAborted(signal)
+
+  const undo = new UndoList()
+  try {
+    const vm = await xapi.call<Ref>('VM.create', vmCreateRecord(metadata.vm, formatTimestamp(new Date(metadata.timestamp))))
+    undo.push('VM', () => xapi.callAsync('VM.destroy', vm))
+
+    for (const disk of disksOf(metadata)) {
+      throwIfAborted(signal)
+      await restoreDisk(opts, disk, vm, sr, undo, reporter)
+    }
+
+    for (const vif of Object.values(metadata.vifs)) {
+      const network = await findNetwork(xapi, { uuid: vif.$network$uuid, name: vif.$network$name_label })
+      if (network.matchedBy !== 'uuid') {
+        reporter.warning(`interface ${String(vif.device)} (${String(vif.MAC)}) put on the network found by ${network.matchedBy}`, {
+          network: vif.$network$uuid,
+        })
+      }
+      await xapi.call('VIF.create', vifCreateRecord(vif, vm, network.ref))
+    }
+
+    const missingDisks = (metadata.continuousDelta?.excluded ?? []).map(({ vdi, name, reason }) => ({ vdi, name, reason }))
+    for (const disk of missingDisks) {
+      reporter.warning(`disk "${disk.name}" is not in this restore point: ${disk.reason}`, { vdi: disk.vdi })
+    }
+    const uuid = await xapi.call<string>('VM.get_uuid', vm)
+    reporter.info(`VM restored from ${opts.restorePoint}`, { vm: uuid })
+    return { vm: uuid, missingDisks }
+  } catch (error) {
+    for (const failed of await undo.run()) {
+      reporter.warning(`could not remove the restored ${failed.what}: ${failed.error instanceof Error ? failed.error.message : String(failed.error)}`)
+    }
+    throw error
+  }
+}
