@@ -1,0 +1,52 @@
+/**
+ * What the plugin asks of the backup engine (lifecycle, repository, restore). The plugin only
+ * calls these; tests can hand the plugin another engine. The default one loads the engine's
+ * modules on first use, so loading the plugin stays cheap.
+ */
+import type { JobEnvironment, JobRunResult, JobSpec, RunReporter } from '../lifecycle/job.js'
+import type { RemoteHandler } from '../repository/remote-handler.js'
+import type { RestorePoint } from '../repository/restore-points.js'
+import type { VerifyReport } from '../repository/verify.js'
+import type { XapiClient } from '../xapi/client.js'
+
+export type { RestorePoint, VerifyReport }
+
+export interface RestoreVmOptions {
+  readonly handler: RemoteHandler
+  readonly restorePoint: string
+  readonly xapi: XapiClient
+  readonly sr: string
+  readonly reporter?: RunReporter
+  readonly signal?: AbortSignal
+}
+
+export interface RestoreVmResult {
+  readonly vm: string
+  readonly missingDisks: readonly { readonly vdi: string; readonly name: string; readonly reason: string }[]
+}
+
+export interface Engine {
+  runJob(job: JobSpec, env: JobEnvironment): Promise<JobRunResult>
+  listRestorePoints(handler: RemoteHandler, filter?: { vm?: string; jobId?: string }): Promise<RestorePoint[]>
+  verifyRemote(handler: RemoteHandler, filter?: { vm?: string }): Promise<VerifyReport>
+  restoreVm(opts: RestoreVmOptions): Promise<RestoreVmResult>
+}
+
+export const defaultEngine: Engine = {
+  async runJob(job, env) {
+    const { runJob } = await import('../lifecycle/run-job.js')
+    return runJob(job, env)
+  },
+  async listRestorePoints(handler, filter) {
+    const { listRestorePoints } = await import('../repository/restore-points.js')
+    return listRestorePoints(handler, filter)
+  },
+  async verifyRemote(handler, filter) {
+    const { verifyRemote } = await import('../repository/verify.js')
+    return verifyRemote(handler, filter)
+  },
+  async restoreVm(opts) {
+    const { restoreVm } = await import('../restore/restore-vm.js')
+    return restoreVm(opts)
+  },
+}

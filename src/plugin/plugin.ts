@@ -1,0 +1,229 @@
+/**
+ * The plugin instance xo-server drives: `configure` (the configuration is the source of truth
+ * for jobs), `load` (API methods, XO jobs and schedules), `unload` (all of it removed, runs in
+ * progress cancelled and awaited). The job executor is registered once, by `createPlugin`,
+ * because xo-server cannot unregister one; while unloaded it refuses to run.
+ */
+import { createHash, randomUUID } from 'node:crypto'
+
+import { BackupError } from '../errors.js'
+import { buildApiMethods, API_NAMESPACE } from './api.js'
+import type { PluginApi } from './api.js'
+import { parseConfiguration, toJobSpec } from './configuration.js'
+import type { ConfiguredJob, Job, ParsedConfiguration } from './configuration.js'
+import { defaultEngine } from './engine.js'
+import type { Engine, RestorePoint, VerifyReport } from './engine.js'
+import { getRemoteHandler, getXapiOfSr } from './environment.js'
+import { JobStore } from './job-store.js'
+import type { RunRecord } from './run-history.js'
+import { JobRunner } from './runner.js'
+import type { RunResult } from './runner.js'
+import type { CreateJobParams, EditJobParams, JobRefParams, ListRestorePointsParams, RestoreParams, VerifyParams } from './schema.js'
+import { TaskReporter } from './task-reporter.js'
+import { JOB_TYPE, XoJobs } from './xo-jobs.js'
+import type { XoApp, XoJobExecutorParams, XoPluginOptions } from './xo.js'
+
+/** the plugin's id in xo-server: its package is `xo-server-continuous-delta` */
+export const PLUGIN_ID = 'continuous-delta'
+
+const RUN_REQUEST = 'continuousDeltaRunRequest'
+
+function runRequestOf(data: unknown): string | undefined {
+  if (typeof data !== 'object' || data === null) return undefined
+  const value: unknown = Reflect.get(data, RUN_REQUEST)
+  return typeof value === 'string' ? value : undefined
+}
+
+/**
+ * The id given to a job added in XO's form (which cannot fill it in): derived from its name, so
+ * that it is the same however many times the configuration is read before it is written back.
+ */
+export function formJobId(job: ConfiguredJob): string {
+  return `job-${createHash('sha256').update(job.name.trim().toLowerCase()).digest('hex').slice(0, 20)}`
+}
+
+export class ContinuousDeltaPlugin implements PluginApi {
+  readonly #xo: XoApp
+  readonly #engine: Engine
+  readonly #store: JobStore
+  readonly #xoJobs: XoJobs
+  readonly #runner: JobRunner
+  readonly #results = new Map<string, RunResult>()
+  readonly #operations = new Set<{ readonly controller: AbortController; readonly done: Promise<unknown> }>()
+  #parsed: ParsedConfiguration = parseConfiguration({})
+  #loaded = false
+  #removeApiMethods: (() => void) | undefined
+  #writeBack: NodeJS.Immediate | undefined
+
+  constructor(xo: XoApp, engine: Engine = defaultEngine) {
+    this.#xo = xo
+    this.#engine = engine
+    this.#xoJobs = new XoJobs(xo)
+    this.#runner = new JobRunner(engine, xo)
+    this.#store = new JobStore({
+      current: () => this.#parsed,
+      write: configuration => xo.configurePlugin(PLUGIN_ID, configuration),
+      references: xo,
+    })
+  }
+
+  get loaded(): boolean {
+    return this.#loaded
+  }
+
+  async configure(configuration: unknown): Promise<void> {
+    const parsed = parseConfiguration(configuration, formJobId)
+    this.#parsed = parsed
+    if (parsed.idsAssigned) this.#scheduleWriteBack(parsed)
+    if (this.#loaded) await this.#xoJobs.sync(parsed.jobs)
+  }
+
+  async load(): Promise<void> {
+    if (this.#loaded) return
+    this.#removeApiMethods = this.#xo.addApiMethods({ [API_NAMESPACE]: buildApiMethods(this) })
+    this.#loaded = true
+    try {
+      await this.#xoJobs.sync(this.#parsed.jobs)
+    } catch (error) {
+      await this.unload()
+      throw error
+    }
+  }
+
+  async unload(): Promise<void> {
+    this.#loaded = false
+    this.#removeApiMethods?.()
+    this.#removeApiMethods = undefined
+    if (this.#writeBack !== undefined) clearImmediate(this.#writeBack)
+    this.#writeBack = undefined
+    const operations = [...this.#operations]
+    for (const { controller } of operations) controller.abort(new BackupError('CANCELLED', 'the plugin is being unloaded'))
+    await Promise.all([
+      this.#xoJobs.clear(),
+      this.#runner.abortAll('the plugin is being unloaded'),
+      ...operations.map(operation => operation.done),
+    ])
+  }
+
+  /** the executor of XO jobs of type `continuousDeltaBackup` (scheduled and manual runs) */
+  readonly executeXoJob = async ({ job: xoJob, schedule, data, cancelToken }: XoJobExecutorParams): Promise<string> => {
+    if (!this.#loaded) throw new Error(`the ${PLUGIN_ID} plugin is not loaded: its jobs do not run`)
+    const jobId = this.#xoJobs.jobIdOf(xoJob)
+    if (jobId === undefined) throw new BackupError('JOB_NOT_FOUND', `XO job ${xoJob.id} is not a continuous delta job`)
+    const job = this.#store.get(jobId)
+    if (schedule !== undefined && !job.enabled) return 'skipped'
+    const { settings } = this.#parsed
+    const spec = toJobSpec(job, settings, schedule?.id ?? this.#xoJobs.link(job.id)?.scheduleId)
+    const result = await this.#runner.run(spec, {
+      trigger: schedule === undefined ? 'manual' : 'schedule',
+      settings,
+      ...(cancelToken?.promise === undefined ? {} : { cancel: cancelToken.promise }),
+    })
+    const request = runRequestOf(data)
+    if (request !== undefined) this.#results.set(request, result)
+    return result.status
+  }
+
+  // API ---------------------------------------------------------------------------------------
+
+  createJob(params: CreateJobParams): Promise<string> {
+    return this.#store.create(params)
+  }
+
+  editJob(params: EditJobParams): Promise<Job> {
+    return this.#store.edit(params)
+  }
+
+  deleteJob({ id }: JobRefParams): Promise<void> {
+    return this.#store.delete(id)
+  }
+
+  async getJobs(): Promise<readonly Job[]> {
+    return this.#store.list()
+  }
+
+  async runJob({ id }: JobRefParams): Promise<RunResult> {
+    const job = this.#store.get(id)
+    const link = this.#xoJobs.link(id)
+    if (link === undefined) {
+      const { settings } = this.#parsed
+      return this.#runner.run(toJobSpec(job, settings), { trigger: 'manual', settings })
+    }
+    // through XO's job runner, so that the run is in XO's logs like a scheduled one
+    const request = randomUUID()
+    try {
+      await this.#xo.runJobSequence([link.xoJobId], undefined, { [RUN_REQUEST]: request })
+      const result = this.#results.get(request)
+      if (result === undefined) throw new Error(`the run of job ${job.name} reported no result`)
+      return result
+    } finally {
+      this.#results.delete(request)
+    }
+  }
+
+  async listRestorePoints({ remote, vm }: ListRestorePointsParams): Promise<readonly RestorePoint[]> {
+    const handler = await getRemoteHandler(this.#xo, remote)
+    return this.#engine.listRestorePoints(handler, vm === undefined ? undefined : { vm })
+  }
+
+  async verify({ remote, vm }: VerifyParams): Promise<VerifyReport> {
+    const handler = await getRemoteHandler(this.#xo, remote)
+    return this.#engine.verifyRemote(handler, vm === undefined ? undefined : { vm })
+  }
+
+  async restore({ remote, restorePoint, sr }: RestoreParams): Promise<string> {
+    const handler = await getRemoteHandler(this.#xo, remote)
+    const xapi = getXapiOfSr(this.#xo, sr)
+    return this.#track(async signal => {
+      const reporter = TaskReporter.create(this.#xo.tasks, { name: `restore ${restorePoint}`, type: 'restore.continuousDelta', objectId: sr })
+      try {
+        const { vm, missingDisks } = await this.#engine.restoreVm({ handler, restorePoint, xapi, sr, reporter, signal })
+        for (const disk of missingDisks) reporter.warning(`disk ${disk.name} was not restored: ${disk.reason}`, { vdi: disk.vdi })
+        reporter.end({ status: 'success', data: { vm } })
+        return vm
+      } catch (error) {
+        reporter.end({ status: 'failure', error: error instanceof Error ? error : new Error(String(error)) })
+        throw error
+      } finally {
+        await reporter.settled()
+      }
+    })
+  }
+
+  async getRuns(): Promise<readonly RunRecord[]> {
+    return this.#runner.history.list()
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  /** runs an operation that unload cancels and waits for */
+  async #track<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const controller = new AbortController()
+    const done = fn(controller.signal)
+    const operation = { controller, done: done.catch(() => undefined) }
+    this.#operations.add(operation)
+    try {
+      return await done
+    } finally {
+      this.#operations.delete(operation)
+    }
+  }
+
+  /** stores the ids given to jobs added in XO's form, once the current configure is over */
+  #scheduleWriteBack(parsed: ParsedConfiguration): void {
+    if (this.#writeBack !== undefined) clearImmediate(this.#writeBack)
+    this.#writeBack = setImmediate(() => {
+      this.#writeBack = undefined
+      if (this.#parsed !== parsed) return
+      this.#xo.configurePlugin(PLUGIN_ID, parsed.configuration).catch(() => {
+        // the ids are derived from the names: the next configure gives the same ones
+      })
+    })
+  }
+}
+
+export function createPlugin({ xo }: XoPluginOptions, engine: Engine = defaultEngine): ContinuousDeltaPlugin {
+  const plugin = new ContinuousDeltaPlugin(xo, engine)
+  xo.registerJobExecutor(JOB_TYPE, plugin.executeXoJob)
+  return plugin
+}

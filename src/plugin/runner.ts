@@ -1,0 +1,136 @@
+/**
+ * Runs a job now: one XO task per run (subtasks per VM and disk, filled in by the lifecycle
+ * through the reporter), a log kept in the run history, one run at a time per job, and an
+ * AbortSignal that `abortAll` (unload) and XO's cancel token both trip.
+ */
+import { randomUUID } from 'node:crypto'
+
+import { BackupError } from '../errors.js'
+import type { JobEnvironment, JobRunResult, JobSpec } from '../lifecycle/job.js'
+import type { Settings } from './configuration.js'
+import type { Engine } from './engine.js'
+import { getRemoteHandler, getXapiOfVm } from './environment.js'
+import type { ConnectionHost } from './environment.js'
+import { redactError, redactText } from './redact.js'
+import { RunHistory } from './run-history.js'
+import type { RunRecord } from './run-history.js'
+import { LogReporter, TeeReporter } from './run-log.js'
+import { TaskReporter } from './task-reporter.js'
+import type { XoTasks } from './xo.js'
+
+export type RunnerHost = ConnectionHost & { readonly tasks: Pick<XoTasks, 'create'> }
+
+export interface RunOptions {
+  readonly trigger: 'manual' | 'schedule'
+  readonly settings: Settings
+  /** settles when XO cancels the run */
+  readonly cancel?: PromiseLike<unknown>
+}
+
+/** what a run returns to API callers and to XO: the lifecycle's result plus the XO task */
+export type RunResult = JobRunResult & { readonly taskId?: string }
+
+/** the lifecycle's result with every free text redacted */
+export function redactRunResult(result: JobRunResult): JobRunResult {
+  return {
+    ...result,
+    vms: result.vms.map(vm => ({
+      ...vm,
+      ...(vm.error === undefined ? {} : { error: redactText(vm.error) }),
+      warnings: vm.warnings.map(redactText),
+      excluded: vm.excluded.map(disk => ({ ...disk, reason: redactText(disk.reason) })),
+    })),
+  }
+}
+
+export class JobRunner {
+  readonly #engine: Engine
+  readonly #xo: RunnerHost
+  readonly #history: RunHistory
+  readonly #running = new Map<string, { readonly controller: AbortController; readonly done: Promise<unknown> }>()
+
+  constructor(engine: Engine, xo: RunnerHost, history = new RunHistory()) {
+    this.#engine = engine
+    this.#xo = xo
+    this.#history = history
+  }
+
+  get history(): RunHistory {
+    return this.#history
+  }
+
+  isRunning(jobId: string): boolean {
+    return this.#running.has(jobId)
+  }
+
+  async run(spec: JobSpec, { trigger, settings, cancel }: RunOptions): Promise<RunResult> {
+    if (this.#running.has(spec.id)) {
+      throw new BackupError('CHAIN_LOCKED', `job ${spec.name} (${spec.id}) is already running`, { job: spec.id })
+    }
+    const controller = new AbortController()
+    const done = this.#run(spec, trigger, settings, controller.signal)
+    this.#running.set(spec.id, { controller, done: done.catch(() => undefined) })
+    cancel?.then(() => controller.abort(new BackupError('CANCELLED', 'the run was cancelled', { job: spec.id })), () => undefined)
+    try {
+      return await done
+    } finally {
+      this.#running.delete(spec.id)
+    }
+  }
+
+  /** cancels every run in progress and resolves once they have all stopped */
+  async abortAll(reason: string): Promise<void> {
+    const runs = [...this.#running.values()]
+    for (const { controller } of runs) controller.abort(new BackupError('CANCELLED', reason))
+    await Promise.all(runs.map(run => run.done))
+  }
+
+  async #run(spec: JobSpec, trigger: RunOptions['trigger'], settings: Settings, signal: AbortSignal): Promise<RunResult> {
+    const xo = this.#xo
+    const task = TaskReporter.create(xo.tasks, {
+      name: `continuous delta backup ${spec.name}`,
+      type: 'backup.continuousDelta',
+      objectId: spec.id,
+      jobId: spec.id,
+      jobName: spec.name,
+      trigger,
+    })
+    const record: RunRecord = this.#history.add({
+      id: randomUUID(),
+      jobId: spec.id,
+      jobName: spec.name,
+      trigger,
+      ...(spec.scheduleId === undefined ? {} : { scheduleId: spec.scheduleId }),
+      start: Date.now(),
+      status: 'running',
+      log: [],
+    })
+    const reporter = new TeeReporter(task, new LogReporter(record.log))
+    const env: JobEnvironment = {
+      getXapi: async vm => getXapiOfVm(xo, vm),
+      getRemoteHandler: remoteId => getRemoteHandler(xo, remoteId),
+      reporter,
+      signal,
+      settings: { useVhdDirectory: settings.useVhdDirectory, mergeBlockConcurrency: settings.mergeBlockConcurrency },
+    }
+    try {
+      const result = redactRunResult(await this.#engine.runJob(spec, env))
+      reporter.end({ status: result.status === 'failure' ? 'failure' : 'success', data: { status: result.status } })
+      record.status = result.status
+      record.result = result
+      const taskId = await task.id()
+      return { ...result, ...(taskId === undefined ? {} : { taskId }) }
+    } catch (error) {
+      const cancelled = signal.aborted
+      reporter.end({ status: 'failure', error: error instanceof Error ? error : new Error(String(error)) })
+      record.status = cancelled ? 'cancelled' : 'failure'
+      record.error = redactError(error)
+      throw error
+    } finally {
+      record.end = Date.now()
+      const taskId = await task.id()
+      if (taskId !== undefined) record.taskId = taskId
+      await task.settled()
+    }
+  }
+}
