@@ -1,0 +1,128 @@
+/**
+ * Delta backup transfer: a VM on the simulated pool, its disk changed between runs. Each round
+ * changes the same scattered blocks with new bytes, streams the raw delta from the pool into a
+ * file (the baseline), then runs our backup job (snapshot, transfer, commit).
+ * The raw stream runs first: our run moves the reference snapshot the delta is taken from.
+ */
+import { mkdir, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { runInWorker } from '../lib/child.js'
+import { BlockContent, type Layer } from '../lib/fixtures.js'
+import { loadOptional } from '../lib/optional.js'
+import { Prng } from '../lib/prng.js'
+import { type CaseContext, type ImplResult, Series } from '../lib/series.js'
+import { BLOCK_SIZE, maxTableEntriesFor } from '../lib/vhd-format.js'
+import type { PoolAccess } from '../tasks/protocol.js'
+import { BENCH_JOB } from './layout.js'
+
+export interface TransferShape {
+  readonly diskSize: number
+  /** blocks holding data before the first backup */
+  readonly initialBlocks: number
+  /** blocks changed before each delta */
+  readonly changedBlocks: number
+  /** how many of the changed blocks held data already */
+  readonly overlapping: number
+}
+
+export interface TransferCaseRun {
+  readonly ours: ImplResult
+  readonly raw: ImplResult
+  /** median time the pool took to snapshot the VM (part of our run, not of the raw stream), ms */
+  readonly snapshotMs: number | null
+}
+
+/** the part of the simulator used here (test/helpers/pool.ts) */
+interface Sim {
+  createVm(spec: { name: string; disks: { name: string; size: number }[] }): { vm: string; vdis: string[] }
+  writeGuest(vdiUuid: string, offset: number, data: Buffer): Promise<void>
+  destroyVm(uuid: string): void
+}
+interface Pool extends PoolAccess {
+  readonly sim: Sim
+  close(): Promise<void>
+}
+type StartSimulatedPool = (opts: { dataDir?: string; inventory?: 'default' | 'empty' }) => Promise<Pool>
+
+function layerFor(seed: number, round: number): Layer {
+  return { stem: `round-${round}`, uuid: Buffer.alloc(16), timestampMs: 0, blocks: [], contentSeed: (seed * 31 + round) >>> 0 }
+}
+
+export async function runTransferCase(
+  ctx: CaseContext,
+  opts: { readonly name: string; readonly shape: TransferShape; readonly rounds: number },
+): Promise<TransferCaseRun> {
+  const ours = new Series()
+  const raw = new Series()
+  const start = await loadOptional<StartSimulatedPool>('test/helpers/pool.ts', 'startSimulatedPool')
+  if (!start.ok) {
+    ours.record({ ok: false, skipped: true, reason: start.reason })
+    raw.record({ ok: false, skipped: true, reason: start.reason })
+    return { ours: ours.result(), raw: raw.result(), snapshotMs: null }
+  }
+  const { shape } = opts
+  const seed = ctx.seed + 3
+  const prng = new Prng(seed)
+  const entries = maxTableEntriesFor(shape.diskSize)
+  const initial = prng.distinct(shape.initialBlocks, entries)
+  const changed = [...prng.sample(initial, shape.overlapping), ...prng.distinct(shape.changedBlocks - shape.overlapping, entries, new Set(initial))]
+  const content = new BlockContent(seed)
+  const work = join(ctx.workDir, opts.name)
+  const remoteRoot = join(work, 'remote')
+  await mkdir(remoteRoot, { recursive: true })
+  const pool = await start.value({ dataDir: join(work, 'pool'), inventory: 'empty' })
+  const access: PoolAccess = { url: pool.url, user: pool.user, password: pool.password }
+  const snapshotTimes: number[] = []
+  try {
+    const { vm, vdis } = pool.sim.createVm({ name: 'benchmark', disks: [{ name: 'data', size: shape.diskSize }] })
+    const vdi = vdis[0]!
+    const buffer = Buffer.allocUnsafe(BLOCK_SIZE)
+    const writeBlocks = async (blocks: readonly number[], layer: Layer): Promise<void> => {
+      for (const block of blocks) await pool.sim.writeGuest(vdi, block * BLOCK_SIZE, content.fill(buffer, layer, block))
+    }
+    await writeBlocks(initial, layerFor(seed, 0))
+    const job = { kind: 'run-job', pool: access, remoteRoot, vm, jobId: BENCH_JOB, retention: opts.rounds + 2, useVhdDirectory: false } as const
+    ctx.log(`${opts.name}: first (full) backup`)
+    const full = new Series()
+    full.record(await runInWorker(job))
+    const withOurs = full.active
+    let reference: string | undefined
+    if (!withOurs) {
+      ctx.log(`${opts.name}: ${(full.result() as { reason: string }).reason}`)
+      // no backup job to make the reference snapshot: the raw stream keeps its own snapshots
+      const first = await runInWorker({ kind: 'raw-export', pool: access, vm, vdi, output: join(work, 'first.vhd'), referenceOnly: true })
+      reference = first.ok ? String(first.result.detail?.['snapshotVm']) : undefined
+    }
+    for (let r = 1; r <= opts.rounds; r++) {
+      await writeBlocks(changed, layerFor(seed, r))
+      const output = join(work, `raw-${r}.vhd`)
+      const rawResult = raw.active ? raw.record(await runInWorker({ kind: 'raw-export', pool: access, vm, vdi, output })) : undefined
+      await rm(output, { force: true })
+      const snapshotVm = rawResult?.detail?.['snapshotVm']
+      if (typeof rawResult?.detail?.['snapshotMs'] === 'number') snapshotTimes.push(rawResult.detail['snapshotMs'])
+      if (typeof snapshotVm === 'string') {
+        if (withOurs) {
+          pool.sim.destroyVm(snapshotVm)
+        } else {
+          if (reference !== undefined) pool.sim.destroyVm(reference)
+          reference = snapshotVm
+        }
+      }
+      if (withOurs && ours.active) {
+        const result = ours.record(await runInWorker(job, { cpuProfileDir: ctx.cpuProfileDir }))
+        const modes = result?.detail?.['modes']
+        ours.verify(result === undefined ? null : Array.isArray(modes) && modes.every(mode => mode === 'delta'))
+      }
+      ctx.log(`${opts.name}: round ${r}/${opts.rounds} done`)
+    }
+    snapshotTimes.sort((a, b) => a - b)
+    return {
+      ours: withOurs ? ours.result() : full.result(),
+      raw: raw.result(),
+      snapshotMs: snapshotTimes.length === 0 ? null : Math.round(snapshotTimes[Math.floor(snapshotTimes.length / 2)]!),
+    }
+  } finally {
+    await pool.close()
+    await rm(work, { recursive: true, force: true })
+  }
+}

@@ -1,0 +1,270 @@
+/**
+ * The benchmark: every case in one run, on data generated here from a seed, in a temporary folder
+ * removed at the end. Returns the results object written to bench/results.json.
+ */
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { type MergeCaseRun, type MergeShape, runMergeCase } from './cases/merge.js'
+import { type RestoreShape, runRestoreCase } from './cases/restore.js'
+import { type TransferShape, runTransferCase } from './cases/transfer.js'
+import { loadAverages, machineInfo, type MachineInfo } from './lib/machine.js'
+import { type CaseContext, type ImplResult, medianOf, rssOf } from './lib/series.js'
+import { ratio } from './lib/stats.js'
+import { check, type TargetCheck } from './lib/targets.js'
+
+const GiB = 2 ** 30
+
+export const CASE_NAMES = ['merge_vhd_file', 'merge_vhd_directory', 'delta_transfer', 'restore_read', 'huge_2040g'] as const
+export type CaseName = (typeof CASE_NAMES)[number]
+
+export interface BenchConfig {
+  readonly quick: boolean
+  readonly rounds: number
+  /** rounds of the 2,040 GiB case (it repeats the merge and the transfer at a larger virtual size) */
+  readonly hugeRounds: number
+  readonly seed: number
+  readonly cases: readonly CaseName[]
+  readonly merge: MergeShape
+  readonly hugeVirtualSize: number
+  readonly transfer: TransferShape
+  readonly restore: RestoreShape
+}
+
+export const FULL_CONFIG: BenchConfig = {
+  quick: false,
+  rounds: 5,
+  hugeRounds: 2,
+  seed: 20261126,
+  cases: CASE_NAMES,
+  merge: { virtualSize: 20 * GiB, parentBlocks: 1024, childBlocks: 128, overlapping: 32 },
+  hugeVirtualSize: 2040 * GiB,
+  transfer: { diskSize: 20 * GiB, initialBlocks: 128, changedBlocks: 128, overlapping: 32 },
+  restore: { virtualSize: 20 * GiB, fullBlocks: 512, deltas: 10, deltaBlocks: 32, deltaOverlapping: 16 },
+}
+
+export const QUICK_CONFIG: BenchConfig = {
+  ...FULL_CONFIG,
+  quick: true,
+  rounds: 1,
+  hugeRounds: 1,
+  merge: { virtualSize: 1 * GiB, parentBlocks: 32, childBlocks: 8, overlapping: 4 },
+  transfer: { diskSize: 1 * GiB, initialBlocks: 8, changedBlocks: 8, overlapping: 4 },
+  restore: { virtualSize: 1 * GiB, fullBlocks: 16, deltas: 10, deltaBlocks: 4, deltaOverlapping: 2 },
+}
+
+export interface RunOptions {
+  /** the temporary folder is created in there (same file system as the remote under test) */
+  readonly workRoot: string
+  readonly cpuProfileDir?: string
+  log(message: string): void
+}
+
+type Json = null | boolean | number | string | readonly Json[] | { readonly [key: string]: Json | undefined }
+
+export interface BenchResults {
+  readonly date: string
+  readonly load_at_start: readonly [number, number, number]
+  readonly load_at_end: readonly [number, number, number]
+  readonly duration_s: number
+  readonly machine: MachineInfo
+  readonly config: BenchConfig
+  readonly merge_vhd_file?: { readonly [key: string]: Json | ImplResult | undefined }
+  readonly merge_vhd_directory?: { readonly [key: string]: Json | ImplResult | undefined }
+  readonly delta_transfer?: { readonly [key: string]: Json | ImplResult | undefined }
+  readonly restore_read?: { readonly [key: string]: Json | ImplResult | undefined }
+  readonly huge_2040g?: { readonly [key: string]: Json | ImplResult | undefined }
+  readonly peak_rss_mib: Readonly<Record<string, number | null>>
+  readonly targets: readonly TargetCheck[]
+}
+
+const MiB = 2 ** 20
+/** throughput of a measured result, bytes per millisecond */
+const rate = (result: ImplResult | undefined): number | undefined =>
+  result?.status === 'measured' && result.bytes !== undefined && result.median_ms > 0 ? result.bytes / result.median_ms : undefined
+
+function mergeShapeJson(shape: MergeShape): Json {
+  return {
+    virtual_size_gib: shape.virtualSize / GiB,
+    parent_blocks: shape.parentBlocks,
+    child_blocks: shape.childBlocks,
+    overlapping_blocks: shape.overlapping,
+    changed_mib: (shape.childBlocks * 2 * MiB) / MiB,
+  }
+}
+
+export async function runBenchmark(config: BenchConfig, opts: RunOptions): Promise<BenchResults> {
+  const began = Date.now()
+  const loadAtStart = loadAverages()
+  await mkdir(opts.workRoot, { recursive: true })
+  const workDir = await mkdtemp(join(opts.workRoot, 'run-'))
+  const ctx: CaseContext = { workDir, rounds: config.rounds, seed: config.seed, cpuProfileDir: opts.cpuProfileDir, log: opts.log }
+  const machine = await machineInfo(workDir)
+  const want = (name: CaseName): boolean => config.cases.includes(name)
+  const targets: TargetCheck[] = []
+  const rss: Record<string, number | null> = {}
+  const out: { -readonly [K in keyof BenchResults]?: BenchResults[K] } = {}
+  try {
+    let mergeFile: MergeCaseRun | undefined
+    if (want('merge_vhd_file')) {
+      mergeFile = await runMergeCase(ctx, {
+        name: 'merge_vhd_file',
+        format: 'file',
+        shape: config.merge,
+        impls: ['ours', 'vhd-lib', 'floor'],
+        rounds: config.rounds,
+        seedOffset: 1,
+      })
+      const { ours, 'vhd-lib': vhdLib, floor } = mergeFile.results as Record<'ours' | 'vhd-lib' | 'floor', ImplResult>
+      const oursOverFloor = ratio(medianOf(ours), medianOf(floor))
+      const oursOverVhdLib = ratio(medianOf(ours), medianOf(vhdLib))
+      out.merge_vhd_file = {
+        config: mergeShapeJson(config.merge),
+        ours,
+        vhd_lib: vhdLib,
+        floor,
+        ours_over_floor: oursOverFloor,
+        ours_over_vhdlib: oursOverVhdLib,
+        vhdlib_over_floor: ratio(medianOf(vhdLib), medianOf(floor)),
+      }
+      rss['merge_vhd_file'] = rssOf(ours)
+      targets.push(
+        check('merge_vhd_file: ours / floor (time)', '<= 1.3', oursOverFloor, v => v <= 1.3),
+        check('merge_vhd_file: ours / vhd-lib (time)', '< 1', oursOverVhdLib, v => v < 1),
+        check('merge_vhd_file: every merged disk verified', 'true', verifiedAll(ours, vhdLib, floor), v => v === 1),
+      )
+    }
+    if (want('merge_vhd_directory')) {
+      const run = await runMergeCase(ctx, {
+        name: 'merge_vhd_directory',
+        format: 'directory',
+        shape: config.merge,
+        impls: ['ours', 'vhd-lib'],
+        rounds: config.rounds,
+        seedOffset: 2,
+      })
+      const { ours, 'vhd-lib': vhdLib } = run.results as Record<'ours' | 'vhd-lib', ImplResult>
+      const oursOverVhdLib = ratio(medianOf(ours), medianOf(vhdLib))
+      const blockBytes = run.oursBlockIo === undefined ? null : run.oursBlockIo.read + run.oursBlockIo.written
+      out.merge_vhd_directory = {
+        config: mergeShapeJson(config.merge),
+        ours,
+        vhd_lib: vhdLib,
+        ours_over_vhdlib: oursOverVhdLib,
+        ours_block_bytes_read: run.oursBlockIo?.read ?? null,
+        ours_block_bytes_written: run.oursBlockIo?.written ?? null,
+        ours_block_bitmap_bytes_read: run.oursBlockIo?.bitmapRead ?? null,
+        ours_syscall_bytes_read: run.oursProcessIo?.rchar ?? null,
+        ours_syscall_bytes_written: run.oursProcessIo?.wchar ?? null,
+      }
+      rss['merge_vhd_directory'] = rssOf(ours)
+      targets.push(
+        check('merge_vhd_directory: ours / vhd-lib (time)', '<= 1', oursOverVhdLib, v => v <= 1),
+        check('merge_vhd_directory: block data bytes read + written by ours', '0', blockBytes, v => v === 0),
+        check('merge_vhd_directory: every merged disk verified', 'true', verifiedAll(ours, vhdLib), v => v === 1),
+      )
+    }
+    let transferOurs: ImplResult | undefined
+    if (want('delta_transfer')) {
+      const run = await runTransferCase(ctx, { name: 'delta_transfer', shape: config.transfer, rounds: config.rounds })
+      transferOurs = run.ours
+      // same delta both ways: the rate ratio is the inverse time ratio
+      const oursOverRaw = ratio(medianOf(run.raw), medianOf(run.ours))
+      out.delta_transfer = {
+        config: {
+          disk_size_gib: config.transfer.diskSize / GiB,
+          initial_blocks: config.transfer.initialBlocks,
+          changed_blocks: config.transfer.changedBlocks,
+          changed_mib: config.transfer.changedBlocks * 2,
+        },
+        ours: run.ours,
+        raw: run.raw,
+        ours_over_raw: oursOverRaw,
+        pool_snapshot_ms: run.snapshotMs,
+      }
+      rss['delta_transfer'] = rssOf(run.ours)
+      targets.push(check('delta_transfer: ours rate / raw stream rate', '>= 0.9', oursOverRaw, v => v >= 0.9))
+    }
+    if (want('restore_read')) {
+      const run = await runRestoreCase(ctx, config.restore)
+      const oursOverSingle = ratio(rate(run.ours), rate(run.singleFile))
+      out.restore_read = {
+        config: {
+          virtual_size_gib: config.restore.virtualSize / GiB,
+          files: config.restore.deltas + 1,
+          full_blocks: config.restore.fullBlocks,
+          delta_blocks: config.restore.deltaBlocks,
+        },
+        ours: run.ours,
+        single_file: run.singleFile,
+        ours_over_single_file: oursOverSingle,
+      }
+      rss['restore_read'] = rssOf(run.ours)
+      targets.push(
+        check(`restore_read: ours rate over ${config.restore.deltas + 1} files / single file rate`, '>= 0.8', oursOverSingle, v => v >= 0.8),
+        check('restore_read: chain stream verified', 'true', verifiedAll(run.ours), v => v === 1),
+      )
+    }
+    if (want('huge_2040g')) {
+      const hugeCtx = { ...ctx, rounds: config.hugeRounds }
+      const merge = await runMergeCase(hugeCtx, {
+        name: 'merge_vhd_file_2040g',
+        format: 'file',
+        shape: { ...config.merge, virtualSize: config.hugeVirtualSize },
+        impls: ['ours'],
+        rounds: config.hugeRounds,
+        seedOffset: 1,
+      })
+      const transfer = await runTransferCase(hugeCtx, {
+        name: 'delta_transfer_2040g',
+        shape: { ...config.transfer, diskSize: config.hugeVirtualSize },
+        rounds: config.hugeRounds,
+      })
+      const hugeMerge = merge.results.ours!
+      const mergeScale = ratio(medianOf(hugeMerge), mergeFile === undefined ? undefined : medianOf(mergeFile.results.ours!))
+      const transferScale = ratio(medianOf(transfer.ours), transferOurs === undefined ? undefined : medianOf(transferOurs))
+      out.huge_2040g = {
+        virtual_size_gib: config.hugeVirtualSize / GiB,
+        merge_ours: hugeMerge,
+        transfer_ours: transfer.ours,
+        transfer_raw: transfer.raw,
+        merge_time_over_20g: mergeScale,
+        transfer_time_over_20g: transferScale,
+      }
+      rss['merge_vhd_file_2040g'] = rssOf(hugeMerge)
+      rss['delta_transfer_2040g'] = rssOf(transfer.ours)
+      targets.push(
+        check('2,040 GiB merge time / 20 GiB merge time (same changed data)', '<= 1.5', mergeScale, v => v <= 1.5),
+        check('2,040 GiB transfer time / 20 GiB transfer time (same changed data)', '<= 1.5', transferScale, v => v <= 1.5),
+        check('2,040 GiB merged disk verified', 'true', verifiedAll(hugeMerge), v => v === 1),
+      )
+    }
+    const peaks = Object.values(rss).filter((v): v is number => v !== null)
+    targets.push(check('peak RSS of ours, every case (MiB)', '< 200', peaks.length === 0 ? null : Math.max(...peaks), v => v < 200))
+    const small = [rss['merge_vhd_file'], rss['delta_transfer']]
+    const huge = [rss['merge_vhd_file_2040g'], rss['delta_transfer_2040g']]
+    const growth = small.every(v => typeof v === 'number') && huge.every(v => typeof v === 'number')
+      ? Math.max(huge[0]! - small[0]!, huge[1]! - small[1]!)
+      : null
+    targets.push(check('peak RSS growth from 20 GiB to 2,040 GiB (MiB)', '< 32', growth, v => v < 32))
+  } finally {
+    await rm(workDir, { recursive: true, force: true })
+  }
+  return {
+    date: new Date(began).toISOString(),
+    load_at_start: loadAtStart,
+    load_at_end: loadAverages(),
+    duration_s: Math.round((Date.now() - began) / 1000),
+    machine,
+    config,
+    ...out,
+    peak_rss_mib: rss,
+    targets,
+  }
+}
+
+/** 1 when every measured implementation verified its output, 0 when one did not, null when none was measured */
+function verifiedAll(...results: ImplResult[]): number | null {
+  const measured = results.filter(r => r.status === 'measured')
+  if (measured.length === 0) return null
+  return measured.every(r => r.status === 'measured' && r.verified !== false) ? 1 : 0
+}

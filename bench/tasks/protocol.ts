@@ -1,0 +1,61 @@
+/**
+ * What the benchmark runner asks a worker process to measure, and what the worker answers.
+ * Each measurement runs in its own process, so its peak RSS is its own.
+ */
+export interface PoolAccess {
+  readonly url: string
+  readonly user: string
+  readonly password: string
+}
+
+export type Task =
+  /** the I/O floor of a merge: read the child's blocks, pwrite them into a sparse raw file, fsync */
+  | { readonly kind: 'floor'; readonly child: string; readonly output: string }
+  /** merge `chain` (paths relative to `root`) and flush the result */
+  | { readonly kind: 'merge'; readonly impl: 'ours' | 'vhd-lib'; readonly root: string; readonly chain: readonly string[]; readonly countBlockIo: boolean }
+  /**
+   * stream a VDI delta from the pool into a file, unparsed, and flush it; with `referenceOnly`,
+   * only snapshot the VM (the reference of the next delta)
+   */
+  | {
+      readonly kind: 'raw-export'
+      readonly pool: PoolAccess
+      readonly vm: string
+      readonly vdi: string
+      readonly output: string
+      readonly referenceOnly?: boolean
+    }
+  /** one run of a continuous delta backup job */
+  | {
+      readonly kind: 'run-job'
+      readonly pool: PoolAccess
+      readonly remoteRoot: string
+      readonly vm: string
+      readonly jobId: string
+      readonly retention: number
+      readonly useVhdDirectory: boolean
+    }
+  /** read a chain (path relative to `root`) as one VHD stream */
+  | { readonly kind: 'read-chain'; readonly root: string; readonly path: string }
+  /** stream a single file, as `cat` would */
+  | { readonly kind: 'read-file'; readonly file: string }
+
+export interface TaskResult {
+  /** wall-clock milliseconds of the measured operation, flush included */
+  readonly ms: number
+  /** peak RSS of the worker process at the end of the operation, MiB */
+  readonly peakRssMiB: number
+  /** bytes produced (stream length, file size) where it applies */
+  readonly bytes?: number
+  /** where the merged VHD ended, relative to the remote root */
+  readonly mergedPath?: string
+  /** bytes of VHD directory block files read/written through the remote handler, block bitmaps apart */
+  readonly blockIo?: { readonly read: number; readonly written: number; readonly bitmapRead: number }
+  /** bytes passed to read/write system calls by the worker during the operation */
+  readonly processIo?: { readonly rchar: number; readonly wchar: number }
+  readonly detail?: Readonly<Record<string, unknown>>
+}
+
+export type TaskOutcome =
+  | { readonly ok: true; readonly result: TaskResult }
+  | { readonly ok: false; readonly skipped: boolean; readonly reason: string }

@@ -1,0 +1,130 @@
+/** Delta transfer measurements: our whole backup run, and the raw delta stream it is compared to. */
+import { createWriteStream } from 'node:fs'
+import { open } from 'node:fs/promises'
+import { get } from 'node:http'
+import { performance } from 'node:perf_hooks'
+import { pipeline } from 'node:stream/promises'
+import type { RunReporter } from '../../src/lifecycle/job.js'
+import { NULL_REF, type XapiClient, type XapiRecord } from '../../src/xapi/client.js'
+import { peakRssMiB } from '../lib/fs-utils.js'
+import { openLocalHandler } from '../lib/handler.js'
+import { loadOptional, loadRunJob } from '../lib/optional.js'
+import type { PoolAccess, Task, TaskOutcome } from './protocol.js'
+
+/** the client `connectXapi` (test helper) returns: a connected `xen-api` client */
+interface ConnectedXapi extends XapiClient {
+  readonly sessionId: string
+  disconnect(): Promise<unknown>
+}
+type ConnectXapi = (pool: PoolAccess) => Promise<ConnectedXapi>
+
+const loadConnectXapi = () => loadOptional<ConnectXapi>('test/helpers/pool.ts', 'connectXapi')
+
+const silentReporter: RunReporter = {
+  info() {},
+  warning() {},
+  child: () => silentReporter,
+  progress() {},
+  end() {},
+}
+
+/** the newest snapshot of a VDI: the reference of the next delta */
+function newestSnapshotOf(xapi: XapiClient, vdi: XapiRecord): XapiRecord {
+  const snapshots = Object.values(xapi.objects.all).filter(
+    record => record.$type === 'VDI' && record['snapshot_of'] === vdi.$ref && record['is_a_snapshot'] === true,
+  )
+  const newest = snapshots.sort((a, b) => String(a['snapshot_time']).localeCompare(String(b['snapshot_time']))).pop()
+  if (newest === undefined) throw new Error(`VDI ${vdi.uuid} has no snapshot to export a delta from`)
+  return newest
+}
+
+function httpGetToFile(url: string, file: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    get(url, response => {
+      if (response.statusCode !== 200) {
+        response.resume()
+        reject(new Error(`GET ${new URL(url).pathname}: HTTP ${response.statusCode}`))
+        return
+      }
+      let bytes = 0
+      response.on('data', (chunk: Buffer) => (bytes += chunk.length))
+      pipeline(response, createWriteStream(file, { flags: 'wx' })).then(() => resolve(bytes), reject)
+    }).on('error', reject)
+  })
+}
+
+/**
+ * Snapshots the VM (not timed), then times a plain HTTP GET of the disk's delta between the new
+ * snapshot and the newest older one (the backup's reference) into a file, flushed. The snapshot
+ * VM is left for the caller to destroy (its uuid is in `detail.snapshotVm`).
+ */
+export async function measureRawExport(task: Extract<Task, { kind: 'raw-export' }>): Promise<TaskOutcome> {
+  const connectXapi = await loadConnectXapi()
+  if (!connectXapi.ok) return { ok: false, skipped: true, reason: connectXapi.reason }
+  const xapi = await connectXapi.value(task.pool)
+  try {
+    const vm = xapi.getObjectByUuid(task.vm)
+    const vdi = xapi.getObjectByUuid(task.vdi)
+    const base = task.referenceOnly === true ? undefined : newestSnapshotOf(xapi, vdi)
+    const snapshotStart = performance.now()
+    const snapshotVm = await xapi.call<string>('VM.snapshot', vm.$ref, 'benchmark raw export')
+    const snapshotMs = performance.now() - snapshotStart
+    const snapshotRecord = await xapi.getRecord<{ uuid: string; VBDs: string[] }>('VM', snapshotVm)
+    let snapshotVdi: string | undefined
+    for (const vbd of snapshotRecord.VBDs) {
+      const { VDI } = await xapi.getRecord<{ VDI: string }>('VBD', vbd)
+      if (VDI === NULL_REF) continue
+      const record = await xapi.getRecord<{ snapshot_of: string }>('VDI', VDI)
+      if (record.snapshot_of === vdi.$ref) snapshotVdi = VDI
+    }
+    if (snapshotVdi === undefined) throw new Error(`the snapshot of VM ${task.vm} has no copy of VDI ${task.vdi}`)
+    if (base === undefined) return { ok: true, result: { ms: 0, peakRssMiB: peakRssMiB(), detail: { snapshotVm: snapshotRecord.uuid, snapshotMs } } }
+    const query = new URLSearchParams({ format: 'vhd', vdi: snapshotVdi, base: base.$ref, session_id: xapi.sessionId })
+    const start = performance.now()
+    const bytes = await httpGetToFile(`${task.pool.url}/export_raw_vdi/?${query}`, task.output)
+    const file = await open(task.output, 'r')
+    await file.sync()
+    await file.close()
+    const ms = performance.now() - start
+    return { ok: true, result: { ms, peakRssMiB: peakRssMiB(), bytes, detail: { snapshotVm: snapshotRecord.uuid, snapshotMs } } }
+  } finally {
+    await xapi.disconnect()
+  }
+}
+
+export async function measureRunJob(task: Extract<Task, { kind: 'run-job' }>): Promise<TaskOutcome> {
+  const [runJob, connectXapi] = await Promise.all([loadRunJob(), loadConnectXapi()])
+  if (!runJob.ok) return { ok: false, skipped: true, reason: runJob.reason }
+  if (!connectXapi.ok) return { ok: false, skipped: true, reason: connectXapi.reason }
+  const xapi = await connectXapi.value(task.pool)
+  const remote = await openLocalHandler(task.remoteRoot)
+  try {
+    const start = performance.now()
+    const result = await runJob.value(
+      { id: task.jobId, name: 'benchmark', vms: [task.vm], remoteId: 'benchmark-remote', retention: task.retention, concurrency: 1 },
+      {
+        getXapi: async () => xapi,
+        getRemoteHandler: async () => remote.handler,
+        reporter: silentReporter,
+        settings: { useVhdDirectory: task.useVhdDirectory },
+      },
+    )
+    const ms = performance.now() - start
+    const vm = result.vms[0]
+    if (result.status !== 'success' || vm === undefined) {
+      throw new Error(`backup run ${result.status}: ${vm?.error ?? 'no VM result'}`)
+    }
+    return {
+      ok: true,
+      result: {
+        ms,
+        peakRssMiB: peakRssMiB(),
+        bytes: vm.disks.reduce((sum, disk) => sum + disk.size, 0),
+        detail: { modes: vm.disks.map(disk => disk.mode), restorePoint: vm.restorePoint },
+      },
+    }
+  } finally {
+    await remote.dispose()
+    await xapi.disconnect()
+  }
+}

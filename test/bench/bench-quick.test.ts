@@ -1,0 +1,96 @@
+/**
+ * Smoke test of the benchmark on tiny inputs: every case runs, the results have the shape that
+ * scripts read, and every merged disk was checked against the expected content hash. No timing
+ * is asserted here: targets are checked by the benchmark itself.
+ */
+import assert from 'node:assert/strict'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { BlockContent, expectedDiskHash, planChain, writeVhdDirectory, writeVhdFile } from '../../bench/lib/fixtures.js'
+import { openLocalHandler } from '../../bench/lib/handler.js'
+import { hashVhd } from '../../bench/lib/verify.js'
+import type { ImplResult } from '../../bench/lib/series.js'
+import { type BenchConfig, QUICK_CONFIG, runBenchmark } from '../../bench/run.js'
+
+const MiB = 2 ** 20
+
+function implResult(value: unknown): ImplResult {
+  assert.ok(typeof value === 'object' && value !== null && 'status' in value, 'an implementation result')
+  return value as ImplResult
+}
+
+const TINY: BenchConfig = {
+  ...QUICK_CONFIG,
+  rounds: 1,
+  hugeRounds: 1,
+  merge: { virtualSize: 64 * MiB, parentBlocks: 8, childBlocks: 4, overlapping: 2 },
+  hugeVirtualSize: 4096 * MiB,
+  transfer: { diskSize: 64 * MiB, initialBlocks: 4, changedBlocks: 4, overlapping: 2 },
+  restore: { virtualSize: 64 * MiB, fullBlocks: 8, deltas: 10, deltaBlocks: 2, deltaOverlapping: 1 },
+}
+
+describe('benchmark (quick mode, tiny sizes)', () => {
+  let workRoot: string
+  before(async () => {
+    workRoot = await mkdtemp(join(tmpdir(), 'bench-smoke-'))
+  })
+  after(async () => {
+    await rm(workRoot, { recursive: true, force: true })
+  })
+
+  it('generates seeded chains whose content hash vhd-lib reads back, in both formats', async () => {
+    const model = planChain(7, { virtualSize: 64 * MiB, fullBlocks: 6, deltas: [{ blocks: 3, overlapping: 2 }] })
+    assert.deepEqual(planChain(7, { virtualSize: 64 * MiB, fullBlocks: 6, deltas: [{ blocks: 3, overlapping: 2 }] }), model)
+    const [full, delta] = model.layers
+    assert.equal(delta!.blocks.filter(b => full!.blocks.includes(b)).length, 2)
+    const content = new BlockContent(7)
+    for (const write of [writeVhdFile, writeVhdDirectory]) {
+      const dir = await mkdtemp(join(workRoot, 'fixture-'))
+      const fullPath = await write(dir, model, 0, content)
+      const deltaPath = await write(dir, model, 1, content)
+      const { handler, dispose } = await openLocalHandler(dir)
+      try {
+        const readFull = await hashVhd(handler, fullPath.slice(dir.length + 1))
+        assert.equal(readFull.hash, expectedDiskHash(model, [full!], content))
+        const readDelta = await hashVhd(handler, deltaPath.slice(dir.length + 1))
+        assert.equal(readDelta.hash, expectedDiskHash(model, [delta!], content))
+        assert.equal(readDelta.diskType, 4)
+        assert.notEqual(readFull.hash, expectedDiskHash(model, model.layers, content))
+      } finally {
+        await dispose()
+      }
+    }
+  })
+
+  it('runs every case and verifies every merged disk', async () => {
+    const results = await runBenchmark(TINY, { workRoot, log: () => {} })
+    assert.deepEqual(await readdir(workRoot).then(names => names.filter(n => n.startsWith('run-'))), [], 'temporary data removed')
+    assert.equal(typeof results.date, 'string')
+    assert.equal(results.load_at_start.length, 3)
+    assert.equal(typeof results.machine.cores, 'number')
+
+    const mergeFile = results.merge_vhd_file!
+    const mergeDir = results.merge_vhd_directory!
+    for (const key of ['ours_over_floor', 'ours_over_vhdlib']) assert.ok(key in mergeFile, key)
+    assert.ok('ours_over_vhdlib' in mergeDir)
+    assert.ok('ours_over_raw' in results.delta_transfer!)
+    assert.ok('ours_over_single_file' in results.restore_read!)
+    assert.ok(typeof results.peak_rss_mib === 'object')
+
+    const measuredOrSkipped = [mergeFile['ours'], mergeFile['vhd_lib'], mergeFile['floor'], mergeDir['ours'], mergeDir['vhd_lib']]
+    for (const result of measuredOrSkipped.map(implResult)) {
+      if (result.status === 'measured') {
+        assert.equal(result.verified, true)
+        assert.equal(result.runs_ms.length, 1)
+      } else {
+        assert.match(result.reason, /^skipped: src\/\S+ not available/)
+      }
+    }
+    // the baselines do not depend on the product: they are always measured
+    for (const baseline of [mergeFile['vhd_lib'], mergeFile['floor'], mergeDir['vhd_lib']]) {
+      assert.equal(implResult(baseline).status, 'measured')
+    }
+    for (const target of results.targets) assert.ok(target.pass === null || typeof target.pass === 'boolean')
+  })
+})
