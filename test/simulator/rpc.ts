@@ -95,7 +95,10 @@ export class RpcDispatcher {
       this.#wakePollers()
       return ''
     }
-    if (method === 'event.from') return this.#eventFrom(session as string, args)
+    if (method === 'event.from') {
+      if (this.#closing.signal.aborted) throw new XapiFault('SESSION_INVALID', [session])
+      return this.#eventFrom(session as string, args)
+    }
     if (method === 'event.inject') return this.#eventInject(args)
 
     const fault = this.#faults.takeFailure(method)

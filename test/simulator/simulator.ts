@@ -95,11 +95,17 @@ export class Simulator {
     return this.#url
   }
 
+  /** Answers pending event polls, then stops serving (connections still busy after 250 ms are cut). */
   async close(): Promise<void> {
     this.#rpc.close()
+    await new Promise(resolve => setImmediate(resolve))
     await new Promise<void>(resolve => {
-      this.#server.close(() => resolve())
-      this.#server.closeAllConnections()
+      const timer = setTimeout(() => this.#server.closeAllConnections(), 250)
+      this.#server.close(() => {
+        clearTimeout(timer)
+        resolve()
+      })
+      this.#server.closeIdleConnections()
     })
   }
 

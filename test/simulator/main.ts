@@ -1,0 +1,68 @@
+/**
+ * npm run simulator -- --port 4443 --data DIR [--user root] [--password secret]
+ *                      [--product-version 8.2.1] [--product-brand XCP-ng] [--no-ignore-vdis] [--empty]
+ * Serves a simulated pool until killed.
+ */
+import { mkdir } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+
+import { Simulator } from './simulator.js'
+
+const USAGE =
+  'usage: npm run simulator -- --port 4443 --data DIR [--user root] [--password secret] ' +
+  '[--product-version 8.2.1] [--product-brand XCP-ng] [--no-ignore-vdis] [--empty]'
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      port: { type: 'string', default: '4443' },
+      data: { type: 'string' },
+      user: { type: 'string', default: 'root' },
+      password: { type: 'string', default: 'secret' },
+      'product-version': { type: 'string', default: '8.2.1' },
+      'product-brand': { type: 'string', default: 'XCP-ng' },
+      'no-ignore-vdis': { type: 'boolean', default: false },
+      empty: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  })
+  if (values.help || values.data === undefined) {
+    console.error(USAGE)
+    process.exitCode = values.help ? 0 : 2
+    return
+  }
+  const port = Number(values.port)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid --port ${values.port}`)
+  const dataDir = resolve(values.data)
+  await mkdir(dataDir, { recursive: true })
+
+  const sim = await Simulator.start({
+    dataDir,
+    port,
+    user: values.user,
+    password: values.password,
+    productVersion: values['product-version'],
+    productBrand: values['product-brand'],
+    supportsIgnoreVdis: !values['no-ignore-vdis'],
+    inventory: values.empty ? 'empty' : 'default',
+  })
+  console.log(`simulated pool listening on ${sim.url}`)
+  console.log(`credentials: ${sim.user} / ${sim.password}`)
+  console.log(`VDI files: ${dataDir}/vdis/<VDI uuid>.raw`)
+  for (const vm of sim.all('VM').filter(vm => vm.is_control_domain !== true)) {
+    const disks = sim.vdisOf(vm.uuid).map(vdi => `${vdi.name_label} (${vdi.uuid})`)
+    console.log(`VM ${vm.name_label} ${vm.uuid}: ${disks.join(', ')}`)
+  }
+
+  const stop = (): void => {
+    void sim.close().then(() => process.exit(0))
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+}
+
+main().catch(error => {
+  console.error(error instanceof Error ? error.message : error)
+  process.exit(1)
+})
