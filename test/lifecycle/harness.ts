@@ -19,7 +19,7 @@ export const MiB = 1024 * 1024
 export const BLOCK = 2 * MiB
 
 export interface LogEntry {
-  readonly level: 'info' | 'warning'
+  readonly level: 'info' | 'warning' | 'end'
   readonly scope: string
   readonly message: string
 }
@@ -59,7 +59,9 @@ export class RecordingReporter implements RunReporter {
   progress(): void {}
 
   end(result?: { status: string }): void {
-    this.ended.push({ scope: this.#scope, status: result?.status ?? 'success' })
+    const status = result?.status ?? 'success'
+    this.ended.push({ scope: this.#scope, status })
+    this.#log.push({ level: 'end', scope: this.#scope, message: status })
   }
 }
 
