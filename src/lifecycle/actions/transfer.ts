@@ -31,6 +31,8 @@ async function transferDisk(ctx: VmRunContext, disk: SourceDisk, timestamp: stri
         onProgress: bytes => reporter.progress(Math.min(99, (100 * bytes) / Math.max(1, vdi.virtual_size))),
       })
     } finally {
+      // an HTTP body destroyed early reports the aborted request: nobody is left to read it
+      stream.on('error', () => {})
       stream.destroy()
     }
     await task

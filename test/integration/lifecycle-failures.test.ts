@@ -1,0 +1,98 @@
+/**
+ * What a failed or cancelled run leaves behind: the previous reference snapshot and every earlier
+ * restore point untouched, nothing half-written, and the next run a delta again.
+ */
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import type { VmRunResult } from '../../src/lifecycle/job.js'
+import { runJob } from '../../src/lifecycle/run-job.js'
+import { BACKUP_KEYS } from '../../src/xapi/other-config.js'
+import { MIGRATION_OPERATIONS } from '../../src/xapi/snapshot.js'
+import { BLOCK, hashRestoredDisk, listTree, MiB, restorePointsOf, startHarness } from '../lifecycle/harness.js'
+import type { Harness } from '../lifecycle/harness.js'
+
+function single(vms: readonly VmRunResult[]): VmRunResult {
+  assert.equal(vms.length, 1)
+  return vms[0]!
+}
+
+describe('lifecycle: failed and cancelled runs', function () {
+  let harness: Harness
+  let vm: string
+  let disk: string
+
+  /** the state a failed run must leave as it found it */
+  async function state() {
+    const { sim } = harness.pool
+    const snapshots = sim
+      .all('VM')
+      .filter(record => record.is_a_snapshot === true && (record.other_config as Record<string, string>)[BACKUP_KEYS.vm] === vm)
+      .map(record => record.uuid)
+    const snapshotDisks = sim.all('VDI').filter(record => record.is_a_snapshot === true).map(record => record.uuid)
+    const points = (await restorePointsOf(harness.handler, vm, 'job-1')).map(point => point.id)
+    return { snapshots, snapshotDisks: snapshotDisks.sort(), points, files: await listTree(harness.handler) }
+  }
+
+  before(async function () {
+    harness = await startHarness({ inventory: 'empty' })
+    const created = harness.pool.sim.createVm({ name: 'app', disks: [{ name: 'root', size: 32 * MiB }] })
+    vm = created.vm
+    disk = created.vdis[0]!
+    await harness.pool.sim.writeGuest(disk, 0, randomBytes(64 * 1024))
+    const first = single((await runJob(harness.job([vm]), harness.env())).vms)
+    assert.equal(first.status, 'success', first.error)
+  })
+
+  after(async function () {
+    await harness?.close()
+  })
+
+  it('an export cut short fails the run and changes nothing; the next run is a delta', async function () {
+    const before = await state()
+    await harness.pool.sim.writeGuest(disk, 2 * BLOCK, randomBytes(BLOCK))
+    await harness.pool.sim.writeGuest(disk, 6 * BLOCK, randomBytes(BLOCK))
+    harness.pool.sim.faults.cutExportAfter(BLOCK + 4096)
+
+    const result = await runJob(harness.job([vm]), harness.env())
+    assert.equal(result.status, 'failure')
+    const failed = single(result.vms)
+    assert.match(failed.error ?? '', /^transfer: /)
+    assert.deepEqual(await state(), before)
+    const blocked = harness.pool.sim.record('VM', vm).blocked_operations as Record<string, string>
+    for (const operation of MIGRATION_OPERATIONS) {
+      assert.equal(blocked[operation], undefined, `${operation} still blocked`)
+    }
+
+    const next = single((await runJob(harness.job([vm]), harness.env())).vms)
+    assert.equal(next.status, 'success', next.error)
+    assert.deepEqual(next.disks.map(d => d.mode), ['delta'], next.warnings.join('; '))
+    const point = (await restorePointsOf(harness.handler, vm, 'job-1')).at(-1)!
+    assert.equal(await hashRestoredDisk(harness.handler, point, disk), await harness.pool.sim.hashVdi(disk))
+  })
+
+  it('a run cancelled during its transfer leaves nothing half-written', async function () {
+    const before = await state()
+    await harness.pool.sim.writeGuest(disk, 4 * BLOCK, randomBytes(BLOCK))
+    harness.pool.sim.faults.stallExport(2000)
+    const controller = new AbortController()
+    const running = runJob(harness.job([vm]), harness.env(undefined, { signal: controller.signal }))
+    setTimeout(() => controller.abort(), 300)
+    const result = await running
+    assert.equal(result.status, 'failure')
+    assert.match(single(result.vms).error ?? '', /cancel|abort/i)
+    assert.deepEqual(await state(), before)
+
+    const next = single((await runJob(harness.job([vm]), harness.env())).vms)
+    assert.deepEqual(next.disks.map(d => d.mode), ['delta'], next.warnings.join('; '))
+  })
+
+  it('a failure after the snapshot (XAPI refuses to tag it) destroys the new snapshot only', async function () {
+    const before = await state()
+    harness.pool.sim.faults.failNextCall('VDI.add_to_other_config', 'INTERNAL_ERROR', ['simulated'])
+    const result = await runJob(harness.job([vm]), harness.env())
+    const failed = single(result.vms)
+    assert.equal(failed.status, 'failure')
+    assert.match(failed.error ?? '', /^snapshot: /)
+    assert.deepEqual(await state(), before)
+  })
+})
