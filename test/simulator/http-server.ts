@@ -161,8 +161,17 @@ async function handleImport(deps: ServerDeps, query: URLSearchParams, req: Incom
     req.once('close', () => {
       if (!body.writableEnded) body.end()
     })
-    if (format === 'vhd') await importVhd(disk.path, disk.virtualSize, body)
-    else await importRaw(disk.path, disk.virtualSize, body)
+    try {
+      if (format === 'vhd') await importVhd(disk.path, disk.virtualSize, body)
+      else await importRaw(disk.path, disk.virtualSize, body)
+    } catch (error) {
+      // the answer is already under way: the failure is reported on the task, the body drained
+      req.unpipe(body)
+      req.resume()
+      if (task !== undefined) deps.tasks.fail(task, error instanceof XapiFault ? error : new XapiFault('VDI_IO_ERROR', [String(error)]))
+      if (!req.complete) await new Promise(resolve => req.once('close', resolve))
+      return void res.end()
+    }
     if (task !== undefined) deps.tasks.succeed(task, '')
     res.end()
   } catch (error) {

@@ -5,6 +5,7 @@
  * blocks instead: correct, but its cost grows with the file size.
  */
 import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { open } from 'node:fs/promises'
 
 /** [start, end) byte ranges holding data, ascending and non-overlapping. */
@@ -29,9 +30,12 @@ sys.stdout.write("\\n".join(out))
 
 let seekDataWorks: boolean | undefined
 
+/** A system python3 starts in milliseconds; a version-manager shim on PATH can take half a second. */
+const PYTHON = ['/usr/bin/python3', '/usr/local/bin/python3'].find(path => existsSync(path)) ?? 'python3'
+
 function walkWithSeekData(path: string): Promise<Extent[]> {
   return new Promise((resolve, reject) => {
-    execFile('python3', ['-c', WALK_EXTENTS, path], { maxBuffer: 256 * 1024 * 1024 }, (error, stdout) => {
+    execFile(PYTHON, ['-c', WALK_EXTENTS, path], { maxBuffer: 256 * 1024 * 1024 }, (error, stdout) => {
       if (error !== null) return reject(error)
       const extents: Extent[] = []
       for (const line of stdout.split('\n')) {
