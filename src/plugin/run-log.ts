@@ -3,7 +3,7 @@
  * to several reporters. Every message and datum is redacted on the way in.
  */
 import type { RunReporter } from '../lifecycle/job.js'
-import { redactError, redactValue } from './redact.js'
+import { redactError, redactText, redactValue } from './redact.js'
 import type { RedactedError } from './redact.js'
 
 export interface LogEntry {
@@ -38,16 +38,16 @@ export class LogReporter implements RunReporter {
   }
 
   info(message: string, data?: Record<string, unknown>): void {
-    this.#push({ level: 'info', message, ...(data === undefined ? {} : { data: redactValue(data) }) })
+    this.#push({ level: 'info', message: redactText(message), ...(data === undefined ? {} : { data: redactValue(data) }) })
   }
 
   warning(message: string, data?: Record<string, unknown>): void {
-    this.#push({ level: 'warning', message, ...(data === undefined ? {} : { data: redactValue(data) }) })
+    this.#push({ level: 'warning', message: redactText(message), ...(data === undefined ? {} : { data: redactValue(data) }) })
   }
 
   child(name: string, data?: Record<string, unknown>): RunReporter {
     const child = new LogReporter(this.#entries, [...this.#scope, name], this.#limit)
-    child.#push({ level: 'start', message: name, ...(data === undefined ? {} : { data: redactValue(data) }) })
+    child.#push({ level: 'start', message: redactText(name), ...(data === undefined ? {} : { data: redactValue(data) }) })
     return child
   }
 

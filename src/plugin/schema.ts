@@ -217,12 +217,14 @@ export const apiParamsSchemas = {
 // Ajv has filled the defaults in.
 
 type WithDefaults = { keepDefaultedPropertiesOptional: false }
+/** what a caller may send: a property with a default may be left out */
+type AsInput = { keepDefaultedPropertiesOptional: true }
 
 export type Configuration = FromSchema<typeof configurationSchema, WithDefaults>
 export type ConfiguredJob = FromSchema<typeof jobSchema, WithDefaults>
 export type JobSchedule = FromSchema<typeof scheduleSchema, WithDefaults>
-export type CreateJobParams = FromSchema<typeof createJobParamsSchema>
-export type EditJobParams = FromSchema<typeof editJobParamsSchema>
+export type CreateJobParams = FromSchema<typeof createJobParamsSchema, AsInput>
+export type EditJobParams = FromSchema<typeof editJobParamsSchema, AsInput>
 export type JobRefParams = FromSchema<typeof jobRefParamsSchema>
 export type ListRestorePointsParams = FromSchema<typeof listRestorePointsParamsSchema>
 export type RestoreParams = FromSchema<typeof restoreParamsSchema>

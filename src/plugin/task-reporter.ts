@@ -6,12 +6,29 @@
  * reporter stays synchronous for the lifecycle and a failing task log never fails a run.
  */
 import type { RunReporter } from '../lifecycle/job.js'
-import { redactError, redactValue } from './redact.js'
-import type { XoTask, XoTasks } from './xo.js'
+import { redactError, redactText, redactValue } from './redact.js'
+import type { XoTask, XoTaskClass, XoTasks } from './xo.js'
 
 type EndResult = { status: 'success' | 'failure' | 'skipped'; error?: Error; data?: Record<string, unknown> }
 
 function noop(): void {}
+
+function isTaskClass(value: unknown): value is XoTaskClass {
+  return typeof value === 'function'
+}
+
+/** a subtask of `parent`: `@vates/task` nests a task constructed while another one runs */
+async function createSubtask(parent: XoTask, properties: Record<string, unknown>): Promise<XoTask> {
+  const TaskClass: unknown = parent.constructor
+  if (!isTaskClass(TaskClass)) throw new TypeError('a task without a Task class')
+  let subtask: XoTask | undefined
+  await parent.runInside(() => {
+    subtask = new TaskClass({ properties })
+  })
+  if (subtask === undefined) throw new Error('the subtask was not created')
+  await subtask.runInside(noop)
+  return subtask
+}
 
 export class TaskReporter implements RunReporter {
   readonly #task: Promise<XoTask | undefined>
@@ -55,14 +72,14 @@ export class TaskReporter implements RunReporter {
   }
 
   info(message: string, data?: Record<string, unknown>): void {
-    this.#enqueue(task => task.info(message, redactValue(data)))
+    this.#enqueue(task => task.info(redactText(message), redactValue(data)))
   }
 
   warning(message: string, data?: Record<string, unknown>): void {
-    this.#enqueue(task => task.warning(message, redactValue(data)))
+    this.#enqueue(task => task.warning(redactText(message), redactValue(data)))
   }
 
-  child(name: string, data?: Record<string, unknown>): RunReporter {
+  child(name: string, data?: Record<string, unknown>): TaskReporter {
     let created: (task: XoTask | undefined) => void = noop
     const child = new TaskReporter(
       () =>
@@ -72,12 +89,7 @@ export class TaskReporter implements RunReporter {
     )
     // created on the parent's queue: the parent runs only for the instant of the construction
     this.#enqueue(async parent => {
-      let subtask: XoTask | undefined
-      await parent.runInside(() => {
-        subtask = new parent.constructor({ properties: { name, ...(data === undefined ? {} : { data: redactValue(data) }) } })
-      })
-      if (subtask !== undefined) await subtask.runInside(noop)
-      created(subtask)
+      created(await createSubtask(parent, { name: redactText(name), ...(data === undefined ? {} : { data: redactValue(data) }) }))
     })
     this.#queue.then(() => created(undefined), noop)
     return child

@@ -56,10 +56,9 @@ export interface XoTask {
   set(name: string, value: unknown): void
   success(result?: unknown): void
   failure(error: unknown): void
-  /** the Task class: an instance created while a task runs becomes its subtask */
-  readonly constructor: XoTaskClass
 }
 
+/** the Task class (a task's `constructor`): an instance created while a task runs is its subtask */
 export interface XoTaskClass {
   new (opts: { properties: Record<string, unknown> }): XoTask
 }

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict'
+
+import { parseConfiguration } from '../../src/plugin/configuration.js'
+import type { Job } from '../../src/plugin/configuration.js'
+import { JOB_TYPE, XoJobs } from '../../src/plugin/xo-jobs.js'
+import type { XoJobsHost } from '../../src/plugin/xo-jobs.js'
+import type { XoJob, XoSchedule } from '../../src/plugin/xo.js'
+
+/** XO's jobs and schedules collections, in memory */
+class FakeScheduling implements XoJobsHost {
+  readonly jobs = new Map<string, XoJob>()
+  readonly schedules = new Map<string, XoSchedule>()
+  #next = 0
+
+  async createJob(job: { type: string; name: string; key: string }): Promise<XoJob> {
+    const created = { ...job, id: `xo-job-${++this.#next}` }
+    this.jobs.set(created.id, created)
+    return created
+  }
+  async updateJob({ id, name }: { id: string; name: string }): Promise<void> {
+    const job = this.jobs.get(id)
+    if (job === undefined) throw new Error(`no job ${id}`)
+    this.jobs.set(id, { ...job, name })
+  }
+  async getAllJobs(type?: string): Promise<XoJob[]> {
+    return [...this.jobs.values()].filter(job => type === undefined || job.type === type)
+  }
+  async removeJob(id: string): Promise<void> {
+    this.jobs.delete(id)
+    for (const schedule of this.schedules.values()) if (schedule.jobId === id) this.schedules.delete(schedule.id)
+  }
+  async createSchedule(schedule: { cron: string; timezone?: string; enabled: boolean; jobId: string; name: string }): Promise<XoSchedule> {
+    const created = { ...schedule, id: `schedule-${++this.#next}` }
+    this.schedules.set(created.id, created)
+    return created
+  }
+  async getAllSchedules(): Promise<XoSchedule[]> {
+    return [...this.schedules.values()]
+  }
+  async deleteSchedule(id: string): Promise<void> {
+    this.schedules.delete(id)
+  }
+}
+
+function jobs(...configured: object[]): readonly Job[] {
+  return parseConfiguration({ jobs: configured }).jobs
+}
+
+const base = { vms: ['vm-a'], remote: 'r1' }
+
+describe('XoJobs', () => {
+  it('creates one XO job per configured job and a schedule for the scheduled ones', async () => {
+    const xo = new FakeScheduling()
+    const sync = new XoJobs(xo)
+    await sync.sync(jobs({ ...base, id: 'a', name: 'A', schedule: { cron: '0 * * * *', timezone: 'Europe/Paris' } }, { ...base, id: 'b', name: 'B' }))
+    assert.deepEqual([...xo.jobs.values()].map(job => [job.type, job.key, job.name]), [
+      [JOB_TYPE, 'a', 'A'],
+      [JOB_TYPE, 'b', 'B'],
+    ])
+    const schedules = [...xo.schedules.values()]
+    assert.equal(schedules.length, 1)
+    assert.deepEqual(
+      schedules.map(({ cron, timezone, enabled, jobId }) => ({ cron, timezone, enabled, jobId })),
+      [{ cron: '0 * * * *', timezone: 'Europe/Paris', enabled: true, jobId: sync.link('a')?.xoJobId }]
+    )
+    assert.equal(sync.link('a')?.scheduleId, schedules[0]?.id)
+    assert.equal(sync.link('b')?.scheduleId, undefined)
+  })
+
+  it('follows edits: rename, new cron, disabled, schedule removed, job removed; keeps what did not change', async () => {
+    const xo = new FakeScheduling()
+    const sync = new XoJobs(xo)
+    await sync.sync(jobs({ ...base, id: 'a', name: 'A', schedule: { cron: '0 * * * *' } }, { ...base, id: 'b', name: 'B', schedule: { cron: '5 * * * *' } }))
+    const xoJobA = sync.link('a')?.xoJobId
+    const scheduleB = sync.link('b')?.scheduleId
+
+    await sync.sync(jobs({ ...base, id: 'a', name: 'A2', schedule: { cron: '*/5 * * * *' }, enabled: false }, { ...base, id: 'b', name: 'B', schedule: { cron: '5 * * * *' } }))
+    assert.equal(sync.link('a')?.xoJobId, xoJobA)
+    assert.equal(xo.jobs.get(xoJobA ?? '')?.name, 'A2')
+    const scheduleA = xo.schedules.get(sync.link('a')?.scheduleId ?? '')
+    assert.deepEqual([scheduleA?.cron, scheduleA?.enabled], ['*/5 * * * *', false])
+    assert.equal(sync.link('b')?.scheduleId, scheduleB, 'an unchanged schedule is kept')
+    assert.equal(xo.schedules.size, 2)
+
+    await sync.sync(jobs({ ...base, id: 'b', name: 'B' }))
+    assert.deepEqual([...xo.jobs.values()].map(job => job.key), ['b'])
+    assert.equal(xo.schedules.size, 0)
+  })
+
+  it('removes XO jobs of its type that no configured job claims, and leaves other types alone', async () => {
+    const xo = new FakeScheduling()
+    await xo.createJob({ type: JOB_TYPE, name: 'stray', key: 'gone' })
+    await xo.createJob({ type: 'backup', name: 'other engine', key: 'x' })
+    const sync = new XoJobs(xo)
+    await sync.sync(jobs({ ...base, id: 'a', name: 'A' }))
+    assert.deepEqual([...xo.jobs.values()].map(job => [job.type, job.key]).sort(), [
+      ['backup', 'x'],
+      [JOB_TYPE, 'a'],
+    ])
+  })
+
+  it('clear removes every XO job and schedule of the plugin', async () => {
+    const xo = new FakeScheduling()
+    const sync = new XoJobs(xo)
+    await sync.sync(jobs({ ...base, id: 'a', name: 'A', schedule: { cron: '0 * * * *' } }))
+    await sync.clear()
+    assert.equal(xo.jobs.size, 0)
+    assert.equal(xo.schedules.size, 0)
+    assert.equal(sync.link('a'), undefined)
+  })
+})
