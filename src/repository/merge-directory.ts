@@ -1,0 +1,318 @@
+/**
+ * Merge of a chain of VHD directories (`.alias.vhd` files pointing at `data/<name>.vhd/`) into its
+ * full, without reading or writing block data: each block file of the newest child that holds it
+ * is renamed into the full's folder. Only a block that its newest holder has partially (a sector
+ * bitmap with holes) is composed from the layers and written; reading the 512-byte bitmap of each
+ * moved block is the only other read.
+ *
+ * Steps (each idempotent, recorded in the state file):
+ * - blocks: move (or compose) the blocks into the full's folder. A block already moved by an
+ *   interrupted run is recognised by its absence from the child and presence in the full.
+ * - metadata: the full's bat, header and footer (the newest child's UUID and size).
+ * - rename: the full's alias is renamed over the newest child's alias (atomic), so the kept
+ *   restore point now designates the merged folder.
+ * - cleanup: the merged children's aliases and folders and the newest child's old folder go.
+ * Between the first block move and the alias rename, the kept restore point's chain misses the
+ * moved blocks (a reader gets ENOENT, never wrong data) until the merge, or its resumption,
+ * completes: renaming cannot leave a block in two places at once.
+ */
+import { posix } from 'node:path'
+import { BackupError } from '../errors.js'
+import type { RemoteHandler } from './remote-handler.js'
+import { composeBlock, geometryOf, isFullBitmap } from './merge-blocks.js'
+import { syncDir, syncPath } from './merge-durable.js'
+import { throwIfAborted, type MergeRunOptions } from './merge-options.js'
+import { forEachConcurrently } from './merge-pool.js'
+import { dirOf, baseOf, removeMergeState, writeMergeState, type DirectoryMergePlan, type MergeState } from './merge-state.js'
+import { DISK_TYPES, vhdAliases, vhdLib, vhdStructs, vhdUtils, type VhdDirectoryInstance } from './vhd-lib.js'
+
+/** block renames in flight at once (an object store copies each one) */
+const MOVE_CONCURRENCY = 8
+
+function broken(message: string, path: string, cause?: unknown): BackupError {
+  return new BackupError('CHAIN_BROKEN', message, { path }, cause === undefined ? undefined : { cause })
+}
+
+function isEnoent(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT'
+}
+
+function ignoreEnoent(error: unknown): void {
+  if (!isEnoent(error)) {
+    throw error
+  }
+}
+
+interface DirLayer {
+  readonly dataPath: string
+  readonly vhd: VhdDirectoryInstance
+}
+
+async function openLayer(handler: RemoteHandler, dataPath: string, flags: 'r' | 'r+'): Promise<DirLayer> {
+  try {
+    const { value: vhd } = await vhdLib.VhdDirectory.open(handler, dataPath, { flags })
+    await vhd.readBlockAllocationTable()
+    return { dataPath, vhd }
+  } catch (error) {
+    throw broken(`cannot open the VHD directory ${dataPath}`, dataPath, error)
+  }
+}
+
+function checkChain(layers: DirLayer[]): void {
+  const [parent, ...children] = layers
+  if (parent!.vhd.footer.diskType !== DISK_TYPES.DYNAMIC) {
+    throw broken(`${parent!.dataPath} is not a dynamic (full) VHD`, parent!.dataPath)
+  }
+  let previous = parent!
+  for (const child of children) {
+    const { vhd } = child
+    if (vhd.footer.diskType !== DISK_TYPES.DIFFERENCING) {
+      throw broken(`${child.dataPath} is not a differencing VHD`, child.dataPath)
+    }
+    if (!vhd.header.parentUuid.equals(previous.vhd.footer.uuid)) {
+      throw broken(`${child.dataPath} is not a child of ${previous.dataPath}`, child.dataPath)
+    }
+    if (vhd.header.blockSize !== parent!.vhd.header.blockSize) {
+      throw broken(`${child.dataPath} has another block size than ${parent!.dataPath}`, child.dataPath)
+    }
+    if (vhd.compressionType !== parent!.vhd.compressionType) {
+      throw broken(`${child.dataPath} is compressed unlike ${parent!.dataPath}`, child.dataPath)
+    }
+    previous = child
+  }
+}
+
+/** For each block any child holds (ascending, below `maxTableEntries`): the children holding it, oldest first. */
+function holdersOfBlocks(children: DirLayer[], maxTableEntries: number): Map<number, DirLayer[]> {
+  const holders = new Map<number, DirLayer[]>()
+  for (let block = 0; block < maxTableEntries; block++) {
+    const list = children.filter(child => child.vhd.containsBlock(block))
+    if (list.length > 0) {
+      holders.set(block, list)
+    }
+  }
+  return holders
+}
+
+/** Open and check a chain of VHD directories and plan its merge. */
+export async function planDirectoryMerge(
+  handler: RemoteHandler,
+  chain: string[],
+  statePath: string,
+): Promise<{ plan: DirectoryMergePlan; blocks: number; parentHeader: number; childHeader: number }> {
+  const dataPaths: string[] = []
+  for (const alias of chain) {
+    try {
+      dataPaths.push(await vhdAliases.resolveVhdAlias(handler, alias))
+    } catch (error) {
+      throw broken(`cannot resolve the alias ${alias}`, alias, error)
+    }
+  }
+  const layers: DirLayer[] = []
+  for (const dataPath of dataPaths) {
+    layers.push(await openLayer(handler, dataPath, 'r'))
+  }
+  checkChain(layers)
+  const [parent, ...children] = layers
+  const newest = children[children.length - 1]!.vhd
+  const maxTableEntries = Math.max(parent!.vhd.header.maxTableEntries, newest.header.maxTableEntries)
+  const footer = vhdStructs.fuFooter.pack({
+    ...parent!.vhd.footer,
+    currentSize: newest.footer.currentSize,
+    originalSize: newest.footer.originalSize,
+    diskGeometry: { ...newest.footer.diskGeometry },
+    timestamp: newest.footer.timestamp,
+    uuid: newest.footer.uuid,
+    diskType: DISK_TYPES.DYNAMIC,
+  })
+  vhdStructs.checksumStruct(footer, vhdStructs.fuFooter)
+  const stateDir = dirOf(statePath)
+  return {
+    plan: {
+      format: 'directory',
+      dataPaths: dataPaths.map(path => posix.relative(posix.resolve('/', stateDir), posix.resolve('/', path))),
+      maxTableEntries,
+      footer: footer.toString('base64'),
+    },
+    blocks: holdersOfBlocks(children, maxTableEntries).size,
+    parentHeader: parent!.vhd.header.checksum,
+    childHeader: newest.header.checksum,
+  }
+}
+
+function resolveFromState(statePath: string, relative: string): string {
+  return posix.resolve('/', dirOf(statePath), relative).slice(1)
+}
+
+async function exists(handler: RemoteHandler, path: string): Promise<boolean> {
+  try {
+    await handler.getSize(path)
+    return true
+  } catch (error) {
+    ignoreEnoent(error)
+    return false
+  }
+}
+
+async function moveBlocks(
+  handler: RemoteHandler,
+  parent: DirLayer,
+  holders: Map<number, DirLayer[]>,
+  scratchPath: string,
+  opts: MergeRunOptions,
+): Promise<void> {
+  const geometry = geometryOf(parent.vhd.header.blockSize)
+  const readsWholeBlocks = parent.vhd.compressionType !== undefined || (handler as { isEncrypted?: boolean }).isEncrypted === true
+  const touchedDirs = new Set<string>()
+  let scratch: VhdDirectoryInstance | undefined
+
+  const readBitmap = async (layer: DirLayer, block: number): Promise<Buffer> => {
+    if (readsWholeBlocks) {
+      return (await layer.vhd.readBlock(block)).bitmap
+    }
+    const bitmap = Buffer.alloc(geometry.bitmapSize)
+    const { bytesRead } = await handler.read(layer.vhd.getFullBlockPath(block), bitmap, 0)
+    if (bytesRead !== bitmap.length) {
+      throw broken(`short block in ${layer.dataPath}`, layer.vhd.getFullBlockPath(block))
+    }
+    return bitmap
+  }
+
+  const compose = async (block: number, layers: DirLayer[], target: string): Promise<void> => {
+    const base = parent.vhd.containsBlock(block) ? (await parent.vhd.readBlock(block)).buffer : undefined
+    const buffers: Buffer[] = []
+    for (const layer of layers) {
+      buffers.push((await layer.vhd.readBlock(block)).buffer)
+    }
+    if (scratch === undefined) {
+      scratch = (await vhdLib.VhdDirectory.create(handler, scratchPath, { flags: 'w', compression: parent.vhd.compressionType })).value
+      scratch.header = parent.vhd.header
+    }
+    // written aside, then renamed over the full's block: the full's block is never torn
+    await scratch.writeEntireBlock({ id: block, buffer: composeBlock(base, buffers, geometry) })
+    await syncPath(handler, scratch.getFullBlockPath(block))
+    await handler.rename(scratch.getFullBlockPath(block), target)
+  }
+
+  const blocks = [...holders.keys()]
+  const total = blocks.length
+  let done = 0
+  opts.onProgress?.(0, total)
+  await forEachConcurrently(blocks, MOVE_CONCURRENCY, async block => {
+    throwIfAborted(opts.signal)
+    const layers = holders.get(block)!
+    const newest = layers[layers.length - 1]!
+    const source = newest.vhd.getFullBlockPath(block)
+    const target = parent.vhd.getFullBlockPath(block)
+    touchedDirs.add(dirOf(source)).add(dirOf(target))
+    let bitmap: Buffer | undefined
+    try {
+      bitmap = await readBitmap(newest, block)
+    } catch (error) {
+      // moved by an interrupted run of this merge
+      if (!isEnoent(error) || !(await exists(handler, target))) {
+        throw error
+      }
+    }
+    if (bitmap !== undefined) {
+      if (isFullBitmap(bitmap, geometry)) {
+        await handler.rename(source, target)
+      } else {
+        await compose(block, layers, target)
+      }
+    }
+    done++
+    opts.onProgress?.(done, total)
+  })
+  for (const dir of touchedDirs) {
+    await syncDir(handler, dir).catch(ignoreEnoent)
+  }
+}
+
+async function writeMetadata(handler: RemoteHandler, parent: DirLayer, holders: Map<number, DirLayer[]>, plan: DirectoryMergePlan): Promise<void> {
+  const { vhd } = parent
+  const allocated: number[] = []
+  for (let block = 0; block < vhd.header.maxTableEntries; block++) {
+    if (vhd.containsBlock(block)) {
+      allocated.push(block)
+    }
+  }
+  vhd.header = { ...vhd.header, maxTableEntries: plan.maxTableEntries }
+  vhd.setAllocatedBlocks([...allocated, ...holders.keys()])
+  await vhd.writeBlockAllocationTable()
+  await vhd.writeHeader()
+  await syncPath(handler, `${parent.dataPath}/bat`)
+  await syncPath(handler, `${parent.dataPath}/header`)
+  vhd.footer = vhdUtils.unpackFooter(Buffer.from(plan.footer, 'base64'))
+  await vhd.writeFooter()
+  await syncPath(handler, `${parent.dataPath}/footer`)
+  await syncDir(handler, parent.dataPath)
+}
+
+/** Carry out (or finish) the merge a state file describes, from its current step. */
+export async function runDirectoryMerge(
+  handler: RemoteHandler,
+  statePath: string,
+  state: MergeState,
+  opts: MergeRunOptions,
+): Promise<void> {
+  const plan = state.plan
+  if (plan.format !== 'directory') {
+    throw new TypeError('not a VHD directory merge')
+  }
+  const dir = dirOf(statePath)
+  const aliases = state.chain.map(name => `${dir}/${name}`)
+  const dataPaths = plan.dataPaths.map(path => resolveFromState(statePath, path))
+  const parentAlias = aliases[0]!
+  const newestAlias = aliases[aliases.length - 1]!
+  const parentData = dataPaths[0]!
+  const scratchPath = `${dirOf(parentData)}/.${baseOf(parentData)}.merge`
+
+  if (state.step === 'blocks' || state.step === 'metadata') {
+    const parent = await openLayer(handler, parentData, 'r+')
+    const children: DirLayer[] = []
+    for (const dataPath of dataPaths.slice(1)) {
+      children.push(await openLayer(handler, dataPath, 'r'))
+    }
+    const holders = holdersOfBlocks(children, plan.maxTableEntries)
+    if (state.step === 'blocks') {
+      if (parent.vhd.header.checksum !== state.parent.header || children[children.length - 1]!.vhd.header.checksum !== state.child.header) {
+        throw broken(`the VHDs of ${parentAlias} changed since its merge started`, parentAlias)
+      }
+      checkChain([parent, ...children])
+      await moveBlocks(handler, parent, holders, scratchPath, opts)
+      state.step = 'metadata'
+      await writeMergeState(handler, statePath, state)
+    }
+    throwIfAborted(opts.signal)
+    await writeMetadata(handler, parent, holders, plan)
+    state.step = 'rename'
+    await writeMergeState(handler, statePath, state)
+  }
+
+  if (state.step === 'rename') {
+    try {
+      await handler.rename(parentAlias, newestAlias)
+    } catch (error) {
+      if (!isEnoent(error) || (await vhdAliases.resolveVhdAlias(handler, newestAlias)) !== parentData) {
+        throw error
+      }
+      // renamed before an interruption
+    }
+    await syncDir(handler, dir)
+    state.step = 'cleanup'
+    await writeMergeState(handler, statePath, state)
+  }
+
+  await handler.rmtree(dataPaths[dataPaths.length - 1]!).catch(ignoreEnoent)
+  for (const [i, alias] of aliases.entries()) {
+    if (i === 0 || i === aliases.length - 1) {
+      continue
+    }
+    await handler.unlink(alias).catch(ignoreEnoent)
+    await handler.rmtree(dataPaths[i]!).catch(ignoreEnoent)
+  }
+  await handler.rmtree(scratchPath).catch(ignoreEnoent)
+  await syncDir(handler, dir)
+  await removeMergeState(handler, statePath)
+}

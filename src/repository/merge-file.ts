@@ -1,0 +1,469 @@
+/**
+ * Merge of a chain of VHD files into its full, in place.
+ *
+ * The children's blocks are copied into the full at their final offsets (blocks the full lacks
+ * are appended after its data, in ascending order), reading each child in large sequential runs
+ * with several writes in flight. The full's BAT, header and footer are rewritten once, after the
+ * block data is on stable storage; then the full takes the newest child's name.
+ *
+ * Why each step is safe while the kept restore points stay readable:
+ * - blocks: every sector written into the full is one that a child still present overrides (or
+ *   the full's own sector, unchanged), and the full's BAT still lists only its own blocks; the
+ *   trailing footer is first copied to the end of the grown file, so the full stays a valid VHD.
+ * - metadata: the new BAT entries point at blocks that the children override too.
+ * - rename: atomic; the result is a full holding the newest child's data, UUID and name.
+ * - cleanup: the merged children are no longer referenced by anything.
+ * A crash anywhere leaves a state file from which every step is redone identically.
+ */
+import { BackupError } from '../errors.js'
+import type { FileDescriptor, RemoteHandler } from './remote-handler.js'
+import { composeBlock, fullBlockSize, geometryOf, isFullBitmap, SECTOR, type BlockGeometry } from './merge-blocks.js'
+import { syncDir, syncFile } from './merge-durable.js'
+import { forEachConcurrently } from './merge-pool.js'
+import { dirOf, writeMergeState, removeMergeState, type FileMergePlan, type MergeState } from './merge-state.js'
+import { BLOCK_UNUSED, DISK_TYPES, FOOTER_SIZE, HEADER_SIZE, PLATFORMS, vhdStructs, vhdUtils } from './vhd-lib.js'
+import type { VhdFooter, VhdHeader } from './vhd-lib.js'
+import { throwIfAborted, type MergeRunOptions } from './merge-options.js'
+
+/** bytes read from a child in one request */
+const RUN_BYTES = 16 * 1024 * 1024
+/** runs in flight at once */
+const RUN_CONCURRENCY = 4
+
+interface FileLayer {
+  readonly path: string
+  readonly fd: FileDescriptor
+  readonly footer: VhdFooter
+  readonly header: VhdHeader
+  readonly rawFooter: Buffer
+  /** BAT entries (big-endian sector numbers), maxTableEntries of them */
+  readonly bat: Buffer
+  readonly size: number
+}
+
+function batEntry(bat: Buffer, block: number): number {
+  return block * 4 + 4 <= bat.length ? bat.readUInt32BE(block * 4) : BLOCK_UNUSED
+}
+
+function broken(message: string, path: string, cause?: unknown): BackupError {
+  return new BackupError('CHAIN_BROKEN', message, { path }, cause === undefined ? undefined : { cause })
+}
+
+async function readExactly(handler: RemoteHandler, fd: FileDescriptor, length: number, position: number): Promise<Buffer> {
+  const buffer = Buffer.allocUnsafe(length)
+  const { bytesRead } = await handler.read(fd, buffer, position)
+  if (bytesRead !== length) {
+    throw broken(`short read: ${bytesRead} of ${length} bytes at ${position}`, fd.path)
+  }
+  return buffer
+}
+
+async function openLayer(
+  handler: RemoteHandler,
+  path: string,
+  flags: 'r' | 'r+',
+  checkEndFooter: boolean,
+): Promise<FileLayer> {
+  const fd = await handler.openFile(path, flags)
+  try {
+    const head = await readExactly(handler, fd, FOOTER_SIZE + HEADER_SIZE, 0)
+    const rawFooter = Buffer.from(head.subarray(0, FOOTER_SIZE))
+    let footer: VhdFooter
+    let header: VhdHeader
+    try {
+      footer = vhdUtils.unpackFooter(rawFooter)
+      header = vhdUtils.unpackHeader(head.subarray(FOOTER_SIZE), footer)
+    } catch (error) {
+      throw broken(`invalid VHD header or footer in ${path}`, path, error)
+    }
+    const size = await handler.getSize(fd)
+    if (checkEndFooter) {
+      const endFooter = await readExactly(handler, fd, FOOTER_SIZE, size - FOOTER_SIZE)
+      if (!endFooter.equals(rawFooter)) {
+        throw broken(`the trailing footer of ${path} differs from its leading one`, path)
+      }
+    }
+    const bat = await readExactly(handler, fd, header.maxTableEntries * 4, header.tableOffset)
+    return { path, fd, footer, header, rawFooter, bat, size }
+  } catch (error) {
+    await handler.closeFile(fd)
+    throw error
+  }
+}
+
+async function closeLayers(handler: RemoteHandler, layers: FileLayer[]): Promise<void> {
+  await Promise.all(layers.map(layer => handler.closeFile(layer.fd).catch(() => undefined)))
+}
+
+function packHeader(header: VhdHeader): Buffer {
+  const raw = vhdStructs.fuHeader.pack(header)
+  vhdStructs.checksumStruct(raw, vhdStructs.fuHeader)
+  return raw
+}
+
+function packFooter(footer: VhdFooter): Buffer {
+  const raw = vhdStructs.fuFooter.pack(footer)
+  vhdStructs.checksumStruct(raw, vhdStructs.fuFooter)
+  return raw
+}
+
+/** Byte offset right after the header, BAT and parent locators of a VHD file. */
+function endOfHeaders(layer: FileLayer): number {
+  const { header } = layer
+  let end = Math.max(FOOTER_SIZE + HEADER_SIZE, header.tableOffset + vhdUtils.computeBatSize(header.maxTableEntries))
+  for (const entry of header.parentLocatorEntry) {
+    if (entry.platformCode !== PLATFORMS.NONE) {
+      end = Math.max(end, entry.platformDataOffset + entry.platformDataSpace * SECTOR)
+    }
+  }
+  return end
+}
+
+/** Validate the chain and every header/footer link; returns the shared block geometry. */
+function checkChain(parent: FileLayer, children: FileLayer[]): BlockGeometry {
+  if (parent.footer.diskType !== DISK_TYPES.DYNAMIC) {
+    throw broken(`${parent.path} is not a dynamic (full) VHD`, parent.path)
+  }
+  let previous = parent
+  for (const child of children) {
+    if (child.footer.diskType !== DISK_TYPES.DIFFERENCING) {
+      throw broken(`${child.path} is not a differencing VHD`, child.path)
+    }
+    if (!child.header.parentUuid.equals(previous.footer.uuid)) {
+      throw broken(`${child.path} is not a child of ${previous.path}`, child.path)
+    }
+    if (child.header.blockSize !== parent.header.blockSize) {
+      throw broken(`${child.path} has another block size than ${parent.path}`, child.path)
+    }
+    previous = child
+  }
+  return geometryOf(parent.header.blockSize)
+}
+
+/** Blocks any child holds, ascending, below `maxTableEntries`. */
+function unionOfBlocks(children: FileLayer[], maxTableEntries: number): number[] {
+  const union: number[] = []
+  for (let block = 0; block < maxTableEntries; block++) {
+    if (children.some(child => batEntry(child.bat, block) !== BLOCK_UNUSED)) {
+      union.push(block)
+    }
+  }
+  return union
+}
+
+function makePlan(parent: FileLayer, children: FileLayer[], geometry: BlockGeometry): { plan: FileMergePlan; union: number[] } {
+  const newest = children[children.length - 1]!
+  const full = fullBlockSize(geometry)
+  const maxTableEntries = Math.max(parent.header.maxTableEntries, newest.header.maxTableEntries)
+  const union = unionOfBlocks(children, maxTableEntries)
+  const newBlocks = union.filter(block => batEntry(parent.bat, block) === BLOCK_UNUSED)
+
+  // first free byte: after the headers, every block and the trailing footer's current place
+  let endOfData = endOfHeaders(parent)
+  for (let block = 0; block < parent.header.maxTableEntries; block++) {
+    const sector = batEntry(parent.bat, block)
+    if (sector !== BLOCK_UNUSED) {
+      endOfData = Math.max(endOfData, sector * SECTOR + full)
+    }
+  }
+  const appendSector = Math.ceil(Math.max(endOfData, parent.size - FOOTER_SIZE) / SECTOR)
+  const dataEnd = appendSector * SECTOR + newBlocks.length * full
+
+  // the BAT grows in place when the space behind it is free, else it moves behind the data
+  const batSize = vhdUtils.computeBatSize(maxTableEntries)
+  let tableOffset = parent.header.tableOffset
+  if (batSize > vhdUtils.computeBatSize(parent.header.maxTableEntries)) {
+    let limit = appendSector * SECTOR
+    for (let block = 0; block < parent.header.maxTableEntries; block++) {
+      const sector = batEntry(parent.bat, block)
+      if (sector !== BLOCK_UNUSED && sector * SECTOR >= tableOffset) {
+        limit = Math.min(limit, sector * SECTOR)
+      }
+    }
+    for (const entry of parent.header.parentLocatorEntry) {
+      if (entry.platformCode !== PLATFORMS.NONE && entry.platformDataOffset >= tableOffset) {
+        limit = Math.min(limit, entry.platformDataOffset)
+      }
+    }
+    if (tableOffset + batSize > limit) {
+      tableOffset = dataEnd
+    }
+  }
+  const footerOffset = Math.max(dataEnd, tableOffset + batSize)
+
+  const header = packHeader({ ...parent.header, maxTableEntries, tableOffset })
+  const footer = packFooter({
+    ...parent.footer,
+    currentSize: newest.footer.currentSize,
+    originalSize: newest.footer.originalSize,
+    diskGeometry: { ...newest.footer.diskGeometry },
+    timestamp: newest.footer.timestamp,
+    uuid: newest.footer.uuid,
+    diskType: DISK_TYPES.DYNAMIC,
+  })
+  return {
+    union,
+    plan: {
+      format: 'file',
+      appendSector,
+      newBlocks,
+      originalTableOffset: parent.header.tableOffset,
+      originalMaxTableEntries: parent.header.maxTableEntries,
+      tableOffset,
+      maxTableEntries,
+      footerOffset,
+      header: header.toString('base64'),
+      footer: footer.toString('base64'),
+    },
+  }
+}
+
+/** Open and check a chain of VHD files and plan its merge. */
+export async function planFileMerge(
+  handler: RemoteHandler,
+  chain: string[],
+): Promise<{ plan: FileMergePlan; blocks: number; parentHeader: number; childHeader: number }> {
+  const layers: FileLayer[] = []
+  try {
+    for (const [i, path] of chain.entries()) {
+      layers.push(await openLayer(handler, path, 'r', true).catch(error => {
+        throw error instanceof BackupError ? error : broken(`cannot open ${path}`, path, error)
+      }))
+      void i
+    }
+    const [parent, ...children] = layers
+    const geometry = checkChain(parent!, children)
+    const { plan, union } = makePlan(parent!, children, geometry)
+    return {
+      plan,
+      blocks: union.length,
+      parentHeader: parent!.header.checksum,
+      childHeader: children[children.length - 1]!.header.checksum,
+    }
+  } finally {
+    await closeLayers(handler, layers)
+  }
+}
+
+interface Run {
+  readonly child: FileLayer
+  readonly firstSector: number
+  readonly blocks: number[]
+}
+
+/** Group the blocks each child provides into runs of adjacent blocks in that child's file. */
+function makeRuns(children: FileLayer[], union: number[], geometry: BlockGeometry): Run[] {
+  const fullSectors = fullBlockSize(geometry) / SECTOR
+  const maxBlocks = Math.max(1, Math.floor(RUN_BYTES / fullBlockSize(geometry)))
+  const byChild = new Map<FileLayer, { block: number; sector: number }[]>()
+  for (const block of union) {
+    let newest: FileLayer | undefined
+    for (const child of children) {
+      if (batEntry(child.bat, block) !== BLOCK_UNUSED) {
+        newest = child
+      }
+    }
+    const list = byChild.get(newest!) ?? []
+    list.push({ block, sector: batEntry(newest!.bat, block) })
+    byChild.set(newest!, list)
+  }
+  const runs: Run[] = []
+  for (const [child, list] of byChild) {
+    list.sort((a, b) => a.sector - b.sector)
+    let run: { child: FileLayer; firstSector: number; blocks: number[] } | undefined
+    for (const { block, sector } of list) {
+      if (run !== undefined && sector === run.firstSector + run.blocks.length * fullSectors && run.blocks.length < maxBlocks) {
+        run.blocks.push(block)
+      } else {
+        run = { child, firstSector: sector, blocks: [block] }
+        runs.push(run)
+      }
+    }
+  }
+  return runs
+}
+
+async function copyBlocks(
+  handler: RemoteHandler,
+  parent: FileLayer,
+  children: FileLayer[],
+  plan: FileMergePlan,
+  union: number[],
+  opts: MergeRunOptions,
+): Promise<void> {
+  const geometry = geometryOf(parent.header.blockSize)
+  const full = fullBlockSize(geometry)
+  const rank = new Map(plan.newBlocks.map((block, i) => [block, i]))
+  const targetOf = (block: number): number => {
+    const sector = batEntry(parent.bat, block)
+    return sector !== BLOCK_UNUSED ? sector * SECTOR : plan.appendSector * SECTOR + rank.get(block)! * full
+  }
+
+  // keep a valid trailing footer at the end of the grown file before writing past the old one
+  if (plan.footerOffset > parent.size - FOOTER_SIZE) {
+    await handler.write(parent.fd, parent.rawFooter, plan.footerOffset)
+  }
+
+  const composeBlocks = async (block: number, newestBuffer: Buffer): Promise<void> => {
+    const parentSector = batEntry(parent.bat, block)
+    const base = parentSector === BLOCK_UNUSED ? undefined : await readExactly(handler, parent.fd, full, parentSector * SECTOR)
+    const layers: Buffer[] = []
+    const holders = children.filter(child => batEntry(child.bat, block) !== BLOCK_UNUSED)
+    for (const child of holders.slice(0, -1)) {
+      layers.push(await readExactly(handler, child.fd, full, batEntry(child.bat, block) * SECTOR))
+    }
+    layers.push(newestBuffer)
+    await handler.write(parent.fd, composeBlock(base, layers, geometry), targetOf(block))
+  }
+
+  const runs = makeRuns(children, union, geometry)
+  const total = union.length
+  let done = 0
+  opts.onProgress?.(0, total)
+  await forEachConcurrently(runs, RUN_CONCURRENCY, async run => {
+    throwIfAborted(opts.signal)
+    const buffer = await readExactly(handler, run.child.fd, run.blocks.length * full, run.firstSector * SECTOR)
+    const writes: Promise<unknown>[] = []
+    const partial: number[] = []
+    let segment: { start: number; end: number; target: number } | undefined
+    const flush = (): void => {
+      if (segment !== undefined) {
+        writes.push(handler.write(parent.fd, buffer.subarray(segment.start, segment.end), segment.target))
+        segment = undefined
+      }
+    }
+    for (const [i, block] of run.blocks.entries()) {
+      const start = i * full
+      if (!isFullBitmap(buffer.subarray(start, start + geometry.bitmapSize), geometry)) {
+        flush()
+        partial.push(i)
+        continue
+      }
+      const target = targetOf(block)
+      if (segment !== undefined && segment.end === start && segment.target + (segment.end - segment.start) === target) {
+        segment.end = start + full
+      } else {
+        flush()
+        segment = { start, end: start + full, target }
+      }
+    }
+    flush()
+    await Promise.all(writes)
+    for (const i of partial) {
+      await composeBlocks(run.blocks[i]!, buffer.subarray(i * full, (i + 1) * full))
+    }
+    done += run.blocks.length
+    opts.onProgress?.(done, total)
+  })
+  await syncFile(handler, parent.fd)
+}
+
+async function writeMetadata(handler: RemoteHandler, parent: FileLayer, plan: FileMergePlan, geometry: BlockGeometry): Promise<void> {
+  const full = fullBlockSize(geometry)
+  const bat = Buffer.alloc(vhdUtils.computeBatSize(plan.maxTableEntries), 0xff)
+  const original = await readExactly(handler, parent.fd, plan.originalMaxTableEntries * 4, plan.originalTableOffset)
+  original.copy(bat)
+  for (const [i, block] of plan.newBlocks.entries()) {
+    bat.writeUInt32BE((plan.appendSector * SECTOR + i * full) / SECTOR, block * 4)
+  }
+  await handler.write(parent.fd, bat, plan.tableOffset)
+  await handler.write(parent.fd, Buffer.from(plan.header, 'base64'), FOOTER_SIZE)
+  await syncFile(handler, parent.fd)
+  const footer = Buffer.from(plan.footer, 'base64')
+  await handler.write(parent.fd, footer, plan.footerOffset)
+  await handler.write(parent.fd, footer, 0)
+  await syncFile(handler, parent.fd)
+}
+
+/** Resolve the state's chain (relative to the state file) to paths from the remote root. */
+export function chainOfState(statePath: string, state: MergeState): string[] {
+  const dir = dirOf(statePath)
+  return state.chain.map(name => `${dir}/${name}`)
+}
+
+async function isMergedFull(handler: RemoteHandler, path: string, plan: FileMergePlan): Promise<boolean> {
+  try {
+    const fd = await handler.openFile(path, 'r')
+    try {
+      const footer = await readExactly(handler, fd, FOOTER_SIZE, 0)
+      return footer.equals(Buffer.from(plan.footer, 'base64'))
+    } finally {
+      await handler.closeFile(fd)
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      return false
+    }
+    throw error
+  }
+}
+
+/** Carry out (or finish) the merge a state file describes, from its current step. */
+export async function runFileMerge(
+  handler: RemoteHandler,
+  statePath: string,
+  state: MergeState,
+  opts: MergeRunOptions,
+): Promise<void> {
+  const plan = state.plan
+  if (plan.format !== 'file') {
+    throw new TypeError('not a VHD file merge')
+  }
+  const chain = chainOfState(statePath, state)
+  const [parentPath] = chain
+  const children = chain.slice(1)
+  const newestPath = chain[chain.length - 1]!
+  const geometry = geometryOf(vhdUtils.unpackHeader(Buffer.from(plan.header, 'base64')).blockSize)
+
+  if (state.step === 'blocks' || state.step === 'metadata') {
+    const layers: FileLayer[] = []
+    try {
+      // the leading and trailing footers may differ after a crash while they were rewritten
+      layers.push(await openLayer(handler, parentPath!, 'r+', state.step === 'blocks'))
+      for (const path of children) {
+        layers.push(await openLayer(handler, path, 'r', true))
+      }
+      const [parent, ...childLayers] = layers
+      if (state.step === 'blocks') {
+        if (parent!.header.checksum !== state.parent.header || childLayers[childLayers.length - 1]!.header.checksum !== state.child.header) {
+          throw broken(`the VHDs of ${parentPath} changed since its merge started`, parentPath!)
+        }
+        checkChain(parent!, childLayers)
+        const union = unionOfBlocks(childLayers, plan.maxTableEntries)
+        await copyBlocks(handler, parent!, childLayers, plan, union, opts)
+        state.step = 'metadata'
+        await writeMergeState(handler, statePath, state)
+      }
+      throwIfAborted(opts.signal)
+      await writeMetadata(handler, parent!, plan, geometry)
+    } finally {
+      await closeLayers(handler, layers)
+    }
+    state.step = 'rename'
+    await writeMergeState(handler, statePath, state)
+  }
+
+  if (state.step === 'rename') {
+    try {
+      await handler.rename(parentPath!, newestPath)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || !(await isMergedFull(handler, newestPath, plan))) {
+        throw error
+      }
+      // renamed before an interruption
+    }
+    await syncDir(handler, dirOf(newestPath))
+    state.step = 'cleanup'
+    await writeMergeState(handler, statePath, state)
+  }
+
+  for (const path of children.slice(0, -1)) {
+    await handler.unlink(path).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') {
+        throw error
+      }
+    })
+  }
+  await syncDir(handler, dirOf(newestPath))
+  await removeMergeState(handler, statePath)
+}

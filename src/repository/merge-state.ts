@@ -1,0 +1,139 @@
+/**
+ * The merge state file: `.<oldest VHD name>.merge.json` beside the chain, as Xen Orchestra keeps
+ * it. It is written (atomically, durably) before the merge changes anything and at each step
+ * change, and removed when the merge is complete. It holds everything a later process needs to
+ * finish the merge exactly as it was planned.
+ */
+import type { RemoteHandler } from './remote-handler.js'
+import { replaceFileAtomically, syncDir } from './merge-durable.js'
+
+/** Steps, in order. Each one is idempotent: a resumed merge redoes its current step whole. */
+export const MERGE_STEPS = ['blocks', 'metadata', 'rename', 'cleanup'] as const
+export type MergeStep = (typeof MERGE_STEPS)[number]
+
+/** Where a VHD file merge puts what the full does not hold yet. */
+export interface FileMergePlan {
+  readonly format: 'file'
+  /** first sector of the blocks appended to the full, in ascending block order */
+  readonly appendSector: number
+  /** blocks appended to the full (absent from it before the merge), ascending */
+  readonly newBlocks: number[]
+  /** the full's BAT before the merge */
+  readonly originalTableOffset: number
+  readonly originalMaxTableEntries: number
+  /** the merged full's BAT */
+  readonly tableOffset: number
+  readonly maxTableEntries: number
+  /** byte offset of the merged full's trailing footer */
+  readonly footerOffset: number
+  /** the merged full's header and footer (base64, checksums included) */
+  readonly header: string
+  readonly footer: string
+}
+
+export interface DirectoryMergePlan {
+  readonly format: 'directory'
+  /** data folders behind each alias of the chain, relative to the state file's folder */
+  readonly dataPaths: string[]
+  readonly maxTableEntries: number
+  /** the merged full's footer (base64, checksum included) */
+  readonly footer: string
+}
+
+export interface MergeState {
+  readonly engine: 'xo-server-continuous-delta'
+  readonly version: 1
+  step: MergeStep
+  /** the chain, oldest first, relative to the state file's folder */
+  readonly chain: string[]
+  /** header checksums when the merge started: a resume refuses VHDs that have changed since */
+  readonly parent: { header: number }
+  readonly child: { header: number }
+  /** blocks merged: the union of the children's blocks */
+  readonly blocks: number
+  readonly startedAt: number
+  readonly plan: FileMergePlan | DirectoryMergePlan
+}
+
+const STATE_SUFFIX = '.merge.json'
+
+export function dirOf(path: string): string {
+  const i = path.lastIndexOf('/')
+  return i === -1 ? '.' : path.slice(0, i)
+}
+
+export function baseOf(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1)
+}
+
+/** `<dir>/.<name>.merge.json` for the oldest VHD of a chain `<dir>/<name>` */
+export function mergeStatePath(parentPath: string): string {
+  return `${dirOf(parentPath)}/.${baseOf(parentPath)}${STATE_SUFFIX}`
+}
+
+/** The VHD path a state file belongs to. */
+export function parentPathOf(statePath: string): string {
+  const name = baseOf(statePath)
+  return `${dirOf(statePath)}/${name.slice(1, -STATE_SUFFIX.length)}`
+}
+
+export function isMergeStateName(name: string): boolean {
+  return name.startsWith('.') && name.endsWith(STATE_SUFFIX) && name.length > 1 + STATE_SUFFIX.length
+}
+
+export async function listMergeStates(handler: RemoteHandler, dir: string): Promise<string[]> {
+  const names = await handler.list(dir, { ignoreMissing: true, filter: isMergeStateName })
+  return names.sort().map(name => `${dir}/${name}`)
+}
+
+function isMergeState(value: unknown): value is MergeState {
+  if (typeof value !== 'object' || value === null) {
+    return false
+  }
+  const state = value as Partial<MergeState>
+  return (
+    state.engine === 'xo-server-continuous-delta' &&
+    state.version === 1 &&
+    typeof state.step === 'string' &&
+    (MERGE_STEPS as readonly string[]).includes(state.step) &&
+    Array.isArray(state.chain) &&
+    state.chain.length >= 2 &&
+    typeof state.plan === 'object' &&
+    state.plan !== null
+  )
+}
+
+/**
+ * The state at `path`; undefined when there is none. A state this engine did not write (Xen
+ * Orchestra's own merge) is reported as `foreign` so that the caller leaves it alone.
+ */
+export async function readMergeState(
+  handler: RemoteHandler,
+  path: string,
+): Promise<MergeState | 'foreign' | undefined> {
+  let raw: Buffer
+  try {
+    raw = await handler.readFile(path)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      return undefined
+    }
+    throw error
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(raw.toString('utf8'))
+  } catch {
+    return 'foreign'
+  }
+  return isMergeState(parsed) ? parsed : 'foreign'
+}
+
+export async function writeMergeState(handler: RemoteHandler, path: string, state: MergeState): Promise<void> {
+  await replaceFileAtomically(handler, path, JSON.stringify(state))
+}
+
+export async function removeMergeState(handler: RemoteHandler, path: string): Promise<void> {
+  await handler.unlink(path)
+  await syncDir(handler, dirOf(path))
+}

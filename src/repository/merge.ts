@@ -1,0 +1,135 @@
+/**
+ * Continuous merge: folds the oldest VHDs of a disk's chain into its full, so that the oldest
+ * kept restore point becomes the new full under its own name. Works on VHD files (blocks copied
+ * in place into the full) and VHD directories (block files renamed), costs time in proportion to
+ * the changed blocks only, and survives a crash at any point: `resumeMerges` (or the next
+ * `mergeChain` on the same chain) finishes an interrupted merge from its state file.
+ */
+import { BackupError } from '../errors.js'
+import type { RemoteHandler } from './remote-handler.js'
+import { planDirectoryMerge, runDirectoryMerge } from './merge-directory.js'
+import { planFileMerge, runFileMerge } from './merge-file.js'
+import { throwIfAborted } from './merge-options.js'
+import {
+  baseOf,
+  dirOf,
+  listMergeStates,
+  mergeStatePath,
+  readMergeState,
+  writeMergeState,
+  type MergeState,
+} from './merge-state.js'
+import { vhdAliases } from './vhd-lib.js'
+
+export interface MergeOptions {
+  signal?: AbortSignal
+  /** blocks merged so far, out of the blocks the merge moves */
+  onProgress?(done: number, total: number): void
+}
+
+export interface MergeResult {
+  /** the merged full, under the name of the newest VHD of the chain */
+  mergedPath: string
+  /** blocks merged (the union of the merged children's blocks) */
+  blocks: number
+  durationMs: number
+}
+
+function normalizePath(path: string): string {
+  return path.replace(/^\/+/, '')
+}
+
+function checkChainPaths(chain: string[]): void {
+  if (chain.length < 2) {
+    throw new BackupError('INVALID_PARAMETER', 'a merge needs a full and at least one child', { chain })
+  }
+  const dir = dirOf(chain[0]!)
+  const aliases = chain.filter(path => vhdAliases.isVhdAlias(path)).length
+  if (aliases !== 0 && aliases !== chain.length) {
+    throw new BackupError('INVALID_PARAMETER', 'a chain is either all VHD files or all VHD directory aliases', { chain })
+  }
+  if (chain.some(path => dirOf(path) !== dir) || new Set(chain).size !== chain.length) {
+    throw new BackupError('INVALID_PARAMETER', 'the VHDs of a chain are distinct files of one folder', { chain })
+  }
+}
+
+async function runMerge(handler: RemoteHandler, statePath: string, state: MergeState, opts: MergeOptions): Promise<MergeResult> {
+  const started = Date.now()
+  const run = state.plan.format === 'file' ? runFileMerge : runDirectoryMerge
+  await run(handler, statePath, state, opts)
+  return {
+    mergedPath: `${dirOf(statePath)}/${state.chain[state.chain.length - 1]!}`,
+    blocks: state.blocks,
+    durationMs: Date.now() - started,
+  }
+}
+
+async function stateOf(handler: RemoteHandler, statePath: string): Promise<MergeState | undefined> {
+  const state = await readMergeState(handler, statePath)
+  if (state === 'foreign') {
+    throw new BackupError('CHAIN_LOCKED', `${statePath} belongs to another merge engine; let it finish first`, { path: statePath })
+  }
+  return state
+}
+
+/**
+ * Merge every VHD of `chain` (oldest, a full, first; paths from the remote's root) but the last
+ * into one full that ends under the last one's name, with its footer UUID; the others are removed.
+ */
+export async function mergeChain(handler: RemoteHandler, chain: string[], opts: MergeOptions = {}): Promise<MergeResult> {
+  const started = Date.now()
+  let remaining = chain.map(normalizePath)
+  checkChainPaths(remaining)
+
+  // an interrupted merge of the same full is finished first, then the rest of the chain follows
+  const statePath = mergeStatePath(remaining[0]!)
+  const pending = await stateOf(handler, statePath)
+  let resumedBlocks = 0
+  if (pending !== undefined) {
+    const resumed = await runMerge(handler, statePath, pending, opts)
+    resumedBlocks = resumed.blocks
+    const at = remaining.indexOf(resumed.mergedPath)
+    if (at === -1) {
+      throw new BackupError('CHAIN_BROKEN', `the interrupted merge of ${remaining[0]} ended in ${resumed.mergedPath}, outside the chain`, {
+        path: statePath,
+      })
+    }
+    remaining = remaining.slice(at)
+    if (remaining.length === 1) {
+      return { ...resumed, durationMs: Date.now() - started }
+    }
+  }
+  throwIfAborted(opts.signal)
+
+  const nextStatePath = mergeStatePath(remaining[0]!)
+  const directory = vhdAliases.isVhdAlias(remaining[0]!)
+  const planned = directory ? await planDirectoryMerge(handler, remaining, nextStatePath) : await planFileMerge(handler, remaining)
+  const state: MergeState = {
+    engine: 'xo-server-continuous-delta',
+    version: 1,
+    step: 'blocks',
+    chain: remaining.map(baseOf),
+    parent: { header: planned.parentHeader },
+    child: { header: planned.childHeader },
+    blocks: planned.blocks,
+    startedAt: Date.now(),
+    plan: planned.plan,
+  }
+  await writeMergeState(handler, nextStatePath, state)
+  const result = await runMerge(handler, nextStatePath, state, opts)
+  return { ...result, blocks: result.blocks + resumedBlocks, durationMs: Date.now() - started }
+}
+
+/** Finish every interrupted merge whose state file is in `dir`. */
+export async function resumeMerges(handler: RemoteHandler, dir: string, opts: MergeOptions = {}): Promise<MergeResult[]> {
+  const results: MergeResult[] = []
+  for (const statePath of await listMergeStates(handler, normalizePath(dir))) {
+    const state = await readMergeState(handler, statePath)
+    if (state === undefined || state === 'foreign') {
+      continue
+    }
+    throwIfAborted(opts.signal)
+    results.push(await runMerge(handler, statePath, state, opts))
+  }
+  return results
+}
