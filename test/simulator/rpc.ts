@@ -56,10 +56,10 @@ export class RpcDispatcher {
     return typeof session === 'string' && this.#sessions.has(session)
   }
 
-  /** Forgets every session; pending `event.from` calls answer SESSION_INVALID. */
+  /** Forgets every session: the next call of each client answers SESSION_INVALID. */
   loseSessions(): void {
+    // pending polls answer SESSION_INVALID at their next wake-up, as after a toolstack restart
     this.#sessions.clear()
-    this.#wakePollers()
   }
 
   #wakePollers(): void {
