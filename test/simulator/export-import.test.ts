@@ -95,6 +95,17 @@ describe('simulated pool: disk export and import', () => {
     assert.deepEqual(delta.blocks, blocksOf(changes))
     assert.equal(await sha256File(rawPath), await pool.sim.hashVdi(next.uuid))
     assert.notEqual(await pool.sim.hashVdi(next.uuid), await pool.sim.hashVdi(base.uuid))
+    const exports = pool.sim.calls.filter(call => call.method === 'export_raw_vdi').map(call => call.params[0])
+    assert.deepEqual(
+      exports.map(query => {
+        const { vdi, base, format } = query as Record<string, string>
+        return { vdi, base, format }
+      }),
+      [
+        { vdi: base.ref, base: undefined, format: 'vhd' },
+        { vdi: next.ref, base: base.ref, format: 'vhd' },
+      ]
+    )
   })
 
   it('exports raw bytes with format=raw', async () => {

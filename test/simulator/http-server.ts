@@ -192,6 +192,13 @@ export function createXapiServer(deps: ServerDeps): Server {
           res.writeHead(401)
           return void res.end()
         }
+        const query = Object.fromEntries([...url.searchParams].filter(([key]) => key !== 'session_id'))
+        res.once('finish', () =>
+          deps.rpc.note({ method: route.slice(1), params: [query], ...(res.statusCode >= 400 && { error: `HTTP ${res.statusCode}` }) })
+        )
+        res.once('close', () => {
+          if (!res.writableFinished) deps.rpc.note({ method: route.slice(1), params: [query], error: 'VDI_IO_ERROR' })
+        })
         if (req.method === 'GET' && route === '/export_raw_vdi') return handleExport(deps, url.searchParams, res)
         if (req.method === 'PUT' && route === '/import_raw_vdi') return handleImport(deps, url.searchParams, req, res)
       }

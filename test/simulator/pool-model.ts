@@ -136,7 +136,7 @@ export class PoolModel {
       const vdi = String(vbd.VDI)
       if (vbd.type === 'Disk' && vdi !== NULL_REF) {
         if (ignoreVdis.includes(vdi)) continue
-        vbdCopies.push({ ...vbd, VDI: await this.#snapshotVdi(vdi, now) })
+        vbdCopies.push({ ...vbd, VDI: await this.snapshotVdi(vdi, now) })
       } else {
         vbdCopies.push(vbd)
       }
@@ -171,7 +171,8 @@ export class PoolModel {
     return snapshot
   }
 
-  async #snapshotVdi(vdi: string, now: string): Promise<string> {
+  /** `VDI.snapshot`: a point-in-time copy of the disk, linked to it through `snapshot_of`. */
+  async snapshotVdi(vdi: string, now: string = xapiDate()): Promise<string> {
     const source = this.store.snapshot('VDI', vdi)
     const { uuid: sourceUuid, ...fields } = source
     const copy = this.createVdi({
@@ -184,6 +185,16 @@ export class PoolModel {
     await this.files.copy(String(sourceUuid), String(this.store.get('VDI', copy).uuid))
     this.store.edit('VDI', vdi, 'snapshots', withRef(copy))
     return copy
+  }
+
+  /** `VDI.resize`: grows a disk (shrinking is refused, as on XAPI). */
+  async resizeVdi(vdi: string, size: number): Promise<void> {
+    const record = this.store.get('VDI', vdi)
+    if (!Number.isSafeInteger(size) || size < Number(record.virtual_size)) {
+      throw new XapiFault('VDI_SIZE_TOO_SMALL', [vdi, String(size)])
+    }
+    await this.files.create(String(record.uuid), size)
+    this.store.update('VDI', vdi, { virtual_size: size })
   }
 
   /** `VM.destroy`: the VM, its VBDs, VIFs and metrics go; its VDIs stay (as on XAPI). */

@@ -15,7 +15,10 @@ export interface CallRecord {
   readonly method: string
   /** Parameters after the session (the password of a login is masked). */
   readonly params: readonly unknown[]
-  /** Error code answered, if any (for `Async.*`: only a synchronous refusal). */
+  /**
+   * Error code answered, if any (for `Async.*`: only a synchronous refusal; the task carries the
+   * rest). HTTP handlers are logged as `export_raw_vdi` / `import_raw_vdi` with their query.
+   */
   readonly error?: string
 }
 
@@ -46,6 +49,11 @@ export class RpcDispatcher {
 
   get calls(): readonly CallRecord[] {
     return this.#calls
+  }
+
+  /** Records a call that did not come through JSON-RPC (the HTTP disk handlers). */
+  note(call: CallRecord): void {
+    this.#calls.push(call)
   }
 
   clearCalls(): void {

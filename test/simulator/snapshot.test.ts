@@ -98,6 +98,18 @@ describe('simulated pool: snapshots and object life cycle', () => {
     await assert.rejects(xapi.callAsync('VDI.destroy', attached!.$ref), { code: 'VDI_IN_USE' })
   })
 
+  it('snapshots and grows a single VDI', async () => {
+    const [system] = pool.sim.vdisOf(pool.sim.findVm('vm1').uuid)
+    const copyRef = await xapi.callAsync<string>('VDI.snapshot', system!.$ref, {})
+    const copy = pool.sim.record('VDI', copyRef)
+    assert.equal(copy.snapshot_of, system!.$ref)
+    assert.equal(await pool.sim.hashVdi(copy.uuid), await pool.sim.hashVdi(system!.uuid))
+    await xapi.callAsync('VDI.resize', copyRef, 128 * MiB)
+    assert.equal(pool.sim.record('VDI', copyRef).virtual_size, 128 * MiB)
+    assert.equal((await import('node:fs')).statSync(pool.sim.vdiPath(copy.uuid)).size, 128 * MiB)
+    await assert.rejects(xapi.callAsync('VDI.resize', copyRef, MiB), { code: 'VDI_SIZE_TOO_SMALL' })
+  })
+
   it('creates VMs, VDIs, VBDs and VIFs as a restore does', async () => {
     const srRef = await xapi.call<string>('SR.get_by_uuid', pool.sim.defaultSr())
     const networkRef = await xapi.call<string>('network.get_by_uuid', pool.sim.defaultNetwork())
