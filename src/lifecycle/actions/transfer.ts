@@ -1,16 +1,38 @@
 import { BackupError } from '../../errors.js'
 import { assertSafeId, formatTimestamp, vhdPath } from '../../repository/layout.js'
 import { writeVhd } from '../../repository/write-vhd.js'
+import type { WriteVhdResult } from '../../repository/write-vhd.js'
 import { exportVdiAsVhd } from '../../xapi/export-vdi.js'
-import type { SourceDisk, VmRunContext } from '../context.js'
+import type { VdiRecord } from '../../xapi/records.js'
+import type { DiskBase, SourceDisk, VmRunContext } from '../context.js'
+import type { DiskResult, RunReporter } from '../job.js'
 
 /** VHD directories where the remote asks for them (always on object storage) or the settings do */
 export function usesVhdDirectory(ctx: VmRunContext): boolean {
   return ctx.settings.useVhdDirectory === true || ctx.handler.useVhdDirectory() || ctx.handler.type === 's3'
 }
 
-async function transferDisk(ctx: VmRunContext, disk: SourceDisk, timestamp: string, directory: boolean): Promise<void> {
-  const { vdi } = disk
+/** exports one snapshot disk straight into `path`; resolves once XAPI confirmed the export too */
+async function exportIntoVhd(ctx: VmRunContext, disk: VdiRecord, base: DiskBase, path: string, reporter: RunReporter): Promise<WriteVhdResult> {
+  const { stream, task } = await exportVdiAsVhd(ctx.xapi, disk.$ref, base.mode === 'delta' ? { base: base.baseVdi } : {})
+  let written: WriteVhdResult
+  try {
+    written = await writeVhd(ctx.handler, path, stream, {
+      uuid: disk.uuid,
+      ...(base.mode === 'delta' ? { parent: base.parentPath } : {}),
+      signal: ctx.signal,
+      onProgress: bytes => reporter.progress(Math.min(99, (100 * bytes) / Math.max(1, disk.virtual_size))),
+    })
+  } finally {
+    // an HTTP body destroyed early reports the aborted request: nobody is left to read it
+    stream.on('error', () => {})
+    stream.destroy()
+  }
+  await task
+  return written
+}
+
+async function transferDisk(ctx: VmRunContext, { vdi }: SourceDisk, timestamp: string, directory: boolean): Promise<void> {
   const snapshotDisk = ctx.snapshotDisks.get(vdi.$ref)
   const base = ctx.bases.get(vdi.$ref)
   if (snapshotDisk === undefined || base === undefined) {
@@ -19,24 +41,11 @@ async function transferDisk(ctx: VmRunContext, disk: SourceDisk, timestamp: stri
   const path = vhdPath(ctx.vmUuid, assertSafeId('job', ctx.job.id), assertSafeId('vdi', vdi.uuid), timestamp, directory)
   const reporter = ctx.reporter.child(`transfer of disk "${vdi.name_label}"`, { vdi: vdi.uuid, mode: base.mode })
   const start = Date.now()
+  // from here on, cleanup removes whatever this transfer leaves
+  ctx.written.set(vdi.$ref, path)
   try {
-    const { stream, task } = await exportVdiAsVhd(ctx.xapi, snapshotDisk.$ref, base.mode === 'delta' ? { base: base.baseVdi } : {})
-    ctx.written.set(vdi.$ref, path)
-    let written
-    try {
-      written = await writeVhd(ctx.handler, path, stream, {
-        uuid: snapshotDisk.uuid,
-        ...(base.mode === 'delta' ? { parent: base.parentPath } : {}),
-        signal: ctx.signal,
-        onProgress: bytes => reporter.progress(Math.min(99, (100 * bytes) / Math.max(1, vdi.virtual_size))),
-      })
-    } finally {
-      // an HTTP body destroyed early reports the aborted request: nobody is left to read it
-      stream.on('error', () => {})
-      stream.destroy()
-    }
-    await task
-    const result = {
+    const written = await exportIntoVhd(ctx, snapshotDisk, base, path, reporter)
+    const result: DiskResult = {
       vdi: vdi.uuid,
       name: vdi.name_label,
       mode: base.mode,
@@ -47,10 +56,11 @@ async function transferDisk(ctx: VmRunContext, disk: SourceDisk, timestamp: stri
     ctx.results.push(result)
     reporter.end({ status: 'success', data: { ...result, path } })
   } catch (error) {
+    const message = `disk "${vdi.name_label}": ${error instanceof Error ? error.message : String(error)}`
     const failure =
       error instanceof BackupError
         ? error
-        : new BackupError(ctx.signal.aborted ? 'CANCELLED' : 'TRANSFER_FAILED', `transfer of disk "${vdi.name_label}" failed: ${String(error instanceof Error ? error.message : error)}`, { vdi: vdi.uuid }, { cause: error })
+        : new BackupError(ctx.signal.aborted ? 'CANCELLED' : 'TRANSFER_FAILED', message, { vdi: vdi.uuid }, { cause: error })
     reporter.end({ status: 'failure', error: failure })
     throw failure
   }
