@@ -53,29 +53,48 @@ function setPower(ctx: MethodContext, vm: string, running: boolean): void {
   })
 }
 
+/** XAPI refuses an operation listed in a VM's `blocked_operations` with OPERATION_BLOCKED. */
+function unlessBlocked(operation: string, spec: MethodSpec): MethodSpec {
+  const check = (ctx: MethodContext, args: readonly unknown[]): void => {
+    const vm = ref(args[0])
+    const blocked = ctx.model.store.get('VM', vm).blocked_operations as Record<string, string>
+    if (Object.hasOwn(blocked, operation)) throw new XapiFault('OPERATION_BLOCKED', [vm, blocked[operation]])
+  }
+  return {
+    validate(ctx, args) {
+      spec.validate?.(ctx, args)
+      check(ctx, args)
+    },
+    run(ctx, args) {
+      check(ctx, args)
+      return spec.run(ctx, args)
+    },
+  }
+}
+
 export const METHODS: Readonly<Record<string, MethodSpec>> = {
-  'VM.snapshot': {
+  'VM.snapshot': unlessBlocked('snapshot', {
     validate(ctx, args) {
       if (ctx.supportsIgnoreVdis()) arity('VM.snapshot', 2, 3)(ctx, args)
       else arity('VM.snapshot', 2)(ctx, args)
     },
     run: (ctx, [vm, name, ignore]) =>
       ctx.model.snapshotVm(ref(vm), String(name), Array.isArray(ignore) ? ignore.map(v => ref(v, 'ignore_vdis')) : []),
-  },
+  }),
   'VM.create': { run: (ctx, [fields]) => ctx.model.createVm({ ...record(fields), power_state: 'Halted' }) },
   'VDI.create': { run: (ctx, [fields]) => ctx.model.createVdi(record(fields)) },
   'VBD.create': { run: (ctx, [fields]) => ctx.model.createVbd(record(fields)) },
   'VIF.create': { run: (ctx, [fields]) => ctx.model.createVif(record(fields)) },
   'VDI.snapshot': { run: (ctx, [vdi]) => ctx.model.snapshotVdi(ref(vdi)) },
   'VDI.resize': { run: (ctx, [vdi, size]) => ctx.model.resizeVdi(ref(vdi), Number(size)) },
-  'VM.destroy': { run: (ctx, [vm]) => ctx.model.destroyVm(ref(vm)) },
+  'VM.destroy': unlessBlocked('destroy', { run: (ctx, [vm]) => ctx.model.destroyVm(ref(vm)) }),
   'VDI.destroy': { run: (ctx, [vdi]) => ctx.model.destroyVdi(ref(vdi)) },
   'VBD.destroy': { run: (ctx, [vbd]) => ctx.model.destroyVbd(ref(vbd)) },
   'VIF.destroy': { run: (ctx, [vif]) => ctx.model.destroyVif(ref(vif)) },
   'VM.get_allowed_VBD_devices': { run: (ctx, [vm]) => ctx.model.allowedVbdDevices(ref(vm)) },
-  'VM.start': { run: (ctx, [vm]) => setPower(ctx, ref(vm), true) },
-  'VM.clean_shutdown': { run: (ctx, [vm]) => setPower(ctx, ref(vm), false) },
-  'VM.hard_shutdown': { run: (ctx, [vm]) => setPower(ctx, ref(vm), false) },
+  'VM.start': unlessBlocked('start', { run: (ctx, [vm]) => setPower(ctx, ref(vm), true) }),
+  'VM.clean_shutdown': unlessBlocked('clean_shutdown', { run: (ctx, [vm]) => setPower(ctx, ref(vm), false) }),
+  'VM.hard_shutdown': unlessBlocked('hard_shutdown', { run: (ctx, [vm]) => setPower(ctx, ref(vm), false) }),
   'VDI.get_nbd_info': { run: (ctx, [vdi]) => (ctx.model.store.get('VDI', ref(vdi)), []) },
   'host.get_servertime': { run: (ctx, [host]) => (ctx.model.store.get('host', ref(host)), xapiDate()) },
   'host.get_server_localtime': { run: (ctx, [host]) => (ctx.model.store.get('host', ref(host)), xapiDate()) },

@@ -96,6 +96,12 @@ describe('simulated pool: snapshots and object life cycle', () => {
     }
     const [attached] = pool.sim.vdisOf(vm.uuid)
     await assert.rejects(xapi.callAsync('VDI.destroy', attached!.$ref), { code: 'VDI_IN_USE' })
+
+    const blocked = await xapi.callAsync<string>('VM.snapshot', vm.$ref, 'blocked', [])
+    await xapi.call('VM.add_to_blocked_operations', blocked, 'destroy', 'backup in progress')
+    await assert.rejects(xapi.callAsync('VM.destroy', blocked), { code: 'OPERATION_BLOCKED', params: [blocked, 'backup in progress'] })
+    await xapi.call('VM.remove_from_blocked_operations', blocked, 'destroy')
+    await xapi.callAsync('VM.destroy', blocked)
   })
 
   it('snapshots and grows a single VDI', async () => {
