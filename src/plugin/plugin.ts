@@ -106,7 +106,7 @@ export class ContinuousDeltaPlugin implements PluginApi {
   }
 
   /** the executor of XO jobs of type `continuousDeltaBackup` (scheduled and manual runs) */
-  readonly executeXoJob = async ({ job: xoJob, schedule, data, cancelToken }: XoJobExecutorParams): Promise<string> => {
+  readonly executeXoJob = async ({ job: xoJob, schedule, data, cancelToken, jobUpdateFct }: XoJobExecutorParams): Promise<string> => {
     if (!this.#loaded) throw new Error(`the ${PLUGIN_ID} plugin is not loaded: its jobs do not run`)
     const jobId = this.#xoJobs.jobIdOf(xoJob)
     if (jobId === undefined) throw new BackupError('JOB_NOT_FOUND', `XO job ${xoJob.id} is not a continuous delta job`)
@@ -118,6 +118,7 @@ export class ContinuousDeltaPlugin implements PluginApi {
       trigger: schedule === undefined ? 'manual' : 'schedule',
       settings,
       ...(cancelToken?.promise === undefined ? {} : { cancel: cancelToken.promise }),
+      ...(jobUpdateFct === undefined ? {} : { onTask: jobUpdateFct }),
     })
     const request = runRequestOf(data)
     if (request !== undefined) this.#results.set(request, result)

@@ -25,6 +25,8 @@ export interface RunOptions {
   readonly settings: Settings
   /** settles when XO cancels the run */
   readonly cancel?: PromiseLike<unknown>
+  /** told the id of the run's XO task once it exists */
+  readonly onTask?: (taskId: string) => unknown
 }
 
 /** what a run returns to API callers and to XO: the lifecycle's result plus the XO task */
@@ -63,12 +65,12 @@ export class JobRunner {
     return this.#running.has(jobId)
   }
 
-  async run(spec: JobSpec, { trigger, settings, cancel }: RunOptions): Promise<RunResult> {
+  async run(spec: JobSpec, { trigger, settings, cancel, onTask }: RunOptions): Promise<RunResult> {
     if (this.#running.has(spec.id)) {
       throw new BackupError('CHAIN_LOCKED', `job ${spec.name} (${spec.id}) is already running`, { job: spec.id })
     }
     const controller = new AbortController()
-    const done = this.#run(spec, trigger, settings, controller.signal)
+    const done = this.#run(spec, trigger, settings, controller.signal, onTask)
     this.#running.set(spec.id, { controller, done: done.catch(() => undefined) })
     cancel?.then(() => controller.abort(new BackupError('CANCELLED', 'the run was cancelled', { job: spec.id })), () => undefined)
     try {
@@ -85,7 +87,7 @@ export class JobRunner {
     await Promise.all(runs.map(run => run.done))
   }
 
-  async #run(spec: JobSpec, trigger: RunOptions['trigger'], settings: Settings, signal: AbortSignal): Promise<RunResult> {
+  async #run(spec: JobSpec, trigger: RunOptions['trigger'], settings: Settings, signal: AbortSignal, onTask?: RunOptions['onTask']): Promise<RunResult> {
     const xo = this.#xo
     const task = TaskReporter.create(xo.tasks, {
       name: `continuous delta backup ${spec.name}`,
@@ -106,6 +108,11 @@ export class JobRunner {
       log: [],
     })
     const reporter = new TeeReporter(task, new LogReporter(record.log))
+    void task.id().then(async taskId => {
+      if (taskId !== undefined) await onTask?.(taskId)
+    }).catch(() => {
+      // linking the task to XO's run log is a nicety: the run goes on without it
+    })
     const env: JobEnvironment = {
       getXapi: async vm => getXapiOfVm(xo, vm),
       getRemoteHandler: remoteId => getRemoteHandler(xo, remoteId),

@@ -41,6 +41,8 @@ export interface XoJobExecutorParams {
   readonly schedule?: XoSchedule
   readonly data?: unknown
   readonly runJobId?: string
+  /** links an `xo.tasks` task to the run in XO's backup logs */
+  readonly jobUpdateFct?: (taskId: string) => unknown
   /** promise-toolbox's CancelToken: its promise settles when the run is cancelled */
   readonly cancelToken?: { readonly promise?: PromiseLike<unknown> }
 }

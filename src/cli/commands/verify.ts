@@ -1,0 +1,37 @@
+/** `verify`: checks the backups on a remote; exit code 1 when an error-level problem is found. */
+import { verifyRemote } from '../../repository/verify.js'
+import { openRemote } from '../connect.js'
+import { printJson, printLine } from '../io.js'
+import type { CliIo } from '../io.js'
+import { EXIT_FAILURE, EXIT_OK } from '../usage.js'
+
+export interface VerifyOptions {
+  readonly remote: string
+  readonly vm?: string
+  readonly json: boolean
+}
+
+export async function verifyCommand(options: VerifyOptions, io: CliIo): Promise<number> {
+  const remote = await openRemote(options.remote)
+  try {
+    const report = await verifyRemote(remote.handler, options.vm === undefined ? {} : { vm: options.vm })
+    if (options.json) {
+      printJson(io, report)
+      return report.ok ? EXIT_OK : EXIT_FAILURE
+    }
+    for (const point of report.restorePoints) {
+      printLine(io, `${point.ok ? 'ok  ' : 'FAIL'}  ${point.id}`)
+      for (const problem of point.problems) printLine(io, `      ${problem.severity} ${problem.code}: ${problem.message} (${problem.path})`)
+    }
+    for (const problem of report.problems) printLine(io, `${problem.severity === 'error' ? 'FAIL' : 'hint'}  ${problem.code}: ${problem.message} (${problem.path})`)
+    const failed = report.restorePoints.filter(point => !point.ok).length
+    const total = report.restorePoints.length
+    printLine(
+      io,
+      `\n${total} restore point${total === 1 ? '' : 's'} checked: ${report.ok ? 'no problems found' : `${failed} with problems, ${report.problems.length} other problem${report.problems.length === 1 ? '' : 's'}`}`
+    )
+    return report.ok ? EXIT_OK : EXIT_FAILURE
+  } finally {
+    await remote.close()
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * Opens what the CLI works on, without xo-server: a remote from its URL (`@xen-orchestra/fs`)
+ * and a pool from its URL and credentials (`xen-api`). Both libraries are untyped: they are seen
+ * through the narrow interfaces below, checked at run time.
+ */
+import { createRequire } from 'node:module'
+
+import type { RemoteHandler } from '../repository/remote-handler.js'
+import type { XapiClient } from '../xapi/client.js'
+
+export interface OpenedRemote {
+  readonly handler: RemoteHandler
+  close(): Promise<void>
+}
+
+interface XoFs {
+  getSyncedHandler(remote: { url: string }): Promise<{ value: RemoteHandler; dispose(): Promise<void> }>
+}
+
+const xoFs: XoFs = createRequire(import.meta.url)('@xen-orchestra/fs')
+
+export async function openRemote(url: string): Promise<OpenedRemote> {
+  const { value: handler, dispose } = await xoFs.getSyncedHandler({ url })
+  return { handler, close: dispose }
+}
+
+export interface ConnectedXapi extends XapiClient {
+  connect(): Promise<void>
+  disconnect(): Promise<void>
+  readonly objectsFetched: Promise<void>
+}
+
+interface XenApi {
+  createClient(opts: { url: string; auth: { user: string; password: string }; allowUnauthorized?: boolean; readOnly?: boolean }): ConnectedXapi
+}
+
+function isXenApi(value: unknown): value is XenApi {
+  return typeof value === 'object' && value !== null && typeof Reflect.get(value, 'createClient') === 'function'
+}
+
+export interface PoolAccess {
+  readonly url: string
+  readonly user: string
+  readonly password: string
+}
+
+/** a client connected to the pool, its objects fetched; the caller disconnects it */
+export async function connectPool({ url, user, password }: PoolAccess): Promise<ConnectedXapi> {
+  // a variable specifier: the module has no type declarations, its shape is checked below
+  const specifier: string = 'xen-api'
+  const xenApi: unknown = await import(specifier)
+  if (!isXenApi(xenApi)) throw new Error('xen-api does not export createClient')
+  // the pool's certificate is usually self-signed, as xo-server's default allows
+  const xapi = xenApi.createClient({ url, auth: { user, password }, allowUnauthorized: true })
+  await xapi.connect()
+  try {
+    await xapi.objectsFetched
+  } catch (error) {
+    await xapi.disconnect()
+    throw error
+  }
+  return xapi
+}
