@@ -179,6 +179,18 @@ describe('lifecycle: continuous delta backups of a VM', function () {
     }
   })
 
+  it('a reference snapshot not marked exported is no base: a full, with a warning', async function () {
+    const [snapshot] = jobSnapshots(harness, vm1)
+    await harness.xapi.call('VM.remove_from_other_config', snapshot!.$ref, BACKUP_KEYS.exported)
+    await writeBlocks(harness, system, [8])
+    const vm = onlyVm(await runJob(harness.job([vm1]), harness.env()))
+    assert.equal(vm.status, 'success', vm.error)
+    assert.deepEqual(vm.disks.map(disk => disk.mode), ['full'])
+    assert.match(vm.warnings.join('\n'), new RegExp(`reference snapshot ${snapshot!.uuid} was never marked exported`))
+    hashes.set(vm.restorePoint!, await harness.pool.sim.hashVdi(system))
+    assert.equal(jobSnapshots(harness, vm1).length, 1)
+  })
+
   it('a deleted newest VHD makes the next run a full, with a warning, then deltas again', async function () {
     const last = (await restorePointsOf(harness.handler, vm1, 'job-1')).at(-1)!
     const vhd = last.disks.find(disk => disk.vdi === system)!.vhd
