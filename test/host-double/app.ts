@@ -10,7 +10,7 @@ import type { ApiCallEvent, ApiContext, ApiMethod, ApiMethods } from './api.js'
 import { XoApiError } from './api-errors.js'
 import { Connection } from './connection.js'
 import { Jobs } from './jobs.js'
-import type { Job, JobExecutor, RunLog, Schedule } from './jobs.js'
+import type { Job, JobExecutor, NewJob, RunLog, Schedule } from './jobs.js'
 import { Logs } from './logs.js'
 import type { Logger } from './logs.js'
 import { Plugins } from './plugins.js'
@@ -27,7 +27,7 @@ import { Users } from './users.js'
 import type { User } from './users.js'
 import type { FsHandler, XenApiClient } from './vendor.js'
 import { Xapis } from './xapis.js'
-import type { ObjectFilter, XenServer, XenServerSpec } from './xapis.js'
+import type { ObjectFilter, XapiClientOptions, XenServer, XenServerSpec } from './xapis.js'
 import type { XapiRecord } from '../../src/xapi/client.js'
 import type { XoObject } from './xo-objects.js'
 
@@ -36,6 +36,8 @@ export interface XoAppOptions {
   readonly dataDir: string
   /** `[plugins.<id>]` sections of the static configuration */
   readonly pluginsConfig?: Record<string, Record<string, unknown>>
+  /** options of the `xen-api` clients connecting to pools */
+  readonly xapiOptions?: XapiClientOptions
 }
 
 export type XoEvent = 'xo:preCall' | 'xo:postCall' | 'job:terminated' | 'plugins:registered' | 'stop'
@@ -47,7 +49,7 @@ export class XoApp extends EventEmitter {
   readonly users = new Users()
 
   readonly #api: ApiRegistry
-  readonly #xapis = new Xapis()
+  readonly #xapis: Xapis
   readonly #remotes: Remotes
   readonly #jobs: Jobs<XoApp>
   readonly #schedules: Schedules
@@ -56,9 +58,10 @@ export class XoApp extends EventEmitter {
   readonly #plugins: Plugins<XoApp>
   readonly #connections = new Set<Connection>()
 
-  constructor({ dataDir, pluginsConfig }: XoAppOptions) {
+  constructor({ dataDir, pluginsConfig, xapiOptions }: XoAppOptions) {
     super()
     this.dataDir = dataDir
+    this.#xapis = new Xapis(xapiOptions)
     this.#logs = new Logs(join(dataDir, 'logs.ndjson'))
     this.#stores = new Stores(dataDir)
     this.#remotes = new Remotes(dataDir)
@@ -225,7 +228,7 @@ export class XoApp extends EventEmitter {
     this.#jobs.registerJobExecutor(type, executor)
   }
 
-  createJob(job: Omit<Job, 'id'> & { id?: string }): Promise<Job> {
+  createJob(job: NewJob): Promise<Job> {
     return this.#jobs.createJob(job)
   }
 

@@ -26,6 +26,16 @@ export interface Job {
   readonly [property: string]: unknown
 }
 
+/** a job to create: its id is generated unless given */
+export interface NewJob {
+  readonly id?: string
+  readonly type: string
+  readonly name?: string
+  readonly userId?: string
+  readonly key?: string
+  readonly [property: string]: unknown
+}
+
 export interface Schedule {
   readonly id: string
   readonly cron: string
@@ -115,7 +125,7 @@ export class Jobs<App> {
     this.#executors.set(type, executor)
   }
 
-  async createJob(job: Omit<Job, 'id'> & { id?: string }): Promise<Job> {
+  async createJob(job: NewJob): Promise<Job> {
     const created: Job = { ...structuredClone(job), id: job.id ?? randomUUID() }
     const jobs = await this.#all()
     if (jobs.has(created.id)) throw new Error(`job ${created.id} already exists`)

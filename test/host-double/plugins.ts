@@ -241,7 +241,7 @@ export class Plugins<Xo> {
     }
     next = structuredClone(next)
     await this.#configure(plugin, next)
-    metadata[id] = { autoload: true, ...metadata[id], configuration: next }
+    metadata[id] = { autoload: metadata[id]?.autoload ?? true, configuration: next }
     await this.#metadata.write(metadata)
   }
 

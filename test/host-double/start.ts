@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { XoApp } from './app.js'
+import type { XapiClientOptions } from './xapis.js'
 import { builtinMethods } from './builtin-methods.js'
 import { createXoLibClient } from './vendor.js'
 import type { XoLibUser } from './vendor.js'
@@ -26,6 +27,8 @@ export interface StartHostOptions {
   autoload?: boolean
   /** `[plugins.<id>]` sections handed to the plugin as `staticConfig` */
   pluginsConfig?: Record<string, Record<string, unknown>>
+  /** options of the `xen-api` clients (default: debounce 20 ms, eventPollDelay 1 s) */
+  xapiOptions?: XapiClientOptions
 }
 
 /** a connected, signed-in xo-lib client */
@@ -56,7 +59,7 @@ export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 export async function startHostDouble(opts: StartHostOptions = {}): Promise<HostDouble> {
   const ownsDataDir = opts.dataDir === undefined
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'xo-host-double-')))
-  const app = new XoApp({ dataDir, pluginsConfig: opts.pluginsConfig })
+  const app = new XoApp({ dataDir, pluginsConfig: opts.pluginsConfig, xapiOptions: opts.xapiOptions })
   app.addApiMethods(builtinMethods(app))
   const clients = new Set<XoClient>()
   let server: Awaited<ReturnType<typeof serveApi>> | undefined

@@ -30,6 +30,10 @@ export interface XenApiOptions {
   allowUnauthorized?: boolean
   readOnly?: boolean
   watchEvents?: boolean | string[]
+  /** ms to gather events before updating the object cache (xen-api default 200) */
+  debounce?: number
+  /** ms before polling events again after an error (xen-api default 60 s) */
+  eventPollDelay?: number
 }
 
 interface XenApiModule {

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { startHostDouble, REPO_ROOT } from '../helpers/host.js'
+import type { HostDouble, XoClient } from '../helpers/host.js'
+import { startSimulatedPool } from '../helpers/pool.js'
+import type { SimulatedPool } from '../helpers/pool.js'
+
+const TRIVIAL = join(REPO_ROOT, 'test/fixtures/trivial-plugin')
+
+describe('host double: pools (getXapi and XO objects) against simulated pools', function () {
+  let pool1: SimulatedPool
+  let pool2: SimulatedPool
+  let host: HostDouble
+  let admin: XoClient
+
+  before(async function () {
+    pool1 = await startSimulatedPool()
+    pool2 = await startSimulatedPool()
+    host = await startHostDouble({ pluginDir: TRIVIAL, pools: [{ url: pool1.url, user: pool1.user, password: pool1.password }] })
+    admin = await host.signIn()
+    // the second pool is added through the API, as a user would
+    await admin.call('server.add', { host: pool2.url, username: pool2.user, password: pool2.password, label: 'second' })
+  })
+
+  after(async function () {
+    await host?.close()
+    await pool1?.close()
+    await pool2?.close()
+  })
+
+  it('lists both servers as connected, with their pool uuid', async function () {
+    const servers = await admin.call<{ host: string; status: string; poolId: string; label: string }[]>('server.getAll')
+    const poolUuid = (p: SimulatedPool): string => p.sim.all('pool')[0]!.uuid
+    assert.deepEqual(
+      servers.map(({ host, status, poolId }) => ({ host, status, poolId })),
+      [
+        { host: pool1.url, status: 'connected', poolId: poolUuid(pool1) },
+        { host: pool2.url, status: 'connected', poolId: poolUuid(pool2) },
+      ]
+    )
+    assert.equal(servers[1]!.label, 'second')
+    assert.equal(Object.keys(host.app.getAllXapis()).length, 2)
+  })
+
+  it('getXapi(uuid) finds the pool holding the object, across pools, and the client talks to it', async function () {
+    for (const pool of [pool1, pool2]) {
+      const vm = pool.sim.findVm('vm1')
+      const xapi = host.app.getXapi(vm.uuid)
+      assert.equal(xapi.pool.uuid, pool.sim.all('pool')[0]!.uuid)
+      // a real call over the wire, answered by that pool
+      assert.equal(await xapi.call('VM.get_uuid', vm.$ref), vm.uuid)
+      // the XO object of the same VM resolves to the same client
+      assert.equal(host.app.getXapi(host.app.getObject(vm.uuid, 'VM')), xapi)
+    }
+  })
+
+  it('getObject / getXapiObject / getObjects expose the cached records with XO types', async function () {
+    const vm = pool1.sim.findVm('vm1')
+    const object = host.app.getObject(vm.uuid, 'VM')
+    assert.equal(object.type, 'VM')
+    assert.equal(object.name_label, 'vm1')
+    assert.equal(object.$pool, pool1.sim.all('pool')[0]!.uuid)
+    assert.equal(object._xapiRef, vm.$ref)
+
+    const [vdi] = pool1.sim.vdisOf(vm.uuid)
+    const record = host.app.getXapiObject(vdi!.uuid, 'VDI')
+    assert.equal(record.$ref, vdi!.$ref)
+    assert.equal(record['name_label'], vdi!['name_label'])
+
+    const vms = Object.values(host.app.getObjects({ filter: { type: 'VM' } }))
+    const names = vms.map(_ => `${_.$pool === object.$pool ? 1 : 2}:${_.name_label}`).sort()
+    assert.deepEqual(names, ['1:vm1', '1:vm2', '2:vm1', '2:vm2'])
+  })
+
+  it('throws XO noSuchObject for an unknown id or the wrong type', function () {
+    const vm = pool1.sim.findVm('vm1')
+    assert.throws(() => host.app.getXapi('00000000-0000-0000-0000-000000000000'), (error: { code: number }) => error.code === 1)
+    assert.throws(() => host.app.getObject(vm.uuid, 'SR'), (error: { code: number }) => error.code === 1)
+  })
+})
