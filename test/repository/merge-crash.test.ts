@@ -1,0 +1,159 @@
+/**
+ * A merge killed (SIGKILL) at any point is finished by `resumeMerges` with every remaining
+ * restore point byte-exact. A child process runs the merge and dies right before its Nth change
+ * to the remote, for every N of an uninterrupted run (so before and after each block write, BAT,
+ * header and footer write, state change, the final rename and each deletion), then at random
+ * instants.
+ */
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { mergeChain, resumeMerges } from '../../src/repository/merge.js'
+import type { RemoteHandler } from '../../src/repository/remote-handler.js'
+import { createVhdChain, hashRestorePoint, MiB, type VhdChain } from '../helpers/vhd-fixtures.js'
+import { assertMerged, DISK_DIR, openLocalRemote } from './merge-helpers.js'
+
+const CHILD = fileURLToPath(new URL('./merge-crash-child.js', import.meta.url))
+const KEPT = 2
+
+interface ChildOutcome {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+function runChild(remote: string, chain: string[], opts: { killBefore?: number; killAfterMs?: number } = {}): Promise<ChildOutcome> {
+  return new Promise((resolve, reject) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, MERGE_REMOTE: remote, MERGE_CHAIN: JSON.stringify(chain) }
+    if (opts.killBefore !== undefined) {
+      env['MERGE_KILL_BEFORE'] = String(opts.killBefore)
+    }
+    const child = spawn(process.execPath, [CHILD], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    const timer = opts.killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs)
+    child.on('error', reject)
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal, stdout, stderr })
+    })
+  })
+}
+
+function buildChain(handler: RemoteHandler, directory: boolean): Promise<VhdChain> {
+  return createVhdChain(handler, {
+    dir: DISK_DIR,
+    directory,
+    virtualSize: 32 * MiB,
+    seed: 99,
+    layers: [
+      [0, 1, 2, 3, 4, 5, 12],
+      [1, 6, { index: 2, sectors: [[0, 64], [1000, 1100]] }, 13],
+      [2, 7, 8, 9, 14, 15],
+      [3, 10],
+    ],
+  })
+}
+
+async function pathExists(handler: RemoteHandler, path: string): Promise<boolean> {
+  return handler.getSize(path).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') {
+        return false
+      }
+      throw error
+    },
+  )
+}
+
+/** After an interruption: what must hold before resuming, then resume and check the end result. */
+async function checkInterrupted(handler: RemoteHandler, chain: VhdChain, label: string): Promise<void> {
+  if (!chain.directory) {
+    // VHD files: the kept restore points read right at every instant (strict header/footer
+    // checks aside, which the footer rewrite right before the rename may fail)
+    for (let i = KEPT; i < chain.paths.length; i++) {
+      assert.equal(await hashRestorePoint(handler, chain.paths[i]!, { strict: false }), chain.hashes[i], `${label}: restore point ${i} before resuming`)
+    }
+  }
+  await resumeMerges(handler, DISK_DIR)
+  if (await pathExists(handler, chain.paths[0]!)) {
+    // interrupted before the merge recorded anything: the chain is intact, the merge runs anew
+    for (let i = 0; i < chain.paths.length; i++) {
+      assert.equal(await hashRestorePoint(handler, chain.paths[i]!), chain.hashes[i], `${label}: untouched restore point ${i}`)
+    }
+    await mergeChain(handler, chain.paths.slice(0, KEPT + 1))
+  }
+  await assertMerged(handler, chain, KEPT).catch((error: Error) => {
+    error.message = `${label}: ${error.message}`
+    throw error
+  })
+}
+
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0 || 1
+  return () => {
+    state ^= state << 13
+    state ^= state >>> 17
+    state ^= state << 5
+    return (state >>> 0) / 0x100000000
+  }
+}
+
+for (const directory of [false, true]) {
+  describe(`merge crash and resume — VHD ${directory ? 'directories' : 'files'}`, function () {
+    this.timeout(600_000)
+    let changes = 0
+    let durationMs = 0
+
+    it('an uninterrupted merge in a child process completes', async () => {
+      const remote = await openLocalRemote()
+      try {
+        const chain = await buildChain(remote.handler, directory)
+        const started = Date.now()
+        const outcome = await runChild(remote.path, chain.paths.slice(0, KEPT + 1))
+        durationMs = Date.now() - started
+        assert.equal(outcome.code, 0, outcome.stderr)
+        changes = (JSON.parse(outcome.stdout) as { changes: number }).changes
+        assert.ok(changes >= 10, `${changes} changes`)
+        await assertMerged(remote.handler, chain, KEPT)
+      } finally {
+        await remote.close()
+      }
+    })
+
+    it('is finished by resumeMerges after SIGKILL before each of its changes', async () => {
+      assert.ok(changes > 0, 'needs the uninterrupted run')
+      for (let killBefore = 1; killBefore <= changes; killBefore++) {
+        const remote = await openLocalRemote()
+        try {
+          const chain = await buildChain(remote.handler, directory)
+          const outcome = await runChild(remote.path, chain.paths.slice(0, KEPT + 1), { killBefore })
+          assert.equal(outcome.signal, 'SIGKILL', `change ${killBefore}: ${outcome.stderr}`)
+          await checkInterrupted(remote.handler, chain, `killed before change ${killBefore}/${changes}`)
+        } finally {
+          await remote.close()
+        }
+      }
+    })
+
+    it('is finished by resumeMerges after SIGKILL at random instants', async () => {
+      const seed = Number(process.env['MERGE_CRASH_SEED'] ?? Date.now() % 100_000)
+      const random = seededRandom(seed)
+      for (let round = 0; round < 4; round++) {
+        const remote = await openLocalRemote()
+        try {
+          const chain = await buildChain(remote.handler, directory)
+          const killAfterMs = Math.floor(random() * durationMs)
+          await runChild(remote.path, chain.paths.slice(0, KEPT + 1), { killAfterMs })
+          await checkInterrupted(remote.handler, chain, `seed ${seed}, killed after ${killAfterMs} ms`)
+        } finally {
+          await remote.close()
+        }
+      }
+    })
+  })
+}
