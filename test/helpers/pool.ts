@@ -96,7 +96,7 @@ export async function startSimulatedPool(opts: StartPoolOptions = {}): Promise<S
  * it. To keep tests fast, the event loop polls every 20 ms (client default: 200 ms) and retries
  * 1 s after an event error (client default: 60 s).
  */
-export async function connectXapi(pool: SimulatedPool): Promise<Xapi> {
+export async function connectXapi(pool: Pick<SimulatedPool, 'url' | 'user' | 'password'>): Promise<Xapi> {
   const { createClient } = await importUntyped<XenApiModule>('xen-api')
   const xapi = createClient({
     url: pool.url,

@@ -33,7 +33,8 @@ let seekDataWorks: boolean | undefined
 /** A system python3 starts in milliseconds; a version-manager shim on PATH can take half a second. */
 const PYTHON = ['/usr/bin/python3', '/usr/local/bin/python3'].find(path => existsSync(path)) ?? 'python3'
 
-function walkWithSeekData(path: string): Promise<Extent[]> {
+/** The extents as lseek(SEEK_DATA/SEEK_HOLE) reports them (needs python3). */
+export function walkWithSeekData(path: string): Promise<Extent[]> {
   return new Promise((resolve, reject) => {
     execFile(PYTHON, ['-c', WALK_EXTENTS, path], { maxBuffer: 256 * 1024 * 1024 }, (error, stdout) => {
       if (error !== null) return reject(error)
@@ -50,17 +51,18 @@ function walkWithSeekData(path: string): Promise<Extent[]> {
 
 const SCAN_CHUNK = 1024 * 1024
 
-/** The fallback: reads the whole file and reports the non-zero chunks. */
-async function scanForData(path: string): Promise<Extent[]> {
+/** The fallback: reads the whole file and reports the non-zero 1 MiB chunks. */
+export async function scanForData(path: string): Promise<Extent[]> {
   const file = await open(path, 'r')
   try {
     const { size } = await file.stat()
     const buffer = Buffer.alloc(SCAN_CHUNK)
+    const zeros = Buffer.alloc(SCAN_CHUNK)
     const extents: [number, number][] = []
     for (let offset = 0; offset < size; offset += SCAN_CHUNK) {
       const { bytesRead } = await file.read(buffer, 0, SCAN_CHUNK, offset)
       const chunk = buffer.subarray(0, bytesRead)
-      if (chunk.every(byte => byte === 0)) continue
+      if (chunk.equals(zeros.subarray(0, bytesRead))) continue
       const last = extents.at(-1)
       if (last !== undefined && last[1] === offset) last[1] = offset + bytesRead
       else extents.push([offset, offset + bytesRead])

@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream'
 import { allocatedBlocks } from './sparse-extents.js'
 import { VHD_BLOCK_SIZE, vhdStream } from './vhd-stream.js'
 
-export interface ExportedDisk {
+export interface DiskFile {
   uuid: string
   path: string
   virtualSize: number
@@ -27,7 +27,7 @@ async function readBlock(file: FileHandle, index: number): Promise<Buffer> {
 }
 
 /** Blocks where `disk` and `base` differ, among those allocated in either. */
-async function differingBlocks(disk: ExportedDisk, base: ExportedDisk, file: FileHandle): Promise<number[]> {
+async function differingBlocks(disk: DiskFile, base: DiskFile, file: FileHandle): Promise<number[]> {
   const blockCount = Math.ceil(disk.virtualSize / VHD_BLOCK_SIZE)
   const candidates = new Set([
     ...(await allocatedBlocks(disk.path, VHD_BLOCK_SIZE)),
@@ -48,7 +48,7 @@ async function differingBlocks(disk: ExportedDisk, base: ExportedDisk, file: Fil
 }
 
 /** A VHD stream of `disk`, differencing against `base` when given. Closes its file when done. */
-export async function exportVhd(disk: ExportedDisk, base?: ExportedDisk): Promise<Readable & { length: number }> {
+export async function exportVhd(disk: DiskFile, base?: DiskFile): Promise<Readable & { length: number }> {
   const file = await open(disk.path, 'r')
   try {
     const blockCount = Math.ceil(disk.virtualSize / VHD_BLOCK_SIZE)
