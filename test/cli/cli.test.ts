@@ -1,0 +1,174 @@
+/**
+ * The disaster-recovery CLI as an administrator runs it (`node dist/cli/main.js`), on a remote
+ * written by the plugin, with no xo-server (host double) running any more. Build first:
+ * `npx tsc -p tsconfig.json`.
+ */
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, readdir, rm, unlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import { REPO_ROOT, startHostDouble } from '../helpers/host.js'
+import { startSimulatedPool } from '../helpers/pool.js'
+import type { SimulatedPool } from '../helpers/pool.js'
+
+const CLI = join(REPO_ROOT, 'dist', 'cli', 'main.js')
+const PASSWORD = 'Tr0ub4dor&3-cli'
+const MiB = 1024 * 1024
+
+interface CliRun {
+  readonly code: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
+function cli(args: readonly string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return new Promise(resolve => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+interface PointView {
+  readonly id: string
+  readonly vm: string
+  readonly timestamp: number
+}
+
+function isPointList(value: unknown): value is PointView[] {
+  return Array.isArray(value) && value.every(item => typeof item === 'object' && item !== null && typeof Reflect.get(item, 'id') === 'string')
+}
+
+async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true })
+  return entries.filter(entry => entry.isFile()).map(entry => join(entry.parentPath, entry.name))
+}
+
+describe('disaster-recovery CLI (no xo-server running)', function () {
+  let pool: SimulatedPool
+  let remoteDir: string
+  let remoteUrl: string
+  let vm1: string
+  let system: string
+  const hashes: string[] = []
+  const outputs: string[] = []
+
+  const run = async (args: readonly string[], env: Record<string, string> = {}): Promise<CliRun> => {
+    const result = await cli(args, env)
+    outputs.push(result.stdout, result.stderr)
+    return result
+  }
+
+  before(async function () {
+    pool = await startSimulatedPool({ password: PASSWORD })
+    remoteDir = await mkdtemp(join(tmpdir(), 'cli-remote-'))
+    remoteUrl = `file://${remoteDir}`
+    vm1 = pool.sim.findVm('vm1').uuid
+    const [systemVdi] = pool.sim.vdisOf(vm1)
+    assert.ok(systemVdi)
+    system = systemVdi.uuid
+
+    // the plugin writes the backups, then xo-server is gone
+    const host = await startHostDouble({ pools: [pool], remotes: [{ name: 'nas', url: remoteUrl }] })
+    try {
+      const xo = await host.signIn()
+      const id = await xo.call<string>('continuousDelta.createJob', { name: 'DR', vms: [vm1], remote: host.remoteIds[0] })
+      await xo.call('continuousDelta.runJob', { id })
+      hashes.push(await pool.sim.hashVdi(system))
+      await pool.sim.writeGuest(system, 3 * MiB, randomBytes(200 * 1024))
+      await xo.call('continuousDelta.runJob', { id })
+      hashes.push(await pool.sim.hashVdi(system))
+    } finally {
+      await host.close()
+    }
+  })
+
+  after(async function () {
+    await pool?.close()
+    if (remoteDir !== undefined) await rm(remoteDir, { recursive: true, force: true })
+  })
+
+  it('prints its help, and exits 2 on a wrong command line', async function () {
+    const help = await run(['--help'])
+    assert.equal(help.code, 0)
+    assert.ok(help.stdout.includes('xo-continuous-delta list'))
+    const wrong = await run(['list', '--remote', remoteUrl, '--bogus'])
+    assert.equal(wrong.code, 2)
+    assert.ok(wrong.stderr.includes('--bogus'), wrong.stderr)
+    assert.equal((await run(['frobnicate'])).code, 2)
+    assert.equal((await run(['restore', '--remote', remoteUrl, '--restore-point', 'latest', '--vm', vm1, '--pool', pool.url])).code, 2, 'no password given')
+  })
+
+  it('lists the restore points, oldest first, as JSON and for humans', async function () {
+    const json = await run(['list', '--remote', remoteUrl, '--json'])
+    assert.equal(json.code, 0, json.stderr)
+    const points: unknown = JSON.parse(json.stdout)
+    assert.ok(isPointList(points))
+    assert.equal(points.length, 2)
+    assert.ok(points.every(point => point.vm === vm1))
+    assert.ok(points[0]!.timestamp < points[1]!.timestamp)
+
+    const human = await run(['list', '--remote', remoteUrl, '--vm', vm1])
+    assert.equal(human.code, 0, human.stderr)
+    assert.ok(human.stdout.includes(vm1))
+    for (const point of points) assert.ok(human.stdout.includes(point.id))
+    assert.ok(human.stdout.includes('2 restore points'))
+  })
+
+  it('verifies the remote', async function () {
+    const verify = await run(['verify', '--remote', remoteUrl, '--json'])
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr)
+    const report: unknown = JSON.parse(verify.stdout)
+    assert.equal(typeof report === 'object' && report !== null ? Reflect.get(report, 'ok') : undefined, true)
+  })
+
+  it('restores the oldest and the latest restore point on the pool, bytes equal to the guest disk then', async function () {
+    const listed: unknown = JSON.parse((await run(['list', '--remote', remoteUrl, '--json'])).stdout)
+    assert.ok(isPointList(listed))
+    const common = ['--remote', remoteUrl, '--pool', pool.url, '--user', pool.user, '--sr', pool.sim.defaultSr(), '--json']
+    const env = { XO_CONTINUOUS_DELTA_PASSWORD: PASSWORD }
+
+    const oldest = await run(['restore', ...common, '--restore-point', listed[0]!.id], env)
+    assert.equal(oldest.code, 0, oldest.stderr)
+    const latest = await run(['restore', ...common, '--restore-point', 'latest', '--vm', vm1], env)
+    assert.equal(latest.code, 0, latest.stderr)
+    for (const [restore, expected] of [[oldest, hashes[0]], [latest, hashes[1]]] as const) {
+      const result: unknown = JSON.parse(restore.stdout)
+      const vm = typeof result === 'object' && result !== null ? Reflect.get(result, 'vm') : undefined
+      assert.equal(typeof vm, 'string')
+      const [disk] = pool.sim.vdisOf(String(vm))
+      assert.ok(disk)
+      assert.equal(await pool.sim.hashVdi(disk.uuid), expected)
+    }
+  })
+
+  it('fails with exit code 1 on a wrong password, without printing it', async function () {
+    const passwordFile = join(remoteDir, '..', `pw-${process.pid}`)
+    await writeFile(passwordFile, 'not-the-password-42\n')
+    try {
+      const wrong = await run(['restore', '--remote', remoteUrl, '--pool', pool.url, '--restore-point', 'latest', '--vm', vm1, '--password-file', passwordFile])
+      assert.equal(wrong.code, 1, wrong.stderr)
+      assert.ok(!wrong.stderr.includes('not-the-password-42'), wrong.stderr)
+    } finally {
+      await rm(passwordFile, { force: true })
+    }
+  })
+
+  it('finds a missing VHD and exits 1', async function () {
+    const vhds = (await filesUnder(remoteDir)).filter(file => file.endsWith('.vhd')).sort()
+    const [oldest] = vhds
+    assert.ok(oldest)
+    await unlink(oldest)
+    const verify = await run(['verify', '--remote', remoteUrl])
+    assert.equal(verify.code, 1, verify.stdout)
+    assert.ok(verify.stdout.includes('FAIL'), verify.stdout)
+  })
+
+  it('never printed the pool password', function () {
+    for (const output of outputs) assert.ok(!output.includes(PASSWORD))
+  })
+})
