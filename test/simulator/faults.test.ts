@@ -68,6 +68,25 @@ describe('simulated pool: faults on demand', () => {
     await task
   })
 
+  it('ends a stalled export as soon as the client gives up', async () => {
+    pool.sim.faults.stallExport(60_000)
+    const task = await xapi.call<string>('task.create', 'export', '')
+    const controller = new AbortController()
+    const response = await fetch(
+      `${pool.url}/export_raw_vdi/?format=vhd&vdi=${vdi.ref}&session_id=${xapi.sessionId}&task_id=${task}`,
+      { signal: controller.signal }
+    )
+    const reader = response.body!.getReader()
+    assert.equal((await reader.read()).done, false)
+    const started = Date.now()
+    controller.abort()
+    while (pool.sim.record('task', task).status === 'pending') {
+      assert.ok(Date.now() - started < 5_000, 'the task is still pending')
+      await new Promise(resolve => setTimeout(resolve, 20))
+    }
+    assert.deepEqual(pool.sim.record('task', task).error_info, ['VDI_IO_ERROR', 'client closed the connection'])
+  })
+
   it('fails the next call or task of a method with the code given', async () => {
     const vm = pool.sim.findVm('guest')
     pool.sim.faults.failNextCall('VM.snapshot', 'SR_BACKEND_FAILURE_44', ['', 'There is insufficient space'])

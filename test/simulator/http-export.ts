@@ -23,6 +23,20 @@ async function write(res: ServerResponse, chunk: Buffer): Promise<boolean> {
   return !res.destroyed
 }
 
+/** Waits `ms`, or less if the client goes away meanwhile. */
+async function stallUnlessClosed(res: ServerResponse, ms: number): Promise<void> {
+  const closed = new AbortController()
+  const onClose = (): void => closed.abort()
+  res.once('close', onClose)
+  try {
+    await delay(ms, undefined, { signal: closed.signal })
+  } catch {
+    // the client left: the next write notices
+  } finally {
+    res.off('close', onClose)
+  }
+}
+
 export async function handleExport(deps: ServerDeps, query: URLSearchParams, res: ServerResponse): Promise<void> {
   const task = deps.tasks.pending(query.get('task_id') ?? undefined)
   let body: Readable | undefined
@@ -57,7 +71,7 @@ export async function handleExport(deps: ServerDeps, query: URLSearchParams, res
       if (!(await write(res, chunk))) throw new XapiFault('VDI_IO_ERROR', ['client closed the connection'])
       sent += chunk.length
       if (stall !== undefined) {
-        await delay(stall)
+        await stallUnlessClosed(res, stall)
         stall = undefined
       }
     }

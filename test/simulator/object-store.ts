@@ -98,7 +98,9 @@ export class ObjectStore {
     const object = this.#object(cls, ref)
     const next = { ...object.fields }
     for (const [key, value] of Object.entries(patch)) {
-      if (!(key in next)) throw new XapiFault('MESSAGE_METHOD_UNKNOWN', [`${object.cls}.set_${key}`])
+      if (!(key in next) || (key === 'uuid' && value !== next.uuid)) {
+        throw new XapiFault('MESSAGE_METHOD_UNKNOWN', [`${object.cls}.set_${key}`])
+      }
       next[key] = clone({ v: value }).v
     }
     object.fields = next
