@@ -11,7 +11,9 @@
  *   the full's own sector, unchanged), and the full's BAT still lists only its own blocks; the
  *   trailing footer is first copied to the end of the grown file, so the full stays a valid VHD.
  * - metadata: the new BAT entries point at blocks that the children override too.
- * - rename: atomic; the result is a full holding the newest child's data, UUID and name.
+ * - rename: the footers take the newest child's UUID and size, then the full takes its name
+ *   (atomic). Only between these two does a strict reader see a parent whose footers disagree
+ *   or whose UUID its child no longer names; the bytes it would read are right all along.
  * - cleanup: the merged children are no longer referenced by anything.
  * A crash anywhere leaves a state file from which every step is redone identically.
  */
@@ -358,7 +360,8 @@ async function copyBlocks(
   await syncFile(handler, parent.fd)
 }
 
-async function writeMetadata(handler: RemoteHandler, parent: FileLayer, plan: FileMergePlan, geometry: BlockGeometry): Promise<void> {
+/** The merged full's BAT and header; the full's blocks stay overridden by the children. */
+async function writeTableAndHeader(handler: RemoteHandler, parent: FileLayer, plan: FileMergePlan, geometry: BlockGeometry): Promise<void> {
   const full = fullBlockSize(geometry)
   const bat = Buffer.alloc(vhdUtils.computeBatSize(plan.maxTableEntries), 0xff)
   const original = await readExactly(handler, parent.fd, plan.originalMaxTableEntries * 4, plan.originalTableOffset)
@@ -369,10 +372,23 @@ async function writeMetadata(handler: RemoteHandler, parent: FileLayer, plan: Fi
   await handler.write(parent.fd, bat, plan.tableOffset)
   await handler.write(parent.fd, Buffer.from(plan.header, 'base64'), FOOTER_SIZE)
   await syncFile(handler, parent.fd)
-  const footer = Buffer.from(plan.footer, 'base64')
-  await handler.write(parent.fd, footer, plan.footerOffset)
-  await handler.write(parent.fd, footer, 0)
-  await syncFile(handler, parent.fd)
+}
+
+/**
+ * The merged full's footers (the newest child's UUID and size), written right before the rename
+ * so that the instant when the full's footers disagree, or no longer match its children's
+ * headers, lasts two sector writes, a flush and a rename.
+ */
+async function writeFooters(handler: RemoteHandler, path: string, plan: FileMergePlan): Promise<void> {
+  const fd = await handler.openFile(path, 'r+')
+  try {
+    const footer = Buffer.from(plan.footer, 'base64')
+    await handler.write(fd, footer, plan.footerOffset)
+    await handler.write(fd, footer, 0)
+    await syncFile(handler, fd)
+  } finally {
+    await handler.closeFile(fd)
+  }
 }
 
 /** Resolve the state's chain (relative to the state file) to paths from the remote root. */
@@ -435,7 +451,7 @@ export async function runFileMerge(
         await writeMergeState(handler, statePath, state)
       }
       throwIfAborted(opts.signal)
-      await writeMetadata(handler, parent!, plan, geometry)
+      await writeTableAndHeader(handler, parent!, plan, geometry)
     } finally {
       await closeLayers(handler, layers)
     }
@@ -445,6 +461,7 @@ export async function runFileMerge(
 
   if (state.step === 'rename') {
     try {
+      await writeFooters(handler, parentPath!, plan)
       await handler.rename(parentPath!, newestPath)
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || !(await isMergedFull(handler, newestPath, plan))) {

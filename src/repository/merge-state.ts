@@ -134,6 +134,8 @@ export async function writeMergeState(handler: RemoteHandler, path: string, stat
 }
 
 export async function removeMergeState(handler: RemoteHandler, path: string): Promise<void> {
+  // the temporary copy too, in case an interruption left one behind
+  await handler.unlink(`${dirOf(path)}/.${baseOf(path)}.tmp`).catch(() => undefined)
   await handler.unlink(path)
   await syncDir(handler, dirOf(path))
 }

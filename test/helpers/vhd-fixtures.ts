@@ -291,12 +291,12 @@ interface OpenedLayer {
 }
 
 /** Open a restore point's chain, oldest first, following each delta's `parentUnicodeName`. */
-async function openChain(handler: RemoteHandler, path: string): Promise<OpenedLayer[]> {
+async function openChain(handler: RemoteHandler, path: string, strict: boolean): Promise<OpenedLayer[]> {
   const opened: OpenedLayer[] = []
   try {
     let current = path
     for (;;) {
-      const { value: vhd, dispose } = await vhdLib.openVhd(handler, current, { flags: 'r' })
+      const { value: vhd, dispose } = await vhdLib.openVhd(handler, current, { flags: 'r', checkSecondFooter: strict })
       opened.unshift({ vhd, dispose })
       await vhd.readBlockAllocationTable()
       if (vhd.footer.diskType === DISK_TYPES.DYNAMIC) {
@@ -313,12 +313,14 @@ async function openChain(handler: RemoteHandler, path: string): Promise<OpenedLa
 /**
  * sha256 of the raw disk a restore point designates, read sector-wise from its chain (each
  * delta's bitmap decides which of its sectors count; the full's blocks count whole). Also checks
- * that each delta names its parent's footer UUID.
+ * that each delta names its parent's footer UUID and that each VHD file's two footers agree,
+ * unless `strict` is false (then only the bytes are read).
  */
-export async function hashRestorePoint(handler: RemoteHandler, path: string): Promise<string> {
-  const layers = await openChain(handler, path)
+export async function hashRestorePoint(handler: RemoteHandler, path: string, opts: { strict?: boolean } = {}): Promise<string> {
+  const strict = opts.strict !== false
+  const layers = await openChain(handler, path, strict)
   try {
-    for (let i = 1; i < layers.length; i++) {
+    for (let i = 1; i < layers.length && strict; i++) {
       if (!layers[i]!.vhd.header.parentUuid.equals(layers[i - 1]!.vhd.footer.uuid)) {
         throw new Error(`${path}: layer ${i} does not name its parent's UUID`)
       }
