@@ -4,7 +4,7 @@
  */
 const MASK = '***'
 
-const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/@:]*)(?::[^\s/@]*)?@/gi
+const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/@:]*)(?::[^\s@]*)?@/gi
 
 export class SecretMasker {
   readonly #secrets = new Set<string>()

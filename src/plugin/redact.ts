@@ -6,7 +6,7 @@
 const MASK = '***'
 
 // scheme://user:password@host → scheme://user:***@host, and scheme://token@host → scheme://***@host
-const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/@:]*)(?::[^\s/@]*)?@/gi
+const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/@:]*)(?::[^\s@]*)?@/gi
 // password=..., secret: "...", token=... in free text
 const KEY_VALUE = /\b(password|passwd|secret|token|secretAccessKey|accessKey|credentials?)(["']?\s*[=:]\s*["']?)([^\s"'&,;}]+)/gi
 

@@ -3,44 +3,7 @@ import assert from 'node:assert/strict'
 import { parseConfiguration } from '../../src/plugin/configuration.js'
 import type { Job } from '../../src/plugin/configuration.js'
 import { JOB_TYPE, XoJobs } from '../../src/plugin/xo-jobs.js'
-import type { XoJobsHost } from '../../src/plugin/xo-jobs.js'
-import type { XoJob, XoSchedule } from '../../src/plugin/xo.js'
-
-/** XO's jobs and schedules collections, in memory */
-class FakeScheduling implements XoJobsHost {
-  readonly jobs = new Map<string, XoJob>()
-  readonly schedules = new Map<string, XoSchedule>()
-  #next = 0
-
-  async createJob(job: { type: string; name: string; key: string }): Promise<XoJob> {
-    const created = { ...job, id: `xo-job-${++this.#next}` }
-    this.jobs.set(created.id, created)
-    return created
-  }
-  async updateJob({ id, name }: { id: string; name: string }): Promise<void> {
-    const job = this.jobs.get(id)
-    if (job === undefined) throw new Error(`no job ${id}`)
-    this.jobs.set(id, { ...job, name })
-  }
-  async getAllJobs(type?: string): Promise<XoJob[]> {
-    return [...this.jobs.values()].filter(job => type === undefined || job.type === type)
-  }
-  async removeJob(id: string): Promise<void> {
-    this.jobs.delete(id)
-    for (const schedule of this.schedules.values()) if (schedule.jobId === id) this.schedules.delete(schedule.id)
-  }
-  async createSchedule(schedule: { cron: string; timezone?: string; enabled: boolean; jobId: string; name: string }): Promise<XoSchedule> {
-    const created = { ...schedule, id: `schedule-${++this.#next}` }
-    this.schedules.set(created.id, created)
-    return created
-  }
-  async getAllSchedules(): Promise<XoSchedule[]> {
-    return [...this.schedules.values()]
-  }
-  async deleteSchedule(id: string): Promise<void> {
-    this.schedules.delete(id)
-  }
-}
+import { FakeScheduling } from './fake-xo.js'
 
 function jobs(...configured: object[]): readonly Job[] {
   return parseConfiguration({ jobs: configured }).jobs
