@@ -67,11 +67,23 @@ function waitForListening(child: ChildProcess): Promise<number> {
   })
 }
 
-export async function startS3(): Promise<S3Server> {
+export interface StartS3Options {
+  /**
+   * the secret key the URLs carry (default: s3rver's own); any other value makes the server
+   * accept every well-formed signature of its access key, so that a test can use a secret it
+   * recognises
+   */
+  readonly secretKey?: string
+}
+
+export async function startS3(opts: StartS3Options = {}): Promise<S3Server> {
+  const secretKey = opts.secretKey ?? S3_SECRET_KEY
   const dataDir = await mkdtemp(join(tmpdir(), 's3rver-'))
+  const args = [s3rverBin(), '--directory', dataDir, '--address', '127.0.0.1', '--port', '0', '--silent', '--no-vhost-buckets']
+  if (secretKey !== S3_SECRET_KEY) args.push('--allow-mismatched-signatures')
   const child = spawn(
     process.execPath,
-    [s3rverBin(), '--directory', dataDir, '--address', '127.0.0.1', '--port', '0', '--silent', '--no-vhost-buckets'],
+    args,
     {
       env: { ...process.env, NODE_OPTIONS: '--openssl-legacy-provider' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -105,7 +117,7 @@ export async function startS3(): Promise<S3Server> {
     url(bucket, dir) {
       mkdirSync(bucketDir(bucket), { recursive: true })
       const path = dir === undefined || dir === '' ? bucket : `${bucket}/${dir.replace(/^\/+|\/+$/g, '')}`
-      return `s3+http://${S3_ACCESS_KEY}:${S3_SECRET_KEY}@127.0.0.1:${port}/${path}?useVhdDirectory=true`
+      return `s3+http://${S3_ACCESS_KEY}:${encodeURIComponent(secretKey)}@127.0.0.1:${port}/${path}?useVhdDirectory=true`
     },
     objectPath(bucket, key) {
       const parts = key.split('/')
