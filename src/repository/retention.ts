@@ -1,0 +1,273 @@
+/**
+ * Retention of one VM's restore points for one job, as Xen Orchestra does it:
+ *
+ * 1. interrupted merges of the job's disk folders are finished (`resumeMerges`);
+ * 2. restore points beyond `keep` (oldest first) lose their `.json`: from then on they are gone;
+ * 3. per disk, the VHDs no `.json` references any more:
+ *    - those that precede a referenced VHD in its chain are merged into the oldest referenced
+ *      one, which becomes the new full under its own name (`mergeChain`);
+ *    - those with no referenced descendant are deleted (newest first);
+ *    - leftovers of interrupted writes (hidden temporary VHD files, VHD directories no alias
+ *      points to) are removed.
+ *
+ * Every decision is derived from the files on the remote, so the function is idempotent and a
+ * crash at any point is finished by the next call. Call it holding the VM's chain lock, after
+ * the run's metadata is committed (a VHD without its `.json` yet would look unreferenced).
+ *
+ * A checksum recorded at transfer time no longer describes a VHD once a merge rewrote it: it is
+ * dropped from the `.json` before the merge starts, and the merged VHD is marked full after.
+ */
+import { posix } from 'node:path'
+import { BackupError } from '../errors.js'
+import { readVhdInfo, listDiskVhds, type VhdInfo } from './chain.js'
+import { assertSafeId, isUuid, jobDisksDir, normalizePath, relativeToVmDir, resolveFromVmDir, vmDir } from './layout.js'
+import { mergeChain, resumeMerges, type MergeResult } from './merge.js'
+import { invalidateMetadataCache, readMetadata, updateMetadata, type BackupMetadata } from './metadata.js'
+import { listMetadataFiles } from './restore-points.js'
+import type { RemoteHandler } from './remote-handler.js'
+import { VhdAbstract, isVhdAlias, resolveVhdAlias } from './typed-vhd-lib.js'
+
+export type DiskMergeResult = MergeResult & { vdi: string }
+
+export interface RetentionOptions {
+  readonly vm: string
+  readonly jobId: string
+  /** restore points kept (>= 1) */
+  readonly keep: number
+  onMerge?(result: DiskMergeResult): void
+  readonly signal?: AbortSignal
+}
+
+export interface RetentionResult {
+  /** metadata paths of the restore points removed */
+  readonly removed: string[]
+  readonly merges: DiskMergeResult[]
+  /** VHDs and leftovers deleted */
+  readonly deleted: string[]
+}
+
+/** temporary name of a VHD file being written by `@xen-orchestra/fs`'s outputStream */
+const WRITE_TMP_RE = /^\.\d+\.\d{8}T\d{6}Z(\.alias)?\.vhd$/
+const MERGE_STATE_RE = /\.merge\.json$/
+
+interface MetadataFile {
+  readonly path: string
+  readonly metadata: BackupMetadata
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new BackupError('CANCELLED', 'retention cancelled', {}, { cause: signal.reason })
+}
+
+async function readAllMetadata(handler: RemoteHandler, vm: string): Promise<MetadataFile[]> {
+  const files: MetadataFile[] = []
+  for (const path of await listMetadataFiles(handler, vm)) {
+    try {
+      files.push({ path, metadata: await readMetadata(handler, path) })
+    } catch (error) {
+      // deciding which VHDs are unused needs every restore point: stop before deleting anything
+      throw new BackupError(
+        'METADATA_INVALID',
+        `retention of VM ${vm} stopped: ${(error as Error).message}; fix or remove that file first`,
+        { vm, file: path },
+        { cause: error },
+      )
+    }
+  }
+  return files
+}
+
+/** VHD path (from the remote root) → the metadata files (and their VDI refs) that reference it */
+function referencesOf(vm: string, files: readonly MetadataFile[]): Map<string, { path: string; ref: string }[]> {
+  const refs = new Map<string, { path: string; ref: string }[]>()
+  for (const { path, metadata } of files) {
+    for (const [ref, relative] of Object.entries(metadata.vhds)) {
+      const vhd = resolveFromVmDir(vm, relative)
+      const list = refs.get(vhd) ?? []
+      list.push({ path, ref })
+      refs.set(vhd, list)
+    }
+  }
+  return refs
+}
+
+/** drops the transfer checksum of `vhd` and, once it is a full, its delta flag */
+async function markRewritten(
+  handler: RemoteHandler,
+  vm: string,
+  vhd: string,
+  users: readonly { path: string; ref: string }[],
+  isFull: boolean,
+): Promise<void> {
+  const relative = relativeToVmDir(vm, vhd)
+  for (const { path, ref } of users) {
+    await updateMetadata(handler, path, metadata => {
+      const checksums = { ...(metadata.continuousDelta?.checksums ?? {}) }
+      const hadChecksum = relative in checksums
+      delete checksums[relative]
+      const flip = isFull && metadata.isVhdDifferencing[ref] === true
+      if (!hadChecksum && !flip) return undefined
+      return {
+        ...metadata,
+        isVhdDifferencing: flip ? { ...metadata.isVhdDifferencing, [ref]: false } : metadata.isVhdDifferencing,
+        ...(metadata.continuousDelta === undefined ? {} : { continuousDelta: { ...metadata.continuousDelta, checksums } }),
+      }
+    })
+  }
+}
+
+interface DiskPlan {
+  /** chains to merge: unreferenced VHDs, oldest (a full) first, then the oldest referenced one */
+  readonly merges: string[][]
+  /** unreferenced VHDs without a referenced descendant, newest first */
+  readonly deletions: string[]
+}
+
+/** what retention does in one disk folder, from the VHDs' headers and the references */
+export function planDisk(vhds: readonly string[], infos: ReadonlyMap<string, VhdInfo | undefined>, referenced: (path: string) => boolean): DiskPlan {
+  const children = new Map<string, string[]>()
+  for (const path of vhds) {
+    const parent = infos.get(path)?.parent?.path
+    if (parent !== undefined && infos.has(parent)) children.set(parent, [...(children.get(parent) ?? []), path])
+  }
+  const usedBelow = new Map<string, boolean>()
+  const hasReferencedDescendant = (path: string): boolean => {
+    const known = usedBelow.get(path)
+    if (known !== undefined) return known
+    usedBelow.set(path, false) // guards against loops
+    const used = (children.get(path) ?? []).some(child => referenced(child) || hasReferencedDescendant(child))
+    usedBelow.set(path, used)
+    return used
+  }
+
+  const merges: string[][] = []
+  for (const root of vhds) {
+    const info = infos.get(root)
+    if (info === undefined || info.parent !== undefined || referenced(root)) continue
+    const chain = [root]
+    let current = root
+    // follow a straight line of unreferenced VHDs down to the first referenced one
+    while (!referenced(current)) {
+      const next = children.get(current) ?? []
+      if (next.length !== 1) break
+      current = next[0]!
+      chain.push(current)
+    }
+    if (referenced(current) && chain.length > 1) merges.push(chain)
+  }
+  const deletions = vhds.filter(path => !referenced(path) && !hasReferencedDescendant(path)).reverse()
+  return { merges, deletions }
+}
+
+async function readInfos(handler: RemoteHandler, vhds: readonly string[]): Promise<Map<string, VhdInfo | undefined>> {
+  const infos = new Map<string, VhdInfo | undefined>()
+  for (const path of vhds) {
+    infos.set(path, await readVhdInfo(handler, path).catch(() => undefined))
+  }
+  return infos
+}
+
+/** hidden temporary VHD files and VHD directories no alias points to (when no merge is pending) */
+async function removeLeftovers(handler: RemoteHandler, dir: string, vhds: readonly string[]): Promise<string[]> {
+  const removed: string[] = []
+  const names = await handler.list(dir, { ignoreMissing: true })
+  if (names.some(name => MERGE_STATE_RE.test(name))) return removed
+  for (const name of names.filter(name => WRITE_TMP_RE.test(name))) {
+    await handler.unlink(`${dir}/${name}`)
+    removed.push(`${dir}/${name}`)
+  }
+  if (!names.includes('data')) return removed
+  const targets = new Set<string>()
+  for (const alias of vhds.filter(isVhdAlias)) {
+    try {
+      targets.add(normalizePath(await resolveVhdAlias(handler, alias)))
+    } catch {
+      // an unreadable alias protects nothing; verify reports it
+    }
+  }
+  for (const name of await handler.list(`${dir}/data`, { ignoreMissing: true })) {
+    const path = `${dir}/data/${name}`
+    if (!targets.has(path)) {
+      await handler.rmtree(path)
+      removed.push(path)
+    }
+  }
+  return removed
+}
+
+export async function enforceRetention(handler: RemoteHandler, opts: RetentionOptions): Promise<RetentionResult> {
+  const vm = assertSafeId('vm', opts.vm)
+  const jobId = assertSafeId('job', opts.jobId)
+  const { keep, signal } = opts
+  if (!Number.isInteger(keep) || keep < 1) {
+    throw new BackupError('INVALID_PARAMETER', `retention must keep at least one restore point, got ${keep}`, { vm })
+  }
+  const merges: DiskMergeResult[] = []
+  const removed: string[] = []
+  const deleted: string[] = []
+  const recordMerge = (result: MergeResult, vdi: string) => {
+    const entry = { ...result, vdi }
+    merges.push(entry)
+    opts.onMerge?.(entry)
+  }
+
+  const jobDir = jobDisksDir(vm, jobId)
+  const vdis = (await handler.list(jobDir, { ignoreMissing: true })).filter(isUuid).sort()
+
+  // 1. interrupted merges first: they complete a plan an earlier call already committed to
+  for (const vdi of vdis) {
+    throwIfAborted(signal)
+    for (const result of await resumeMerges(handler, `${jobDir}/${vdi}`, signal === undefined ? {} : { signal })) recordMerge(result, vdi)
+  }
+
+  // 2. restore points beyond `keep` lose their metadata
+  let files = await readAllMetadata(handler, vm)
+  const ofJob = files.filter(file => file.metadata.jobId === jobId).sort((a, b) => a.metadata.timestamp - b.metadata.timestamp || (a.path < b.path ? -1 : 1))
+  for (const { path } of ofJob.slice(0, Math.max(0, ofJob.length - keep))) {
+    throwIfAborted(signal)
+    await handler.unlink(path)
+    await invalidateMetadataCache(handler, path)
+    removed.push(path)
+  }
+  files = files.filter(file => !removed.includes(file.path))
+  const references = referencesOf(vm, files)
+  const referenced = (path: string) => references.has(path)
+
+  // 3. per disk: merge what precedes a referenced VHD, delete what nothing needs
+  for (const vdi of vdis) {
+    throwIfAborted(signal)
+    const dir = `${jobDir}/${vdi}`
+    const vhds = await listDiskVhds(handler, dir)
+    const plan = planDisk(vhds, await readInfos(handler, vhds), referenced)
+    for (const chain of plan.merges) {
+      throwIfAborted(signal)
+      const target = chain.at(-1)!
+      const users = references.get(target) ?? []
+      await markRewritten(handler, vm, target, users, false)
+      recordMerge(await mergeChain(handler, chain, signal === undefined ? {} : { signal }), vdi)
+      await markRewritten(handler, vm, target, users, true)
+    }
+    for (const path of plan.deletions) {
+      throwIfAborted(signal)
+      await VhdAbstract.unlink(handler, path)
+      deleted.push(path)
+    }
+    // a merge finished by an earlier call whose metadata update did not happen
+    for (const path of (await listDiskVhds(handler, dir)).filter(referenced)) {
+      const info = await readVhdInfo(handler, path).catch(() => undefined)
+      const users = references.get(path) ?? []
+      if (info !== undefined && info.parent === undefined && users.some(u => files.find(f => f.path === u.path)?.metadata.isVhdDifferencing[u.ref] === true)) {
+        await markRewritten(handler, vm, path, users, true)
+      }
+    }
+    deleted.push(...(await removeLeftovers(handler, dir, await listDiskVhds(handler, dir))))
+  }
+  // hidden temporary metadata files of interrupted writes
+  for (const name of await handler.list(vmDir(vm), { ignoreMissing: true })) {
+    if (/^\.\d{8}T\d{6}Z\.json\.[0-9a-f]+\.tmp$/.test(name)) {
+      await handler.unlink(`${vmDir(vm)}/${name}`)
+      deleted.push(posix.join(vmDir(vm), name))
+    }
+  }
+  return { removed, merges, deleted }
+}

@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { chainOf, listDiskVhds, readVhdInfo } from '../../src/repository/chain.js'
+import { hashCanonicalVhd } from '../../src/repository/canonical-vhd.js'
+import { diskDir, vhdPath } from '../../src/repository/layout.js'
+import { readMetadata } from '../../src/repository/metadata.js'
+import { enforceRetention, planDisk } from '../../src/repository/retention.js'
+import { listRestorePoints } from '../../src/repository/restore-points.js'
+import { writeVhd } from '../../src/repository/write-vhd.js'
+import { openChainRawStream } from '../../src/restore/read-chain.js'
+import { writeBackups } from './backup-chain.js'
+import { exportStream, expectedDiskHash, hashStream, seededChain } from './exports.js'
+import { openTempRemote, type TempRemote } from './temp-remote.js'
+import type { VhdInfo } from '../../src/repository/chain.js'
+
+const VM = '997e38ca-c27e-4baa-8e5f-19d95c27c74b'
+const DISK_A = 'f5d48e13-15db-4d9e-a2b3-a53af12b0b04'
+const DISK_B = '0b4e7a1c-5d6f-4a8b-9c0d-1e2f3a4b5c6d'
+const JOB = 'job-1'
+const SIZE = 16 * 1024 * 1024
+
+async function rawHash(remote: TempRemote, path: string): Promise<string> {
+  return (await hashStream((await openChainRawStream(remote.handler, path)).stream)).sha256
+}
+
+describe('retention: plan', () => {
+  const info = (path: string, parent?: string): VhdInfo => ({
+    path,
+    uuid: randomUUID(),
+    diskType: parent === undefined ? 3 : 4,
+    virtualSize: SIZE,
+    ...(parent === undefined ? {} : { parent: { path: parent, uuid: randomUUID() } }),
+  })
+
+  it('merges the unreferenced head of a chain into the oldest referenced VHD and deletes dangling ones', () => {
+    const [a, b, c, d, e] = ['d/1.vhd', 'd/2.vhd', 'd/3.vhd', 'd/4.vhd', 'd/5.vhd']
+    const infos = new Map([a, b, c, d, e].map((p, i, all) => [p, info(p!, i === 0 ? undefined : all[i - 1])]))
+    const referenced = new Set([c, d])
+    const plan = planDisk([a!, b!, c!, d!, e!], infos, p => referenced.has(p))
+    assert.deepEqual(plan.merges, [[a, b, c]])
+    assert.deepEqual(plan.deletions, [e])
+  })
+
+  it('deletes a chain nothing references, newest first, and keeps an unreadable referenced VHD', () => {
+    const [a, b, c] = ['d/1.vhd', 'd/2.vhd', 'd/3.vhd']
+    const infos = new Map<string, VhdInfo | undefined>([[a!, info(a!)], [b!, info(b!, a)], [c!, undefined]])
+    const plan = planDisk([a!, b!, c!], infos, p => p === c)
+    assert.deepEqual(plan.merges, [])
+    assert.deepEqual(plan.deletions, [b, a])
+  })
+})
+
+for (const directory of [false, true]) {
+  describe(`retention on a remote (${directory ? 'VHD directories' : 'VHD files'})`, () => {
+    let remote: TempRemote
+    beforeEach(async () => {
+      remote = await openTempRemote()
+    })
+    afterEach(async () => {
+      await remote.close()
+    })
+
+    it('keeps N restore points: merges the oldest into a full, restores stay byte-exact, then does nothing', async () => {
+      const chains = { [DISK_A]: seededChain(SIZE, 4, 1), [DISK_B]: seededChain(SIZE, 4, 2) }
+      const points = await writeBackups(remote.handler, VM, JOB, chains, { directory })
+      const merged: string[] = []
+      const result = await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2, onMerge: r => merged.push(r.vdi) })
+
+      assert.deepEqual(result.removed, points.slice(0, 3).map(p => p.metadata))
+      assert.deepEqual(result.merges.map(m => m.vdi).sort(), [DISK_A, DISK_B].sort())
+      assert.deepEqual(merged.sort(), [DISK_A, DISK_B].sort())
+      const kept = await listRestorePoints(remote.handler, { vm: VM })
+      assert.deepEqual(kept.map(p => p.id), points.slice(3).map(p => p.metadata))
+
+      for (const [vdi, chain] of Object.entries(chains)) {
+        // the oldest kept restore point is the new full, under its own name
+        assert.deepEqual(await listDiskVhds(remote.handler, diskDir(VM, JOB, vdi)), [points[3]!.vhds[vdi], points[4]!.vhds[vdi]])
+        assert.equal((await readVhdInfo(remote.handler, points[3]!.vhds[vdi]!)).diskType, 3)
+        assert.deepEqual(await chainOf(remote.handler, points[4]!.vhds[vdi]!), [points[3]!.vhds[vdi], points[4]!.vhds[vdi]])
+        assert.equal(await rawHash(remote, points[3]!.vhds[vdi]!), expectedDiskHash(SIZE, chain.slice(0, 4)))
+        assert.equal(await rawHash(remote, points[4]!.vhds[vdi]!), expectedDiskHash(SIZE, chain))
+      }
+      // the merged VHD's transfer checksum is gone and it is marked full; the delta's is intact
+      const oldest = await readMetadata(remote.handler, points[3]!.metadata)
+      assert.deepEqual(oldest.continuousDelta?.checksums, {})
+      assert.deepEqual(Object.values(oldest.isVhdDifferencing), [false, false])
+      const newest = await readMetadata(remote.handler, points[4]!.metadata)
+      assert.equal(Object.keys(newest.continuousDelta?.checksums ?? {}).length, 2)
+      for (const vdi of [DISK_A, DISK_B]) {
+        assert.equal((await hashCanonicalVhd(remote.handler, points[4]!.vhds[vdi]!)).sha256, points[4]!.checksums[vdi])
+      }
+
+      const again = await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 })
+      assert.deepEqual(again, { removed: [], merges: [], deleted: [] })
+    })
+
+    it('finishes the work of a call interrupted after the metadata was removed', async () => {
+      const chains = { [DISK_A]: seededChain(SIZE, 3, 3) }
+      const points = await writeBackups(remote.handler, VM, JOB, chains, { directory })
+      // as if a previous call removed the two oldest .json and then crashed
+      await remote.handler.unlink(points[0]!.metadata)
+      await remote.handler.unlink(points[1]!.metadata)
+      const result = await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 })
+      assert.deepEqual(result.removed, [])
+      assert.equal(result.merges.length, 1)
+      assert.equal(result.merges[0]!.mergedPath, points[2]!.vhds[DISK_A])
+      assert.equal(await rawHash(remote, points[3]!.vhds[DISK_A]!), expectedDiskHash(SIZE, chains[DISK_A]!))
+    })
+
+    it('deletes VHDs no restore point needs and leftovers of interrupted writes', async () => {
+      const chains = { [DISK_A]: seededChain(SIZE, 2, 4) }
+      const points = await writeBackups(remote.handler, VM, JOB, chains, { directory })
+      // a delta written by a run that failed before its metadata was committed
+      const orphan = vhdPath(VM, JOB, DISK_A, '20261126T060000Z', directory)
+      await writeVhd(remote.handler, orphan, exportStream(seededChain(SIZE, 1, 9)[1]!), { uuid: randomUUID(), parent: points[2]!.vhds[DISK_A]! })
+      const dir = join(remote.root, diskDir(VM, JOB, DISK_A))
+      await remote.handler.writeFile(`${diskDir(VM, JOB, DISK_A)}/.1764136200000.20261126T060001Z.vhd`, 'partial')
+      await remote.handler.outputFile(`${diskDir(VM, JOB, DISK_A)}/data/20261126T060002Z.vhd/header`, 'partial')
+
+      const result = await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 3 })
+      assert.deepEqual(result.removed, [])
+      assert.deepEqual(result.merges, [])
+      assert.ok(result.deleted.includes(orphan))
+      const names = (await readdir(dir)).filter(n => n !== 'data').sort()
+      assert.deepEqual(names, points.map(p => p.vhds[DISK_A]!.split('/').pop()).sort())
+      if (directory) {
+        assert.deepEqual((await readdir(join(dir, 'data'))).sort(), points.map(p => p.vhds[DISK_A]!.split('/').pop()!.replace('.alias', '')).sort())
+      } else {
+        assert.deepEqual(await readdir(join(dir, 'data')), [])
+      }
+      assert.equal(await rawHash(remote, points[2]!.vhds[DISK_A]!), expectedDiskHash(SIZE, chains[DISK_A]!))
+    })
+
+    it('refuses to decide when a restore point cannot be read', async () => {
+      const points = await writeBackups(remote.handler, VM, JOB, { [DISK_A]: seededChain(SIZE, 2, 5) }, { directory })
+      await remote.handler.writeFile(points[1]!.metadata, '{ not json', { flags: 'w' })
+      await assert.rejects(enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 1 }), { code: 'METADATA_INVALID' })
+      assert.equal((await listDiskVhds(remote.handler, diskDir(VM, JOB, DISK_A))).length, 3)
+    })
+  })
+}
