@@ -170,7 +170,7 @@ export class ApiRegistry {
     try {
       checkPermission(method.permission, context)
       normalizeIdParam(name, method, params)
-      if (validate !== undefined && !validate(params)) throw invalidParameters(validate.errors ?? [])
+      if (validate !== undefined) checkParams(validate, params)
       const resolved = this.#resolve(method, params, context)
       let result = await method.call(host.thisArg, resolved)
       if (result === undefined) result = true
@@ -203,6 +203,27 @@ export class ApiRegistry {
     }
     return resolved
   }
+}
+
+// A param suffixed by `?` is ignorable: dropped if this API does not know it, used otherwise.
+function checkParams(validate: ParamsValidator, params: Record<string, unknown>): void {
+  const ignorable = new Set<string>()
+  for (const key of Object.keys(params)) {
+    if (!key.endsWith('?')) continue
+    const rawKey = key.slice(0, -1)
+    if (Object.hasOwn(params, rawKey)) throw invalidParameters(`conflicting keys: ${rawKey} and ${key}`)
+    params[rawKey] = params[key]
+    delete params[key]
+    ignorable.add(rawKey)
+  }
+  if (validate(params)) return
+  const errors = (validate.errors ?? []).filter(error => {
+    const extra = error.keyword === 'additionalProperties' && error.instancePath === '' ? String(error.params['additionalProperty']) : undefined
+    if (extra === undefined || !ignorable.has(extra)) return true
+    delete params[extra]
+    return false
+  })
+  if (errors.length !== 0) throw invalidParameters(errors)
 }
 
 function checkPermission(permission: ApiPermission, context: ApiContext): void {

@@ -22,6 +22,21 @@ type LogMethod = (message: string, data?: Record<string, unknown>) => string
 
 export type Logger = { readonly [level in LogLevel]: LogMethod }
 
+// entries hold plain data: errors serialized, functions and cycles dropped
+function toPlainData(data: Record<string, unknown>): Record<string, unknown> {
+  const seen = new WeakSet<object>()
+  return JSON.parse(
+    JSON.stringify(data, (_key, value: unknown) => {
+      if (value instanceof Error) return { name: value.name, message: value.message, stack: value.stack, ...value }
+      if (typeof value === 'object' && value !== null) {
+        if (seen.has(value)) return undefined
+        seen.add(value)
+      }
+      return value
+    })
+  ) as Record<string, unknown>
+}
+
 export class Logs {
   readonly #entries: LogEntry[] = []
   readonly #file: string
@@ -57,7 +72,7 @@ export class Logs {
   #add(namespace: string, level: LogLevel, message: string, data: Record<string, unknown> | undefined): string {
     const time = Date.now()
     const id = `${time}:${(this.#counter++).toString(36)}`
-    const entry: LogEntry = { id, time, namespace, level, message, data: data === undefined ? undefined : structuredClone(data) }
+    const entry: LogEntry = { id, time, namespace, level, message, data: data === undefined ? undefined : toPlainData(data) }
     this.#entries.push(entry)
     const line = JSON.stringify(entry) + '\n'
     const file = this.#file

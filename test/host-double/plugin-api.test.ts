@@ -84,6 +84,9 @@ describe('host double: loading a plugin and serving its API', function () {
 
     const wrongType = await rejection(admin.call('trivial.greet', { name: 'Ada', times: 'twice' }))
     assert.deepEqual(wrongType.data?.errors?.map(e => [e.instancePath, e.keyword]), [['/times', 'type']])
+
+    // a param suffixed by `?` is dropped when unknown and used when known
+    assert.equal(await admin.call('trivial.greet', { name: 'Ada', 'extra?': 1, 'times?': 2 }), 'hello, Ada hello, Ada')
   })
 
   it('validates a configuration with Ajv, filling defaults (also inside array items), before configure()', async function () {
