@@ -122,9 +122,10 @@ export class JobRunner {
     }
     try {
       const result = redactRunResult(await this.#engine.runJob(spec, env))
+      record.result = result
+      if (signal.aborted) throw new BackupError('CANCELLED', `the run of job ${spec.name} was cancelled`, { job: spec.id }, { cause: signal.reason })
       reporter.end({ status: result.status === 'failure' ? 'failure' : 'success', data: { status: result.status } })
       record.status = result.status
-      record.result = result
       const taskId = await task.id()
       return { ...result, ...(taskId === undefined ? {} : { taskId }) }
     } catch (error) {

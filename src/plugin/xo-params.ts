@@ -10,8 +10,9 @@ function isSchema(value: unknown): value is Schema {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-// hints for XO's configuration form, not for parameters
-const DROPPED = new Set(['required', 'title', '$type', 'default'])
+// form hints, and the value constraints: the method checks those itself with a message that
+// names the parameter and the rule (XO's own check only answers "invalid parameters")
+const DROPPED = new Set(['required', 'title', '$type', 'default', 'minimum', 'maximum', 'pattern', 'minLength', 'maxLength', 'minItems', 'uniqueItems'])
 
 function convert(schema: Schema, optional: boolean): XoParamSchema {
   const result: Record<string, unknown> = {}

@@ -104,9 +104,11 @@ describe('plugin instance', () => {
     assert.equal(params?.['retention']?.['optional'], true)
     assert.equal(params?.['schedule']?.['optional'], true)
     assert.deepEqual(params?.['schedule']?.['properties'], {
-      cron: { type: 'string', description: '<minute> <hour> <day of month> <month 0-11> <day of week>, e.g. `0 * * * *` every hour', minLength: 1, maxLength: 100 },
-      timezone: { type: 'string', description: 'IANA timezone the pattern is read in, e.g. `Europe/Paris`', minLength: 1, maxLength: 64, optional: true },
+      cron: { type: 'string', description: '<minute> <hour> <day of month> <month 0-11> <day of week>, e.g. `0 * * * *` every hour' },
+      timezone: { type: 'string', description: 'IANA timezone the pattern is read in, e.g. `Europe/Paris`', optional: true },
     })
+    // value rules are checked by the method itself, with a message naming the parameter
+    await assert.rejects(xo.call('continuousDelta.createJob', { name: 'A', vms: ['vm-a'], remote: 'r1', retention: 0 }), /retention must be at least 1/)
     await plugin.unload()
     assert.equal(xo.methods.size, 0)
   })
