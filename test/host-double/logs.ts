@@ -22,12 +22,12 @@ type LogMethod = (message: string, data?: Record<string, unknown>) => string
 
 export type Logger = { readonly [level in LogLevel]: LogMethod }
 
-// entries hold plain data: errors serialized, functions and cycles dropped
+// entries hold plain data: errors serialized; functions and already seen objects (cycles) dropped
 function toPlainData(data: Record<string, unknown>): Record<string, unknown> {
   const seen = new WeakSet<object>()
   return JSON.parse(
     JSON.stringify(data, (_key, value: unknown) => {
-      if (value instanceof Error) return { name: value.name, message: value.message, stack: value.stack, ...value }
+      if (value instanceof Error) return { ...value, name: value.name, message: value.message, stack: value.stack }
       if (typeof value === 'object' && value !== null) {
         if (seen.has(value)) return undefined
         seen.add(value)
