@@ -2,25 +2,24 @@
  * Worker process: runs the one measurement given as JSON in argv[2] and prints its outcome as the
  * last line of stdout. Failures are reported, not thrown, so that one case cannot stop the run.
  */
-import { measureFloor, measureMerge } from './tasks/merge.js'
 import type { Task, TaskOutcome } from './tasks/protocol.js'
-import { measureReadChain, measureReadFile } from './tasks/read.js'
-import { measureRawExport, measureRunJob } from './tasks/transfer.js'
+
+// each task loads only what it uses: the baselines' peak RSS holds no product or remote code
 
 async function run(task: Task): Promise<TaskOutcome> {
   switch (task.kind) {
     case 'floor':
-      return measureFloor(task)
+      return (await import('./tasks/floor.js')).measureFloor(task)
     case 'merge':
-      return measureMerge(task)
+      return (await import('./tasks/merge.js')).measureMerge(task)
     case 'read-chain':
-      return measureReadChain(task)
+      return (await import('./tasks/read.js')).measureReadChain(task)
     case 'read-file':
-      return measureReadFile(task)
+      return (await import('./tasks/read-file.js')).measureReadFile(task)
     case 'raw-export':
-      return measureRawExport(task)
+      return (await import('./tasks/transfer.js')).measureRawExport(task)
     case 'run-job':
-      return measureRunJob(task)
+      return (await import('./tasks/transfer.js')).measureRunJob(task)
   }
 }
 

@@ -95,7 +95,7 @@ export async function runMergeCase(ctx: CaseContext, opts: MergeCaseOptions): Pr
       if (!s.active) continue
       if (impl === 'floor') {
         const output = join(ctx.workDir, `${opts.name}-floor-${r}.raw`)
-        const result = s.record(await runInWorker({ kind: 'floor', child: paths[1]!, output }, { cpuProfileDir: ctx.cpuProfileDir }))
+        const result = s.record(await runInWorker({ kind: 'floor', child: paths[1]!, output }))
         if (result !== undefined) s.verify((await hashRawBlocks(output, model.virtualSize, child.blocks)) === expectedChild)
         await rm(output, { force: true })
         continue

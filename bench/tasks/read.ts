@@ -1,5 +1,4 @@
-/** Restore read measurements: a chain read as one VHD stream, and a single file streamed as `cat` does. */
-import { createReadStream } from 'node:fs'
+/** Restore read: a chain read as one VHD stream. */
 import { performance } from 'node:perf_hooks'
 import type { Readable } from 'node:stream'
 import { peakRssMiB } from '../lib/fs-utils.js'
@@ -29,9 +28,3 @@ export async function measureReadChain(task: Extract<Task, { kind: 'read-chain' 
   }
 }
 
-/** 128 KiB reads, as coreutils `cat` does */
-export async function measureReadFile(task: Extract<Task, { kind: 'read-file' }>): Promise<TaskOutcome> {
-  const start = performance.now()
-  const bytes = await drain(createReadStream(task.file, { highWaterMark: 128 * 1024 }))
-  return { ok: true, result: { ms: performance.now() - start, peakRssMiB: peakRssMiB(), bytes } }
-}
