@@ -1,0 +1,366 @@
+/**
+ * Read-only check of a remote (or of one VM's backups). For every restore point:
+ * - its metadata is valid and every VHD it names exists;
+ * - every VHD of each chain: footer and header checksums, disk type, BAT, every allocated block
+ *   inside the file (VHD file) or present with its full size (VHD directory), the trailing
+ *   footer equal to the leading one;
+ * - parent links: the parent named in the header exists and its footer UUID is the one the
+ *   child expects;
+ * - checksums recorded at transfer time still match (sha256 streamed over the VHD).
+ * VHDs no restore point needs, VHD directories no alias points to and pending merges are
+ * reported as hints. It never stops at the first problem and never writes.
+ */
+import { createHash } from 'node:crypto'
+import { posix } from 'node:path'
+import type { BackupError } from '../errors.js'
+import { hashCanonicalVhd } from './canonical-vhd.js'
+import { listDiskVhds } from './chain.js'
+import { assertSafeId, isUuid, normalizePath, resolveFromVmDir, resolveSibling, vmDir } from './layout.js'
+import { readMetadata, type BackupMetadata, type VhdChecksum } from './metadata.js'
+import { listBackedUpVms, listMetadataFiles, restorePointOf } from './restore-points.js'
+import type { RemoteHandler } from './remote-handler.js'
+import { Constants, computeBatSize, formatUuid, isVhdAlias, openVhd, resolveVhdAlias, type Vhd } from './typed-vhd-lib.js'
+
+const { BLOCK_UNUSED, DISK_TYPES, FOOTER_SIZE, HEADER_SIZE, SECTOR_SIZE } = Constants
+
+export type ProblemCode =
+  | 'metadata-invalid'
+  | 'not-incremental'
+  | 'missing-vhd'
+  | 'bad-alias'
+  | 'vhd-unreadable'
+  | 'bad-disk-type'
+  | 'bad-bat'
+  | 'vhd-truncated'
+  | 'footer-mismatch'
+  | 'block-overlaps-metadata'
+  | 'missing-block'
+  | 'bad-block-size'
+  | 'missing-parent'
+  | 'parent-uuid-mismatch'
+  | 'parent-size-mismatch'
+  | 'checksum-mismatch'
+  | 'checksum-unreadable'
+  | 'orphan-vhd'
+  | 'orphan-vhd-directory'
+  | 'merge-pending'
+
+export interface Problem {
+  readonly code: ProblemCode
+  readonly severity: 'error' | 'hint'
+  /** the file concerned, from the remote root */
+  readonly path: string
+  readonly message: string
+}
+
+export interface RestorePointReport {
+  /** metadata path */
+  readonly id: string
+  readonly ok: boolean
+  readonly problems: readonly Problem[]
+}
+
+export interface VerifyReport {
+  /** no problem of severity error anywhere */
+  readonly ok: boolean
+  readonly restorePoints: readonly RestorePointReport[]
+  /** problems that belong to no restore point (orphans, pending merges) */
+  readonly problems: readonly Problem[]
+}
+
+interface VhdCheck {
+  readonly problems: Problem[]
+  /** readable header: the parent to follow */
+  readonly parent?: { readonly path: string; readonly uuid: string; readonly virtualSize: number }
+  readonly uuid?: string
+  readonly virtualSize?: number
+}
+
+const error = (code: ProblemCode, path: string, message: string): Problem => ({ code, severity: 'error', path, message })
+const hint = (code: ProblemCode, path: string, message: string): Problem => ({ code, severity: 'hint', path, message })
+
+function codeOf(e: unknown): string | undefined {
+  return (e as { code?: string }).code
+}
+
+async function fileExists(handler: RemoteHandler, path: string): Promise<boolean> {
+  const names = await handler.list(posix.dirname(path), { ignoreMissing: true })
+  return names.includes(posix.basename(path))
+}
+
+/** VHD file: the allocated blocks lie between the metadata and the trailing footer, which equals the leading one */
+async function checkFileLayout(handler: RemoteHandler, path: string, vhd: Vhd, problems: Problem[]): Promise<void> {
+  const size = await handler.getSize(path)
+  const { header, fullBlockSize } = vhd
+  const bat = Buffer.alloc(header.maxTableEntries * 4)
+  await handler.read(path, bat, header.tableOffset)
+  const metadataEnd = Math.max(FOOTER_SIZE + HEADER_SIZE, header.tableOffset + computeBatSize(header.maxTableEntries))
+  let dataEnd = metadataEnd
+  for (let id = 0; id < header.maxTableEntries; id++) {
+    const sector = bat.readUInt32BE(id * 4)
+    if (sector === BLOCK_UNUSED) continue
+    const start = sector * SECTOR_SIZE
+    if (start < metadataEnd) {
+      problems.push(error('block-overlaps-metadata', path, `block ${id} at byte ${start} overlaps the header or BAT`))
+    }
+    dataEnd = Math.max(dataEnd, start + fullBlockSize)
+    if (start + fullBlockSize > size - FOOTER_SIZE) {
+      problems.push(error('vhd-truncated', path, `block ${id} (bytes ${start}-${start + fullBlockSize}) lies beyond the end of the ${size}-byte file`))
+    }
+  }
+  const first = Buffer.alloc(FOOTER_SIZE)
+  const last = Buffer.alloc(FOOTER_SIZE)
+  await handler.read(path, first, 0)
+  if (size >= FOOTER_SIZE) await handler.read(path, last, size - FOOTER_SIZE)
+  if (!first.equals(last) && !problems.some(p => p.code === 'vhd-truncated')) {
+    problems.push(error(dataEnd + FOOTER_SIZE > size ? 'vhd-truncated' : 'footer-mismatch', path, 'the trailing footer differs from the leading one'))
+  }
+}
+
+/** VHD directory: every allocated block is a chunk of the full block size */
+async function checkDirectoryLayout(handler: RemoteHandler, path: string, dataPath: string, vhd: Vhd, problems: Problem[]): Promise<void> {
+  const compressed = await fileExists(handler, `${dataPath}/chunk-filters.json`)
+  for (let id = 0; id < vhd.header.maxTableEntries; id++) {
+    if (!vhd.containsBlock(id)) continue
+    const block = `${dataPath}/blocks/${Math.floor(id / 1000)}/${id % 1000}`
+    try {
+      const size = await handler.getSize(block)
+      if (!compressed && size !== vhd.fullBlockSize) {
+        problems.push(error('bad-block-size', path, `block ${id} (${block}) has ${size} bytes, expected ${vhd.fullBlockSize}`))
+      }
+    } catch (e) {
+      if (codeOf(e) !== 'ENOENT') throw e
+      problems.push(error('missing-block', path, `block ${id} is allocated but ${block} is missing`))
+    }
+  }
+}
+
+/** footer, header, BAT and layout of one VHD, without its parent */
+async function checkOneVhd(handler: RemoteHandler, path: string): Promise<VhdCheck> {
+  const problems: Problem[] = []
+  let dataPath: string | undefined
+  if (isVhdAlias(path)) {
+    try {
+      dataPath = normalizePath(await resolveVhdAlias(handler, path))
+    } catch (e) {
+      const missing = codeOf(e) === 'ENOENT'
+      return { problems: [error(missing ? 'missing-vhd' : 'bad-alias', path, missing ? 'the VHD alias is missing' : `unreadable VHD alias: ${(e as Error).message}`)] }
+    }
+  }
+  let disposable
+  try {
+    disposable = await openVhd(handler, path, { flags: 'r', checkSecondFooter: false })
+  } catch (e) {
+    if (codeOf(e) === 'ENOENT') {
+      return { problems: [error('missing-vhd', path, dataPath === undefined ? 'the VHD is missing' : `the VHD directory ${dataPath} is missing`)] }
+    }
+    const size = dataPath === undefined ? await handler.getSize(path).catch(() => -1) : -1
+    const truncated = size >= 0 && size < FOOTER_SIZE + HEADER_SIZE
+    return { problems: [error(truncated ? 'vhd-truncated' : 'vhd-unreadable', path, `footer or header unreadable: ${(e as Error).message}`)] }
+  }
+  try {
+    const vhd = disposable.value
+    const { footer, header } = vhd
+    const check: VhdCheck = { problems, uuid: formatUuid(footer.uuid), virtualSize: footer.currentSize }
+    if (![DISK_TYPES.DYNAMIC, DISK_TYPES.DIFFERENCING].includes(footer.diskType)) {
+      problems.push(error('bad-disk-type', path, `disk type ${footer.diskType} is neither dynamic (3) nor differencing (4)`))
+    }
+    try {
+      await vhd.readBlockAllocationTable()
+    } catch (e) {
+      problems.push(error('bad-bat', path, `block allocation table unreadable: ${(e as Error).message}`))
+      return check
+    }
+    if (dataPath === undefined) await checkFileLayout(handler, path, vhd, problems)
+    else await checkDirectoryLayout(handler, path, dataPath, vhd, problems)
+    if (footer.diskType !== DISK_TYPES.DIFFERENCING) return check
+    return {
+      ...check,
+      parent: { path: resolveSibling(path, header.parentUnicodeName), uuid: formatUuid(header.parentUuid), virtualSize: footer.currentSize },
+    }
+  } finally {
+    await disposable.dispose()
+  }
+}
+
+/** sha256 as recorded at transfer time: a file's bytes, a directory's canonical stream */
+async function checksumOf(handler: RemoteHandler, path: string): Promise<{ sha256: string; size: number }> {
+  if (isVhdAlias(path)) return hashCanonicalVhd(handler, path)
+  const hash = createHash('sha256')
+  let size = 0
+  for await (const chunk of await handler.createReadStream(path)) {
+    hash.update(chunk as Buffer)
+    size += (chunk as Buffer).length
+  }
+  return { sha256: hash.digest('hex'), size }
+}
+
+class VmVerifier {
+  readonly #handler: RemoteHandler
+  readonly #vm: string
+  readonly #checks = new Map<string, Promise<VhdCheck>>()
+  readonly #checksums = new Map<string, Promise<Problem[]>>()
+  readonly #metadata = new Map<string, { metadata: BackupMetadata } | { problem: Problem }>()
+  /** VHD path → checksum recorded at transfer time, from every restore point of the VM */
+  readonly #recorded = new Map<string, VhdChecksum>()
+  /** every VHD some restore point's chain goes through */
+  readonly used = new Set<string>()
+
+  constructor(handler: RemoteHandler, vm: string) {
+    this.#handler = handler
+    this.#vm = vm
+  }
+
+  #check(path: string): Promise<VhdCheck> {
+    let check = this.#checks.get(path)
+    if (check === undefined) {
+      check = checkOneVhd(this.#handler, path).catch(e => ({ problems: [error('vhd-unreadable', path, (e as Error).message)] }))
+      this.#checks.set(path, check)
+    }
+    return check
+  }
+
+  /** problems of the chain ending at `path`, and the VHDs it goes through (newest first) */
+  async chainProblems(path: string): Promise<{ problems: Problem[]; chain: string[] }> {
+    const problems: Problem[] = []
+    const seen = new Set<string>()
+    let current: string | undefined = path
+    while (current !== undefined && !seen.has(current)) {
+      seen.add(current)
+      this.used.add(current)
+      const check: VhdCheck = await this.#check(current)
+      problems.push(...check.problems)
+      const parent = check.parent
+      if (parent === undefined) break
+      const parentCheck = await this.#check(parent.path)
+      if (parentCheck.problems.some(p => p.code === 'missing-vhd')) {
+        problems.push(error('missing-parent', current, `its parent ${parent.path} is missing`))
+        break
+      }
+      if (parentCheck.uuid !== undefined && parentCheck.uuid !== parent.uuid) {
+        problems.push(error('parent-uuid-mismatch', current, `expects parent UUID ${parent.uuid}, ${parent.path} has ${parentCheck.uuid}`))
+      }
+      if (parentCheck.virtualSize !== undefined && parentCheck.virtualSize !== parent.virtualSize) {
+        problems.push(hint('parent-size-mismatch', current, `virtual size ${parent.virtualSize} differs from its parent's ${parentCheck.virtualSize}`))
+      }
+      current = parent.path
+    }
+    return { problems, chain: [...seen] }
+  }
+
+  /** a VHD's transfer checksum, compared once whichever restore point's chain goes through it */
+  #checksumProblems(path: string, recorded: VhdChecksum): Promise<Problem[]> {
+    let result = this.#checksums.get(path)
+    if (result === undefined) {
+      result = checksumOf(this.#handler, path).then(
+        actual =>
+          actual.sha256 === recorded.sha256 && actual.size === recorded.size
+            ? []
+            : [error('checksum-mismatch', path, `sha256 ${actual.sha256} (${actual.size} bytes) differs from ${recorded.sha256} (${recorded.size} bytes) recorded at transfer time`)],
+        e => [error('checksum-unreadable', path, `cannot read the VHD to check its checksum: ${(e as Error).message}`)],
+      )
+      this.#checksums.set(path, result)
+    }
+    return result
+  }
+
+  async restorePoint(id: string): Promise<RestorePointReport> {
+    const read = this.#metadata.get(id)
+    if (read === undefined || 'problem' in read) {
+      const problem = read?.problem ?? error('metadata-invalid', id, 'unreadable')
+      return { id, ok: problem.severity !== 'error', problems: [problem] }
+    }
+    const problems: Problem[] = []
+    const add = (found: readonly Problem[]) => {
+      for (const p of found) {
+        if (!problems.some(q => q.code === p.code && q.path === p.path && q.message === p.message)) problems.push(p)
+      }
+    }
+    let point
+    try {
+      point = restorePointOf(id, read.metadata)
+    } catch (e) {
+      return { id, ok: false, problems: [error('metadata-invalid', id, (e as Error).message)] }
+    }
+    for (const disk of point.disks) {
+      const { problems: chainProblems, chain } = await this.chainProblems(disk.vhd)
+      add(chainProblems)
+      for (const vhd of chain) {
+        const recorded = this.#recorded.get(vhd)
+        if (recorded === undefined || chainProblems.some(p => p.path === vhd && p.severity === 'error')) continue
+        add(await this.#checksumProblems(vhd, recorded))
+      }
+    }
+    return { id, ok: !problems.some(p => p.severity === 'error'), problems }
+  }
+
+  /** reads every metadata file of the VM and the checksums they record */
+  async load(): Promise<string[]> {
+    const ids = await listMetadataFiles(this.#handler, this.#vm)
+    for (const id of ids) {
+      try {
+        const metadata = await readMetadata(this.#handler, id)
+        this.#metadata.set(id, { metadata })
+        for (const [relative, sum] of Object.entries(metadata.continuousDelta?.checksums ?? {})) {
+          this.#recorded.set(resolveFromVmDir(this.#vm, relative), sum)
+        }
+      } catch (e) {
+        const context = (e as BackupError).context as { field?: string } | undefined
+        const problem =
+          context?.field === 'mode'
+            ? hint('not-incremental', id, `not an incremental backup, not checked: ${(e as Error).message}`)
+            : error('metadata-invalid', id, (e as Error).message)
+        this.#metadata.set(id, { problem })
+      }
+    }
+    return ids
+  }
+
+  /** VHDs no restore point uses, directories no alias points to, pending merges */
+  async leftovers(): Promise<Problem[]> {
+    const problems: Problem[] = []
+    const vdisDir = `${vmDir(this.#vm)}/vdis`
+    for (const job of await this.#handler.list(vdisDir, { ignoreMissing: true })) {
+      for (const vdi of (await this.#handler.list(`${vdisDir}/${job}`, { ignoreMissing: true }).catch(() => [] as string[])).filter(isUuid)) {
+        const dir = `${vdisDir}/${job}/${vdi}`
+        const vhds = await listDiskVhds(this.#handler, dir)
+        const targets = new Set<string>()
+        for (const vhd of vhds) {
+          if (!this.used.has(vhd)) problems.push(hint('orphan-vhd', vhd, 'no restore point uses this VHD; retention removes it'))
+          if (isVhdAlias(vhd)) {
+            const target = await resolveVhdAlias(this.#handler, vhd).catch(() => undefined)
+            if (target !== undefined) targets.add(normalizePath(target))
+          }
+        }
+        const names = await this.#handler.list(dir, { ignoreMissing: true })
+        for (const name of names.filter(n => n.endsWith('.merge.json'))) {
+          problems.push(hint('merge-pending', `${dir}/${name}`, 'an interrupted merge; the next retention finishes it'))
+        }
+        if (names.includes('data')) {
+          for (const name of await this.#handler.list(`${dir}/data`, { ignoreMissing: true })) {
+            if (!targets.has(`${dir}/data/${name}`)) {
+              problems.push(hint('orphan-vhd-directory', `${dir}/data/${name}`, 'no alias points to this VHD directory; retention removes it'))
+            }
+          }
+        }
+      }
+    }
+    return problems
+  }
+}
+
+/** checks every restore point of the remote, or of `filter.vm` */
+export async function verifyRemote(handler: RemoteHandler, filter: { vm?: string } = {}): Promise<VerifyReport> {
+  const vms = filter.vm === undefined ? await listBackedUpVms(handler) : [assertSafeId('vm', filter.vm)]
+  const restorePoints: RestorePointReport[] = []
+  const problems: Problem[] = []
+  for (const vm of vms) {
+    const verifier = new VmVerifier(handler, vm)
+    for (const id of await verifier.load()) {
+      restorePoints.push(await verifier.restorePoint(id))
+    }
+    problems.push(...(await verifier.leftovers()))
+  }
+  const ok = !restorePoints.some(p => !p.ok) && !problems.some(p => p.severity === 'error')
+  return { ok, restorePoints, problems }
+}
