@@ -168,8 +168,20 @@ export class XoApp extends EventEmitter {
     return this.#xapis.getAllXapis()
   }
 
+  /** registers a pool and connects it: resolves with the server id once connected */
   registerXenServer(spec: XenServerSpec): Promise<string> {
     return this.#xapis.addServer(spec)
+  }
+
+  /** registers a pool and starts connecting in the background (`server.add`); returns the server id */
+  addXenServer(spec: XenServerSpec, { connect = true }: { connect?: boolean } = {}): string {
+    const id = this.#xapis.registerServer(spec)
+    if (connect) {
+      this.#xapis.connectServer(id).catch(() => {
+        // the failure is shown by getAllXenServers() (`status`, `error`)
+      })
+    }
+    return id
   }
 
   getAllXenServers(): XenServer[] {

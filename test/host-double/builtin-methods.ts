@@ -93,9 +93,9 @@ export function builtinMethods(app: XoApp): ApiMethods {
       getAll: method({ description: 'registered pools and their connection status', permission: admin }, function () {
         return this.getAllXenServers()
       }),
-      add: method<{ host: string; username: string; password: string; label?: string; allowUnauthorized?: boolean; readOnly?: boolean }>(
+      add: method<{ host: string; username: string; password: string; label?: string; allowUnauthorized?: boolean; readOnly?: boolean; autoConnect?: boolean }>(
         {
-          description: 'register a pool master and connect to it; returns the server id',
+          description: 'register a pool master; returns the server id at once and connects in the background (see server.getAll)',
           permission: admin,
           params: {
             host: { type: 'string' },
@@ -104,10 +104,11 @@ export function builtinMethods(app: XoApp): ApiMethods {
             label: { type: 'string', optional: true },
             allowUnauthorized: { type: 'boolean', optional: true },
             readOnly: { type: 'boolean', optional: true },
+            autoConnect: { type: 'boolean', optional: true },
           },
         },
-        function (spec) {
-          return this.registerXenServer(spec)
+        function ({ autoConnect = true, ...spec }) {
+          return this.addXenServer(spec, { connect: autoConnect })
         }
       ),
       remove: method<{ id: string }>({ permission: admin, params: { id } }, function ({ id }) {

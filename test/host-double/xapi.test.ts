@@ -7,6 +7,14 @@ import type { SimulatedPool } from '../helpers/pool.js'
 
 const TRIVIAL = join(REPO_ROOT, 'test/fixtures/trivial-plugin')
 
+async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!(await condition())) {
+    if (Date.now() > end) throw new Error('condition not met in time')
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}
+
 describe('host double: pools (getXapi and XO objects) against simulated pools', function () {
   let pool1: SimulatedPool
   let pool2: SimulatedPool
@@ -18,8 +26,9 @@ describe('host double: pools (getXapi and XO objects) against simulated pools', 
     pool2 = await startSimulatedPool()
     host = await startHostDouble({ pluginDir: TRIVIAL, pools: [{ url: pool1.url, user: pool1.user, password: pool1.password }] })
     admin = await host.signIn()
-    // the second pool is added through the API, as a user would
-    await admin.call('server.add', { host: pool2.url, username: pool2.user, password: pool2.password, label: 'second' })
+    // the second pool is added through the API, as a user would: it connects in the background
+    const id = await admin.call<string>('server.add', { host: pool2.url, username: pool2.user, password: pool2.password, label: 'second' })
+    await waitUntil(async () => (await admin.call<{ id: string; status: string }[]>('server.getAll')).find(_ => _.id === id)?.status === 'connected')
   })
 
   after(async function () {
@@ -70,6 +79,16 @@ describe('host double: pools (getXapi and XO objects) against simulated pools', 
     const vms = Object.values(host.app.getObjects({ filter: { type: 'VM' } }))
     const names = vms.map(_ => `${_.$pool === object.$pool ? 1 : 2}:${_.name_label}`).sort()
     assert.deepEqual(names, ['1:vm1', '1:vm2', '2:vm1', '2:vm2'])
+  })
+
+  it('shows a pool that cannot be reached as disconnected, with the error', async function () {
+    const id = await admin.call<string>('server.add', { host: 'http://127.0.0.1:1', username: 'root', password: 'x' })
+    await waitUntil(async () => (await admin.call<{ id: string; error?: string }[]>('server.getAll')).find(_ => _.id === id)?.error !== undefined)
+    const server = (await admin.call<{ id: string; status: string; error: string }[]>('server.getAll')).find(_ => _.id === id)!
+    assert.equal(server.status, 'disconnected')
+    assert.match(server.error, /ECONNREFUSED|connect/)
+    await admin.call('server.remove', { id })
+    assert.equal(Object.keys(host.app.getAllXapis()).length, 2)
   })
 
   it('throws XO noSuchObject for an unknown id or the wrong type', function () {

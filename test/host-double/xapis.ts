@@ -80,12 +80,18 @@ export class Xapis {
     })
   }
 
-  /** registers a server and connects it; resolves with its id once connected (rejects if it cannot) */
-  async addServer(spec: XenServerSpec): Promise<string> {
+  /** registers a server without connecting it; returns its id */
+  registerServer(spec: XenServerSpec): string {
     const entry: ServerEntry = { spec, id: randomUUID(), client: undefined, status: 'disconnected' }
     this.#servers.set(entry.id, entry)
-    await this.connectServer(entry.id)
     return entry.id
+  }
+
+  /** registers a server and connects it; resolves with its id once connected (rejects if it cannot) */
+  async addServer(spec: XenServerSpec): Promise<string> {
+    const id = this.registerServer(spec)
+    await this.connectServer(id)
+    return id
   }
 
   async connectServer(id: string): Promise<void> {
@@ -104,8 +110,13 @@ export class Xapis {
     try {
       await client.connect()
       await client.objectsFetched
+      if (entry.client !== client) throw new Error('disconnected while connecting')
       entry.status = 'connected'
     } catch (error) {
+      if (entry.client !== client) {
+        await client.disconnect().catch(() => {})
+        throw error
+      }
       entry.status = 'disconnected'
       entry.error = error instanceof Error ? error.message : String(error)
       entry.client = undefined
