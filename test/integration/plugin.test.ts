@@ -162,8 +162,19 @@ describe('plugin through the host double', function () {
   })
 
   it('runs a disabled job on demand: a full, then deltas of what the guest wrote', async function () {
-    const first = await call<RunView>('runJob', { id: jobId })
+    const progress = new Map<string, number[]>()
+    const unwatch = host.app.tasks.watch((_log, event) => {
+      if (event.type === 'property' && event.name === 'progress' && typeof event.value === 'number') {
+        progress.set(event.id, [...(progress.get(event.id) ?? []), event.value])
+      }
+    })
+    const first = await call<RunView>('runJob', { id: jobId }).finally(unwatch)
     assert.equal(first.status, 'success')
+    // the disk transfer's progress advanced step by step with the bytes moved, up to 100
+    const steps = [...progress.values()].sort((a, b) => b.length - a.length)[0] ?? []
+    assert.ok(steps.length >= 3, `progress steps: ${JSON.stringify(steps)}`)
+    assert.deepEqual(steps, [...steps].sort((a, b) => a - b))
+    assert.equal(steps[steps.length - 1], 100)
     const [vmRun] = first.vms
     assert.equal(vmRun?.vm, vm1)
     assert.deepEqual(vmRun?.disks.map(disk => [disk.name, disk.mode]), [['system', 'full']])
