@@ -106,6 +106,7 @@ export interface Vhd {
   setUniqueParentLocator(fileName: string): Promise<void>
   readParentLocator(id: number): Promise<{ platformCode: number; id: number; data: Buffer }>
   rawContent(): NodeJS.ReadableStream & { length: number }
+  stream(): NodeJS.ReadableStream & { length: number }
 }
 
 export interface VhdDirectoryInstance extends Vhd {

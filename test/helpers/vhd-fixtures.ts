@@ -180,7 +180,8 @@ function makeFooterAndHeader(size: number, uuid: Buffer, diskType: number): Pick
     vhdCreate.createFooter(size, Math.floor(Date.UTC(2026, 0, 1) / 1000), geometry, FOOTER_SIZE, diskType),
   )
   footer.uuid = uuid
-  const header = vhdUtils.unpackHeader(vhdCreate.createHeader(Math.ceil(size / BLOCK_SIZE)))
+  // enough entries for the CHS size too, which readers such as qemu take as the disk's size
+  const header = vhdUtils.unpackHeader(vhdCreate.createHeader(Math.ceil(Math.max(size, geometry.actualSize) / BLOCK_SIZE)))
   return { footer, header }
 }
 

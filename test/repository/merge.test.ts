@@ -82,14 +82,14 @@ for (const directory of [false, true]) {
     })
 
     it('grows the BAT when the kept restore point is a larger disk', async () => {
-      // 256 MiB fills exactly one BAT sector; 300 MiB needs a second one
+      // 250 MiB fits in one BAT sector (128 entries); 300 MiB needs a second one
       const chain = await createVhdChain(handler, {
         dir: DISK_DIR,
         directory,
-        virtualSize: 256 * MiB,
-        sizes: [256 * MiB, 300 * MiB, 300 * MiB],
+        virtualSize: 250 * MiB,
+        sizes: [250 * MiB, 300 * MiB, 300 * MiB],
         seed: 5,
-        layers: [[0, 1, 127], [3, 127, 140, 149], [149]],
+        layers: [[0, 1, 124], [3, 124, 140, 149], [149]],
       })
       await mergeChain(handler, chain.paths.slice(0, 2))
       await assertMerged(handler, chain, 1)
@@ -190,19 +190,38 @@ describe('mergeChain — VHD file layout', () => {
     await assertMerged(handler, chain, 1)
   })
 
+  it('grows the BAT in place when its sector has room', async () => {
+    const { handler } = remote
+    const chain = await createVhdChain(handler, {
+      dir: DISK_DIR,
+      virtualSize: 200 * MiB,
+      sizes: [200 * MiB, 240 * MiB],
+      seed: 23,
+      layers: [[0, 1], [1, 110]],
+    })
+    const before = await readLayout(handler, chain.paths[0]!)
+    await mergeChain(handler, chain.paths)
+    const after = await readLayout(handler, chain.paths[1]!)
+    assert.ok(after.entries.length > before.entries.length)
+    assert.equal(after.tableOffset, before.tableOffset)
+    assert.deepEqual(after.entries.slice(0, 2), before.entries.slice(0, 2))
+    assert.ok(after.entries[110]! > before.entries[1]!)
+    await assertMerged(handler, chain, 1)
+  })
+
   it('moves the BAT behind the data when it outgrows its place before the first block', async () => {
     const { handler } = remote
     const chain = await createVhdChain(handler, {
       dir: DISK_DIR,
-      virtualSize: 256 * MiB,
-      sizes: [256 * MiB, 512 * MiB],
+      virtualSize: 250 * MiB,
+      sizes: [250 * MiB, 512 * MiB],
       seed: 22,
       layers: [[0, 1], [1, 200]],
     })
     const before = await readLayout(handler, chain.paths[0]!)
     await mergeChain(handler, chain.paths)
     const after = await readLayout(handler, chain.paths[1]!)
-    assert.equal(after.entries.length, 256)
+    assert.ok(after.entries.length >= 256)
     assert.equal(after.entries[0], before.entries[0])
     assert.equal(after.entries[1], before.entries[1])
     assert.ok(after.tableOffset > before.entries[1]! * 512)
