@@ -160,7 +160,10 @@ export function relativeName(childPath: string, parentPath: string): string {
 }
 
 async function listNames(handler: RemoteHandler, dir: string): Promise<string[]> {
-  return handler.list(dir, { ignoreMissing: true })
+  return handler.list(dir, { ignoreMissing: true }).catch((error: { code?: string }) => {
+    if (error.code === 'ENOTDIR') return []
+    throw error
+  })
 }
 
 /**
