@@ -4,7 +4,7 @@
  * progress cancelled and awaited). The job executor is registered once, by `createPlugin`,
  * because xo-server cannot unregister one; while unloaded it refuses to run.
  */
-import { createHash, randomUUID } from 'node:crypto'
+import { createHash } from 'node:crypto'
 
 import { BackupError } from '../errors.js'
 import { buildApiMethods, API_NAMESPACE } from './api.js'
@@ -14,6 +14,7 @@ import type { ConfiguredJob, Job, ParsedConfiguration } from './configuration.js
 import { defaultEngine } from './engine.js'
 import type { Engine, RestorePoint, VerifyReport } from './engine.js'
 import { getRemoteHandler, getXapiOfSr } from './environment.js'
+import { JobExecutor } from './executor.js'
 import { JobStore } from './job-store.js'
 import type { RunRecord } from './run-history.js'
 import { JobRunner } from './runner.js'
@@ -21,18 +22,10 @@ import type { RunResult } from './runner.js'
 import type { CreateJobParams, EditJobParams, JobRefParams, ListRestorePointsParams, RestoreParams, VerifyParams } from './schema.js'
 import { TaskReporter } from './task-reporter.js'
 import { JOB_TYPE, XoJobs } from './xo-jobs.js'
-import type { XoApp, XoJobExecutorParams, XoPluginOptions } from './xo.js'
+import type { XoApp, XoJobExecutor, XoPluginOptions } from './xo.js'
 
 /** the plugin's id in xo-server: its package is `xo-server-continuous-delta` */
 export const PLUGIN_ID = 'continuous-delta'
-
-const RUN_REQUEST = 'continuousDeltaRunRequest'
-
-function runRequestOf(data: unknown): string | undefined {
-  if (typeof data !== 'object' || data === null) return undefined
-  const value: unknown = Reflect.get(data, RUN_REQUEST)
-  return typeof value === 'string' ? value : undefined
-}
 
 /**
  * The id given to a job added in XO's form (which cannot fill it in): derived from its name, so
@@ -48,7 +41,7 @@ export class ContinuousDeltaPlugin implements PluginApi {
   readonly #store: JobStore
   readonly #xoJobs: XoJobs
   readonly #runner: JobRunner
-  readonly #results = new Map<string, RunResult>()
+  readonly #executor: JobExecutor
   readonly #operations = new Set<{ readonly controller: AbortController; readonly done: Promise<unknown> }>()
   #parsed: ParsedConfiguration = parseConfiguration({})
   #loaded = false
@@ -60,6 +53,13 @@ export class ContinuousDeltaPlugin implements PluginApi {
     this.#engine = engine
     this.#xoJobs = new XoJobs(xo)
     this.#runner = new JobRunner(engine, xo)
+    this.#executor = new JobExecutor({
+      isLoaded: () => this.#loaded,
+      job: id => this.#store.get(id),
+      settings: () => this.#parsed.settings,
+      scheduleIdOf: id => this.#xoJobs.link(id)?.scheduleId,
+      runner: this.#runner,
+    })
     this.#store = new JobStore({
       current: () => this.#parsed,
       write: configuration => xo.configurePlugin(PLUGIN_ID, configuration),
@@ -106,23 +106,8 @@ export class ContinuousDeltaPlugin implements PluginApi {
   }
 
   /** the executor of XO jobs of type `continuousDeltaBackup` (scheduled and manual runs) */
-  readonly executeXoJob = async ({ job: xoJob, schedule, data, cancelToken, jobUpdateFct }: XoJobExecutorParams): Promise<string> => {
-    if (!this.#loaded) throw new Error(`the ${PLUGIN_ID} plugin is not loaded: its jobs do not run`)
-    const jobId = this.#xoJobs.jobIdOf(xoJob)
-    if (jobId === undefined) throw new BackupError('JOB_NOT_FOUND', `XO job ${xoJob.id} is not a continuous delta job`)
-    const job = this.#store.get(jobId)
-    if (schedule !== undefined && !job.enabled) return 'skipped'
-    const { settings } = this.#parsed
-    const spec = toJobSpec(job, settings, schedule?.id ?? this.#xoJobs.link(job.id)?.scheduleId)
-    const result = await this.#runner.run(spec, {
-      trigger: schedule === undefined ? 'manual' : 'schedule',
-      settings,
-      ...(cancelToken?.promise === undefined ? {} : { cancel: cancelToken.promise }),
-      ...(jobUpdateFct === undefined ? {} : { onTask: jobUpdateFct }),
-    })
-    const request = runRequestOf(data)
-    if (request !== undefined) this.#results.set(request, result)
-    return result.status
+  get executeXoJob(): XoJobExecutor {
+    return this.#executor.execute
   }
 
   // API ---------------------------------------------------------------------------------------
@@ -151,15 +136,7 @@ export class ContinuousDeltaPlugin implements PluginApi {
       return this.#runner.run(toJobSpec(job, settings), { trigger: 'manual', settings })
     }
     // through XO's job runner, so that the run is in XO's logs like a scheduled one
-    const request = randomUUID()
-    try {
-      await this.#xo.runJobSequence([link.xoJobId], undefined, { [RUN_REQUEST]: request })
-      const result = this.#results.get(request)
-      if (result === undefined) throw new Error(`the run of job ${job.name} reported no result`)
-      return result
-    } finally {
-      this.#results.delete(request)
-    }
+    return this.#executor.runThroughXo(this.#xo, link.xoJobId, job.name)
   }
 
   async listRestorePoints({ remote, vm }: ListRestorePointsParams): Promise<readonly RestorePoint[]> {
