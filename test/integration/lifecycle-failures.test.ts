@@ -8,7 +8,7 @@ import type { VmRunResult } from '../../src/lifecycle/job.js'
 import { runJob } from '../../src/lifecycle/run-job.js'
 import { BACKUP_KEYS } from '../../src/xapi/other-config.js'
 import { MIGRATION_OPERATIONS } from '../../src/xapi/snapshot.js'
-import { BLOCK, hashRestoredDisk, listTree, MiB, restorePointsOf, startHarness } from '../lifecycle/harness.js'
+import { BLOCK, hashRestoredDisk, listTree, MiB, remoteProblems, restorePointsOf, startHarness } from '../lifecycle/harness.js'
 import type { Harness } from '../lifecycle/harness.js'
 
 function single(vms: readonly VmRunResult[]): VmRunResult {
@@ -94,5 +94,6 @@ describe('lifecycle: failed and cancelled runs', function () {
     assert.equal(failed.status, 'failure')
     assert.match(failed.error ?? '', /^snapshot: /)
     assert.deepEqual(await state(), before)
+    assert.deepEqual(await remoteProblems(harness.handler), [])
   })
 })

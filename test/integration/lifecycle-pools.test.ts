@@ -10,7 +10,7 @@ import type { VmRunResult } from '../../src/lifecycle/job.js'
 import { runJob } from '../../src/lifecycle/run-job.js'
 import { readMetadata } from '../../src/repository/metadata.js'
 import { openHandler } from '../helpers/remotes.js'
-import { BLOCK, hashRestoredDisk, listTree, MiB, RecordingReporter, restorePointsOf, startHarness } from '../lifecycle/harness.js'
+import { BLOCK, hashRestoredDisk, listTree, MiB, RecordingReporter, remoteProblems, restorePointsOf, startHarness } from '../lifecycle/harness.js'
 import type { Harness } from '../lifecycle/harness.js'
 
 function single(vms: readonly VmRunResult[]): VmRunResult {
@@ -124,6 +124,7 @@ describe('lifecycle: [NOBAK] disks on a pool whose VM.snapshot takes no ignore l
     await sim.writeGuest(root, 3 * BLOCK, randomBytes(4096))
     const next = single((await runJob(harness.job([vm]), harness.env())).vms)
     assert.deepEqual(next.disks.map(disk => [disk.vdi, disk.mode]), [[root, 'delta']])
+    assert.deepEqual(await remoteProblems(harness.handler), [])
   })
 })
 
@@ -162,6 +163,7 @@ describe('lifecycle: the seed workflow', function () {
       assert.ok(size >= 3 * BLOCK && size < 3 * BLOCK + MiB, `${size} bytes for 3 changed blocks`)
       const point = (await restorePointsOf(moved.value, vm2, 'job-1')).at(-1)!
       assert.equal(await hashRestoredDisk(moved.value, point, data!.uuid), await sim.hashVdi(data!.uuid))
+      assert.deepEqual(await remoteProblems(moved.value), [])
     } finally {
       await moved.dispose()
       await rename(newPath, oldPath)

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { runJob } from '../../src/lifecycle/run-job.js'
-import { BLOCK, hashRestoredDisk, listTree, MiB, restorePointsOf, startHarness } from '../lifecycle/harness.js'
+import { BLOCK, hashRestoredDisk, listTree, MiB, remoteProblems, restorePointsOf, startHarness } from '../lifecycle/harness.js'
 import type { Harness } from '../lifecycle/harness.js'
 
 for (const remote of ['file', 'file-vhd-directory'] as const) {
@@ -57,6 +57,7 @@ for (const remote of ['file', 'file-vhd-directory'] as const) {
       // no VHD is left that no restore point refers to
       const vhds = (await listTree(harness.handler)).filter(file => /\d{8}T\d{6}Z(\.alias)?\.vhd$/.test(file))
       assert.deepEqual(vhds.sort(), points.map(point => point.disks[0]!.vhd).sort())
+      assert.deepEqual(await remoteProblems(harness.handler), [])
     })
   })
 }

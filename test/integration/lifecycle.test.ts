@@ -11,7 +11,7 @@ import { runJob } from '../../src/lifecycle/run-job.js'
 import { readMetadata } from '../../src/repository/metadata.js'
 import { BACKUP_KEYS } from '../../src/xapi/other-config.js'
 import { MIGRATION_OPERATIONS } from '../../src/xapi/snapshot.js'
-import { BLOCK, hashRestoredDisk, listTree, MiB, RecordingReporter, restorePointsOf, startHarness } from '../lifecycle/harness.js'
+import { BLOCK, hashRestoredDisk, listTree, MiB, RecordingReporter, remoteProblems, restorePointsOf, startHarness } from '../lifecycle/harness.js'
 import type { Harness } from '../lifecycle/harness.js'
 
 const XO_FULL_EXAMPLE = fileURLToPath(new URL('../../../test/fixtures/xo-full-metadata.example.json', import.meta.url))
@@ -136,6 +136,7 @@ describe('lifecycle: continuous delta backups of a VM', function () {
     for (const point of points) {
       assert.equal(await hashRestoredDisk(harness.handler, point, system), hashes.get(point.id), point.id)
     }
+    assert.deepEqual(await remoteProblems(harness.handler), [])
   })
 
   it('renaming a disk takes effect at the next run', async function () {
@@ -208,6 +209,8 @@ describe('lifecycle: continuous delta backups of a VM', function () {
     assert.deepEqual(next.disks.map(disk => disk.mode), ['delta'])
     const point = (await restorePointsOf(harness.handler, vm1, 'job-1')).at(-1)!
     assert.equal(await hashRestoredDisk(harness.handler, point, system), await harness.pool.sim.hashVdi(system))
+    // the only damage on the remote is the VHD this test deleted
+    assert.deepEqual(await remoteProblems(harness.handler), [`error missing-vhd ${vhd}`])
   })
 })
 

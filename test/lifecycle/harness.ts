@@ -10,6 +10,8 @@ import { listRestorePoints } from '../../src/repository/restore-points.js'
 import type { RestorePoint } from '../../src/repository/restore-points.js'
 import type { RemoteHandler } from '../../src/repository/remote-handler.js'
 import { openChainRawStream } from '../../src/restore/read-chain.js'
+import { verifyRemote } from '../../src/repository/verify.js'
+import type { Problem } from '../../src/repository/verify.js'
 import { connectXapi, startSimulatedPool } from '../helpers/pool.js'
 import type { SimulatedPool, StartPoolOptions, Xapi } from '../helpers/pool.js'
 import { openRemote } from '../helpers/remotes.js'
@@ -85,6 +87,13 @@ export async function hashRestoredDisk(handler: RemoteHandler, point: RestorePoi
 
 export function restorePointsOf(handler: RemoteHandler, vm: string, jobId: string): Promise<RestorePoint[]> {
   return listRestorePoints(handler, { vm, jobId })
+}
+
+/** every problem `verify` finds on the remote (hints included), as `code path` lines */
+export async function remoteProblems(handler: RemoteHandler, vm?: string): Promise<string[]> {
+  const report = await verifyRemote(handler, vm === undefined ? {} : { vm })
+  const problems: Problem[] = [...report.problems, ...report.restorePoints.flatMap(point => point.problems)]
+  return problems.map(problem => `${problem.severity} ${problem.code} ${problem.path}`)
 }
 
 /** every file under `dir` of the remote, sorted (VHD directories listed file by file) */
