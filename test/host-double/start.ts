@@ -23,7 +23,10 @@ export interface StartHostOptions {
   dataDir?: string
   /** default 0: any free port */
   port?: number
-  /** default true: configure({}) then load(); false: registered, configure({}) tried, not loaded */
+  /**
+   * true: configure({}) (or the stored configuration) then load(); false: registered, configured,
+   * not loaded. Default: the flag stored in the data dir, true for a first registration.
+   */
   autoload?: boolean
   /** `[plugins.<id>]` sections handed to the plugin as `staticConfig` */
   pluginsConfig?: Record<string, Record<string, unknown>>
@@ -80,7 +83,7 @@ export async function startHostDouble(opts: StartHostOptions = {}): Promise<Host
 
     server = await serveApi(app, { port: opts.port ?? 0 })
     const pluginDir = opts.pluginDir ?? REPO_ROOT
-    const pluginId = await app.loadPluginPackage(pluginDir, { autoload: opts.autoload ?? true })
+    const pluginId = await app.loadPluginPackage(pluginDir, opts.autoload === undefined ? {} : { autoload: opts.autoload })
     app.emit('plugins:registered')
     await app.start()
 
