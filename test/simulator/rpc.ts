@@ -109,10 +109,10 @@ export class RpcDispatcher {
     }
     if (method === 'event.inject') return this.#eventInject(args)
 
-    const fault = this.#faults.takeFailure(method)
     if (method.startsWith('Async.')) {
       const inner = method.slice('Async.'.length)
       this.#resolve(inner).validate?.(this.#ctx, args)
+      const fault = this.#faults.takeFailure(method)
       const task = this.#ctx.tasks.create(method)
       setImmediate(() => {
         Promise.resolve()
@@ -127,8 +127,11 @@ export class RpcDispatcher {
       })
       return task
     }
+    const spec = this.#resolve(method)
+    spec.validate?.(this.#ctx, args)
+    const fault = this.#faults.takeFailure(method)
     if (fault !== undefined) throw fault
-    return this.#resolve(method).run(this.#ctx, args)
+    return spec.run(this.#ctx, args)
   }
 
   #resolve(method: string): MethodSpec {
