@@ -129,11 +129,12 @@ describe('disaster-recovery CLI (no xo-server running)', function () {
   it('restores the oldest and the latest restore point on the pool, bytes equal to the guest disk then', async function () {
     const listed: unknown = JSON.parse((await run(['list', '--remote', remoteUrl, '--json'])).stdout)
     assert.ok(isPointList(listed))
-    const common = ['--remote', remoteUrl, '--pool', pool.url, '--user', pool.user, '--sr', pool.sim.defaultSr(), '--json']
+    const common = ['--remote', remoteUrl, '--pool', pool.url, '--user', pool.user, '--json']
     const env = { XO_CONTINUOUS_DELTA_PASSWORD: PASSWORD }
 
-    const oldest = await run(['restore', ...common, '--restore-point', listed[0]!.id], env)
+    const oldest = await run(['restore', ...common, '--sr', pool.sim.defaultSr(), '--restore-point', listed[0]!.id], env)
     assert.equal(oldest.code, 0, oldest.stderr)
+    // without --sr: the pool's default SR
     const latest = await run(['restore', ...common, '--restore-point', 'latest', '--vm', vm1], env)
     assert.equal(latest.code, 0, latest.stderr)
     for (const [restore, expected] of [[oldest, hashes[0]], [latest, hashes[1]]] as const) {
