@@ -10,7 +10,7 @@
  * - every configuration is validated with Ajv (`useDefaults`) before `configure(conf, { loaded })`;
  * - configuration and autoload are stored (`<datadir>/plugins.json`), secrets obfuscated on read.
  */
-import { readFile } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { Ajv } from 'ajv'
@@ -158,7 +158,6 @@ export class Plugins<Xo> {
   }
 
   async getDataDir(id: string): Promise<string> {
-    const { mkdir } = await import('node:fs/promises')
     const dir = join(this.#dataDir, id)
     await mkdir(dir, { recursive: true })
     return dir

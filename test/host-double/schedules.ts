@@ -87,8 +87,9 @@ export class Schedules {
   }
 
   async #start(schedule: Schedule): Promise<void> {
-    if (this.#closed) return
     const { createSchedule } = await loadCron()
+    // closed meanwhile: no timer may outlive close()
+    if (this.#closed) return
     this.#stop(schedule.id)
     const stop = createSchedule(schedule.cron, schedule.timezone ?? 'utc').startJob(() => this.#run(schedule).catch(() => {}))
     this.#stops.set(schedule.id, stop)
