@@ -16,6 +16,7 @@ import type { Engine, RestorePoint, VerifyReport } from './engine.js'
 import { getRemoteHandler, getXapiOfSr } from './environment.js'
 import { JobExecutor } from './executor.js'
 import { JobStore } from './job-store.js'
+import { assertRestorePointId } from './references.js'
 import type { RunRecord } from './run-history.js'
 import { JobRunner } from './runner.js'
 import type { RunResult } from './runner.js'
@@ -150,6 +151,7 @@ export class ContinuousDeltaPlugin implements PluginApi {
   }
 
   async restore({ remote, restorePoint, sr }: RestoreParams): Promise<string> {
+    assertRestorePointId(restorePoint)
     const handler = await getRemoteHandler(this.#xo, remote)
     const xapi = getXapiOfSr(this.#xo, sr)
     return this.#track(async signal => {

@@ -3,6 +3,7 @@
  * pool, its remote known and enabled. Errors name the object but never a remote's URL.
  */
 import { BackupError } from '../errors.js'
+import { assertSafeId, BACKUP_ROOT, isMetadataName } from '../repository/layout.js'
 import type { XoApp } from './xo.js'
 
 export type ReferenceHost = Pick<XoApp, 'getObject' | 'getRemote'>
@@ -34,4 +35,18 @@ export async function assertRemoteUsable(xo: ReferenceHost, remoteId: string): P
   if (!remote.enabled) {
     throw new BackupError('REMOTE_DISABLED', `remote ${remoteId} (${remote.name}) is disabled`, { remote: remoteId })
   }
+}
+
+/**
+ * A restore point id is the path of its metadata file as `listRestorePoints` gives it
+ * (`xo-vm-backups/<vm>/<timestamp>.json`): anything else is refused before the remote is read.
+ */
+export function assertRestorePointId(id: string): void {
+  const [root, vm, name, ...rest] = id.split('/')
+  if (root !== BACKUP_ROOT || vm === undefined || name === undefined || rest.length !== 0 || !isMetadataName(name)) {
+    throw new BackupError('RESTORE_POINT_NOT_FOUND', `"${id}" is not a restore point id (${BACKUP_ROOT}/<vm>/<timestamp>.json, as listRestorePoints gives)`, {
+      restorePoint: id,
+    })
+  }
+  assertSafeId('vm', vm)
 }

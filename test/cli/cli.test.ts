@@ -101,6 +101,9 @@ describe('disaster-recovery CLI (no xo-server running)', function () {
     assert.ok(wrong.stderr.includes('--bogus'), wrong.stderr)
     assert.equal((await run(['frobnicate'])).code, 2)
     assert.equal((await run(['restore', '--remote', remoteUrl, '--restore-point', 'latest', '--vm', vm1, '--pool', pool.url])).code, 2, 'no password given')
+    const badPoint = await run(['restore', '--remote', remoteUrl, '--restore-point', '../../etc/passwd', '--pool', pool.url], { XO_CONTINUOUS_DELTA_PASSWORD: PASSWORD })
+    assert.equal(badPoint.code, 2)
+    assert.ok(badPoint.stderr.includes('--restore-point'), badPoint.stderr)
   })
 
   it('lists the restore points, oldest first, as JSON and for humans', async function () {

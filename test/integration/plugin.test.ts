@@ -218,6 +218,8 @@ describe('plugin through the host double', function () {
       assert.equal(await pool.sim.hashVdi(restoredDisk.uuid), hashes[index], `restore point ${index}`)
     }
     await rejectsWith(call('restore', { remote, restorePoint: points[0]!.id, sr: '00000000-0000-4000-8000-000000000000' }), 'SR')
+    await rejectsWith(call('restore', { remote, restorePoint: '../../../etc/passwd', sr: pool.sim.defaultSr() }), 'not a restore point id')
+    await rejectsWith(call('restore', { remote, restorePoint: points[0]!.id.replace(/\d{8}T/, '19990101T'), sr: pool.sim.defaultSr() }), 'no restore point')
   })
 
   it('a job edited in the form is what runs: lower retention merges the oldest points', async function () {

@@ -1,6 +1,7 @@
 /** `restore`: a new VM from a restore point, on a pool reached directly (no xo-server). */
 import { readFile } from 'node:fs/promises'
 
+import { assertSafeId, BACKUP_ROOT, isMetadataName } from '../../repository/layout.js'
 import { listRestorePoints } from '../../repository/restore-points.js'
 import type { RemoteHandler } from '../../repository/remote-handler.js'
 import { restoreVm } from '../../restore/restore-vm.js'
@@ -37,7 +38,14 @@ async function readPassword(options: RestoreOptions, io: CliIo): Promise<string>
 }
 
 async function resolveRestorePoint(handler: RemoteHandler, options: RestoreOptions): Promise<string> {
-  if (options.restorePoint !== 'latest') return options.restorePoint
+  if (options.restorePoint !== 'latest') {
+    const [root, vm, name, ...rest] = options.restorePoint.split('/')
+    if (root !== BACKUP_ROOT || vm === undefined || name === undefined || rest.length !== 0 || !isMetadataName(name)) {
+      throw new UsageError(`--restore-point must be an id as \`list\` prints it (${BACKUP_ROOT}/<vm>/<timestamp>.json) or latest`)
+    }
+    assertSafeId('vm', vm)
+    return options.restorePoint
+  }
   if (options.vm === undefined) throw new UsageError('--restore-point latest needs --vm <uuid>')
   const points = await listRestorePoints(handler, { vm: options.vm })
   const latest = points[points.length - 1]
