@@ -1,17 +1,18 @@
 /**
- * Cross-checks the simulator's VHD exports with an independent reader: qemu-img (qemu-utils)
- * converts the exported VHD back to raw; its hash must equal the disk's.
+ * Cross-checks the simulator's VHD handling with an independent implementation, qemu-img
+ * (qemu-utils): exported VHDs convert back to the disk's bytes, and a VHD qemu-img wrote imports
+ * to the bytes it was made from.
  */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, open, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 
 import { connectXapi, startSimulatedPool, type SimulatedPool, type Xapi } from '../helpers/pool.js'
-import { downloadExport, sha256File } from './test-support.js'
+import { downloadExport, sha256File, uploadImport } from './test-support.js'
 
 const run = promisify(execFile)
 const MiB = 1024 ** 2
@@ -49,4 +50,20 @@ describe('simulated pool exports, checked with qemu-img', () => {
       assert.equal(await sha256File(rawPath), await pool.sim.hashVdi(disk!.uuid))
     })
   }
+
+  it('a dynamic VHD written by qemu-img imports to the same bytes', async () => {
+    const size = 20 * MiB
+    const rawPath = join(tmp, 'source.raw')
+    const file = await open(rawPath, 'w')
+    await file.truncate(size)
+    for (const offset of [512, 4 * MiB + 3, 19 * MiB]) await file.write(randomBytes(300 * 1024), 0, 300 * 1024, offset)
+    await file.close()
+    const vhdPath = join(tmp, 'qemu.vhd')
+    await run('qemu-img', ['convert', '-f', 'raw', '-O', 'vpc', '-o', 'subformat=dynamic,force_size=on', rawPath, vhdPath])
+
+    const srRef = await xapi.call<string>('SR.get_by_uuid', pool.sim.defaultSr())
+    const vdiRef = await xapi.call<string>('VDI.create', { name_label: 'from qemu', SR: srRef, virtual_size: size, type: 'user' })
+    await uploadImport(xapi, { format: 'vhd', vdi: vdiRef }, vhdPath)
+    assert.equal(await pool.sim.hashVdi(pool.sim.record('VDI', vdiRef).uuid), await sha256File(rawPath))
+  })
 })
