@@ -1,16 +1,22 @@
 /**
  * Continuous merge through the lifecycle: with retention 5 over 12 runs, a VM keeps at most 5
  * restore points, one full, each reading back as the guest disk at its time; for VHD files and
- * VHD directories alike.
+ * VHD directories alike (and, shorter, on S3).
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { runJob } from '../../src/lifecycle/run-job.js'
-import { BLOCK, hashRestoredDisk, listTree, MiB, remoteProblems, restorePointsOf, startHarness } from '../lifecycle/harness.js'
+import { BLOCK, hashRestoredDisk, MiB, remoteProblems, restorePointsOf, startHarness } from '../lifecycle/harness.js'
 import type { Harness } from '../lifecycle/harness.js'
 
-for (const remote of ['file', 'file-vhd-directory'] as const) {
-  describe(`lifecycle: retention 5 over 12 runs [${remote}]`, function () {
+const CASES = [
+  { remote: 'file', runs: 12, keep: 5 },
+  { remote: 'file-vhd-directory', runs: 12, keep: 5 },
+  { remote: 's3', runs: 4, keep: 2 },
+] as const
+
+for (const { remote, runs, keep } of CASES) {
+  describe(`lifecycle: retention ${keep} over ${runs} runs [${remote}]`, function () {
     let harness: Harness
 
     before(async function () {
@@ -21,16 +27,16 @@ for (const remote of ['file', 'file-vhd-directory'] as const) {
       await harness?.close()
     })
 
-    it('keeps at most 5 restore points, one full, each restoring to its time', async function () {
+    it(`keeps at most ${keep} restore points, one full, each restoring to its time`, async function () {
       const { sim } = harness.pool
       const { vm, vdis } = sim.createVm({ name: 'mail', disks: [{ name: 'root', size: 16 * MiB }] })
       const disk = vdis[0]!
       const hashes = new Map<string, string>()
       const merged: number[] = []
 
-      for (let run = 0; run < 12; run++) {
+      for (let run = 0; run < runs; run++) {
         await sim.writeGuest(disk, (run % 8) * BLOCK + 1024, randomBytes(32 * 1024))
-        const result = await runJob(harness.job([vm], { retention: 5 }), harness.env())
+        const result = await runJob(harness.job([vm], { retention: keep }), harness.env())
         const vmResult = result.vms[0]!
         assert.equal(vmResult.status, 'success', vmResult.error)
         assert.deepEqual(vmResult.disks.map(d => d.mode), [run === 0 ? 'full' : 'delta'], `run ${run}: ${vmResult.warnings.join('; ')}`)
@@ -38,7 +44,7 @@ for (const remote of ['file', 'file-vhd-directory'] as const) {
         merged.push((vmResult.merges ?? []).reduce((blocks, merge) => blocks + merge.blocks, 0))
 
         const points = await restorePointsOf(harness.handler, vm, 'job-1')
-        assert.ok(points.length <= 5, `run ${run}: ${points.length} restore points`)
+        assert.ok(points.length <= keep, `run ${run}: ${points.length} restore points`)
         assert.deepEqual(
           points.map(point => point.disks[0]!.differencing),
           points.map((_, index) => index !== 0),
@@ -46,17 +52,19 @@ for (const remote of ['file', 'file-vhd-directory'] as const) {
         )
       }
       // merges happened once the retention was reached, and were reported
-      assert.deepEqual(merged.slice(0, 5), [0, 0, 0, 0, 0])
-      assert.ok(merged.slice(5).every(blocks => blocks > 0), merged.join(','))
+      assert.ok(merged.slice(0, keep).every(blocks => blocks === 0), merged.join(','))
+      assert.ok(merged.slice(keep).every(blocks => blocks > 0), merged.join(','))
 
       const points = await restorePointsOf(harness.handler, vm, 'job-1')
-      assert.equal(points.length, 5)
+      assert.equal(points.length, keep)
       for (const point of points) {
         assert.equal(await hashRestoredDisk(harness.handler, point, disk), hashes.get(point.id), point.id)
       }
-      // no VHD is left that no restore point refers to
-      const vhds = (await listTree(harness.handler)).filter(file => /\d{8}T\d{6}Z(\.alias)?\.vhd$/.test(file))
-      assert.deepEqual(vhds.sort(), points.map(point => point.disks[0]!.vhd).sort())
+      // VHD files on a plain folder, VHD directories where asked and on S3
+      for (const point of points) {
+        assert.equal(point.disks[0]!.vhd.endsWith('.alias.vhd'), remote !== 'file', point.disks[0]!.vhd)
+      }
+      // verify finds no VHD that no restore point refers to, nor any other problem
       assert.deepEqual(await remoteProblems(harness.handler), [])
     })
   })

@@ -15,7 +15,7 @@ import type { Problem } from '../../src/repository/verify.js'
 import { connectXapi, startSimulatedPool } from '../helpers/pool.js'
 import type { SimulatedPool, StartPoolOptions, Xapi } from '../helpers/pool.js'
 import { openRemote } from '../helpers/remotes.js'
-import type { TestRemote } from '../helpers/remotes.js'
+import type { RemoteKind, TestRemote } from '../helpers/remotes.js'
 
 export const MiB = 1024 * 1024
 export const BLOCK = 2 * MiB
@@ -126,7 +126,7 @@ export interface Harness {
   close(): Promise<void>
 }
 
-export async function startHarness(opts: StartPoolOptions & { remote?: 'file' | 'file-vhd-directory' } = {}): Promise<Harness> {
+export async function startHarness(opts: StartPoolOptions & { remote?: RemoteKind } = {}): Promise<Harness> {
   const { remote: kind = 'file', ...poolOptions } = opts
   const pool = await startSimulatedPool(poolOptions)
   const xapi = await connectXapi(pool)
