@@ -28,6 +28,7 @@ import {
   computeFullBlockSize,
   formatUuid,
   openVhd,
+  packFooter,
   parseUuid,
   parseVhdStream,
   type VhdFooter,
@@ -154,7 +155,7 @@ async function* canonicalPieces(items: AsyncIterable<VhdStreamItem>, uuid: Buffe
     throw new BackupError('TRANSFER_FAILED', `VHD stream ended early: ${next} of ${order.length} blocks`)
   }
   // the parser checked that the export's two footers match; ours is the first piece again
-  yield { kind: 'tail', buffer: canonicalHead(footer, header!, [], [], 0).pieces[0]! }
+  yield { kind: 'tail', buffer: packFooter(footer) }
 }
 
 function cancelled(signal: AbortSignal): BackupError {

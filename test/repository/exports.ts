@@ -46,7 +46,8 @@ export interface ExportSpec {
 /** the VHD bytes of an export, as one buffer (tests use small disks) */
 export function exportBytes(spec: ExportSpec): Buffer {
   const geometry = computeGeometryForSize(spec.virtualSize)
-  const maxTableEntries = Math.ceil(spec.virtualSize / BLOCK)
+  // as XAPI and vhd-lib do: the BAT covers the CHS geometry's size, a little over the virtual size
+  const maxTableEntries = Math.ceil(geometry.actualSize / BLOCK)
   const batSize = Math.ceil((maxTableEntries * 4) / SECTOR) * SECTOR
   const footer = createFooter(spec.virtualSize, Math.floor(Date.now() / 1000), geometry, SECTOR, spec.differencing ? 4 : 3)
   const header = createHeader(maxTableEntries, SECTOR * 3, BLOCK)
