@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startHostDouble, REPO_ROOT } from '../helpers/host.js'
 import type { HostDouble, XoClient } from '../helpers/host.js'
+import { startS3 } from '../helpers/s3.js'
 import { OBFUSCATED_VALUE } from './sensitive-values.js'
 
 const TRIVIAL = join(REPO_ROOT, 'test/fixtures/trivial-plugin')
@@ -93,6 +94,26 @@ describe('host double: remotes', function () {
 
     await admin.call('remote.set', { id, url: shown.url.replace('/bucket/dir', '/bucket/other') })
     assert.equal((await host.app.getRemoteWithCredentials(id)).url, 's3+http://AKIA:top%2Fsecret@127.0.0.1:9000/bucket/other')
+  })
+
+  it('gives a real handler for an s3+http:// remote, credentials kept out of what is shown', async function () {
+    const s3 = await startS3({ secretKey: 'hd/secret+key' })
+    try {
+      const url = s3.url('hd-bucket', 'xo')
+      const id = await admin.call<string>('remote.create', { name: 'object storage', url })
+      const [, shown] = await admin.call<RemoteView[]>('remote.getAll')
+      assert.equal(shown!.url.includes(encodeURIComponent('hd/secret+key')), false)
+      const handler = await host.app.getRemoteHandler(id)
+      assert.equal(handler.type, 's3')
+      const data = randomBytes(32 * 1024)
+      await handler.outputFile('dir/object.bin', data)
+      assert.equal(sha256(await handler.readFile('dir/object.bin')), sha256(data))
+      // the bytes are in the bucket, under the remote's folder
+      assert.equal(sha256(await readFile(s3.objectPath('hd-bucket', 'xo/dir/object.bin'))), sha256(data))
+      await admin.call('remote.delete', { id })
+    } finally {
+      await s3.close()
+    }
   })
 
   it('keeps remotes in the data dir: a restarted host sees the same ids', async function () {
