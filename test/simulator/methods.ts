@@ -1,5 +1,6 @@
 /** The class methods with behaviour beyond the generic field accessors. */
 import type { PoolModel } from './pool-model.js'
+import { snapshotVdi, snapshotVm } from './snapshot.js'
 import type { Tasks } from './tasks.js'
 import { xapiDate } from './xapi-date.js'
 import { XapiFault } from './xapi-fault.js'
@@ -79,13 +80,13 @@ export const METHODS: Readonly<Record<string, MethodSpec>> = {
       else arity('VM.snapshot', 2)(ctx, args)
     },
     run: (ctx, [vm, name, ignore]) =>
-      ctx.model.snapshotVm(ref(vm), String(name), Array.isArray(ignore) ? ignore.map(v => ref(v, 'ignore_vdis')) : []),
+      snapshotVm(ctx.model, ref(vm), String(name), Array.isArray(ignore) ? ignore.map(v => ref(v, 'ignore_vdis')) : []),
   }),
   'VM.create': { run: (ctx, [fields]) => ctx.model.createVm({ ...record(fields), power_state: 'Halted' }) },
   'VDI.create': { run: (ctx, [fields]) => ctx.model.createVdi(record(fields)) },
   'VBD.create': { run: (ctx, [fields]) => ctx.model.createVbd(record(fields)) },
   'VIF.create': { run: (ctx, [fields]) => ctx.model.createVif(record(fields)) },
-  'VDI.snapshot': { run: (ctx, [vdi]) => ctx.model.snapshotVdi(ref(vdi)) },
+  'VDI.snapshot': { run: (ctx, [vdi]) => snapshotVdi(ctx.model, ref(vdi)) },
   'VDI.resize': { run: (ctx, [vdi, size]) => ctx.model.resizeVdi(ref(vdi), Number(size)) },
   'VM.destroy': unlessBlocked('destroy', { run: (ctx, [vm]) => ctx.model.destroyVm(ref(vm)) }),
   'VDI.destroy': { run: (ctx, [vdi]) => ctx.model.destroyVdi(ref(vdi)) },

@@ -28,9 +28,9 @@ export function randomMac(): string {
   return [...bytes].map(byte => byte.toString(16).padStart(2, '0')).join(':')
 }
 
-const asRefs = (value: unknown): string[] => (Array.isArray(value) ? (value as string[]) : [])
+export const asRefs = (value: unknown): string[] => (Array.isArray(value) ? (value as string[]) : [])
 const without = (ref: string) => (refs: string[]) => refs.filter(r => r !== ref)
-const withRef = (ref: string) => (refs: string[]) => [...refs, ref]
+export const withRef = (ref: string) => (refs: string[]) => [...refs, ref]
 
 export class PoolModel {
   readonly store: ObjectStore
@@ -115,76 +115,6 @@ export class PoolModel {
     const free: string[] = []
     for (let device = 0; device < MAX_VBD_DEVICES; ++device) if (!used.has(String(device))) free.push(String(device))
     return free
-  }
-
-  /**
-   * `VM.snapshot`: a halted copy of the VM whose disks are copies of the VM's disks at this
-   * instant (those in `ignoreVdis` left out), with copies of its VIFs.
-   */
-  async snapshotVm(vm: string, nameLabel: string, ignoreVdis: readonly string[] = []): Promise<string> {
-    const source = this.store.snapshot('VM', vm)
-    if (source.is_a_snapshot === true || source.is_a_template === true) {
-      throw new XapiFault('OPERATION_NOT_ALLOWED', ['snapshotting a snapshot or a template'])
-    }
-    for (const ref of ignoreVdis) this.store.get('VDI', ref)
-    const now = xapiDate()
-
-    // copy the disks first: the snapshot VM is added once its disks exist, like XAPI does
-    const vbdCopies: Fields[] = []
-    for (const vbdRef of asRefs(source.VBDs)) {
-      const vbd = this.store.snapshot('VBD', vbdRef)
-      const vdi = String(vbd.VDI)
-      if (vbd.type === 'Disk' && vdi !== NULL_REF) {
-        if (ignoreVdis.includes(vdi)) continue
-        vbdCopies.push({ ...vbd, VDI: await this.snapshotVdi(vdi, now) })
-      } else {
-        vbdCopies.push(vbd)
-      }
-    }
-
-    const snapshot = this.createVm({
-      ...source,
-      uuid: undefined,
-      name_label: nameLabel,
-      power_state: 'Halted',
-      resident_on: NULL_REF,
-      domid: -1,
-      guest_metrics: NULL_REF,
-      is_a_snapshot: true,
-      snapshot_of: vm,
-      snapshot_time: now,
-      snapshots: [],
-      parent: source.parent,
-      children: [],
-      current_operations: {},
-      allowed_operations: ['destroy', 'export', 'clone', 'copy', 'revert'],
-    })
-    for (const vbd of vbdCopies) {
-      const { uuid: _uuid, ...rest } = vbd
-      this.createVbd({ ...rest, VM: snapshot, currently_attached: false, device: '' })
-    }
-    for (const vifRef of asRefs(source.VIFs)) {
-      const { uuid: _uuid, ...vif } = this.store.snapshot('VIF', vifRef)
-      this.createVif({ ...vif, VM: snapshot, currently_attached: false })
-    }
-    this.store.update('VM', vm, { snapshots: [...asRefs(source.snapshots), snapshot], parent: snapshot })
-    return snapshot
-  }
-
-  /** `VDI.snapshot`: a point-in-time copy of the disk, linked to it through `snapshot_of`. */
-  async snapshotVdi(vdi: string, now: string = xapiDate()): Promise<string> {
-    const source = this.store.snapshot('VDI', vdi)
-    const { uuid: sourceUuid, ...fields } = source
-    const copy = this.createVdi({
-      ...fields,
-      is_a_snapshot: true,
-      snapshot_of: vdi,
-      snapshot_time: now,
-      current_operations: {},
-    })
-    await this.files.copy(String(sourceUuid), String(this.store.get('VDI', copy).uuid))
-    this.store.edit('VDI', vdi, 'snapshots', withRef(copy))
-    return copy
   }
 
   /** `VDI.resize`: grows a disk (shrinking is refused, as on XAPI). */
