@@ -5,6 +5,7 @@
  * because xo-server cannot unregister one; while unloaded it refuses to run.
  */
 import { createHash } from 'node:crypto'
+import { join } from 'node:path'
 
 import { BackupError } from '../errors.js'
 import { buildApiMethods, API_NAMESPACE } from './api.js'
@@ -28,6 +29,9 @@ import type { XoApp, XoJobExecutor, XoPluginOptions } from './xo.js'
 /** the plugin's id in xo-server: its package is `xo-server-continuous-delta` */
 export const PLUGIN_ID = 'continuous-delta'
 
+/** in the plugin's data dir: the recent runs and their logs */
+const RUN_HISTORY_FILE = 'runs.json'
+
 /**
  * The id given to a job added in XO's form (which cannot fill it in): derived from its name, so
  * that it is the same however many times the configuration is read before it is written back.
@@ -49,8 +53,11 @@ export class ContinuousDeltaPlugin implements PluginApi {
   #removeApiMethods: (() => void) | undefined
   #writeBack: NodeJS.Immediate | undefined
 
-  constructor(xo: XoApp, engine: Engine = defaultEngine) {
+  readonly #getDataDir: (() => Promise<string>) | undefined
+
+  constructor(xo: XoApp, engine: Engine = defaultEngine, getDataDir?: () => Promise<string>) {
     this.#xo = xo
+    this.#getDataDir = getDataDir
     this.#engine = engine
     this.#xoJobs = new XoJobs(xo)
     this.#runner = new JobRunner(engine, xo)
@@ -84,6 +91,7 @@ export class ContinuousDeltaPlugin implements PluginApi {
     this.#removeApiMethods = this.#xo.addApiMethods({ [API_NAMESPACE]: buildApiMethods(this) })
     this.#loaded = true
     try {
+      if (this.#getDataDir !== undefined) await this.#runner.history.useFile(join(await this.#getDataDir(), RUN_HISTORY_FILE))
       await this.#xoJobs.sync(this.#parsed.jobs)
     } catch (error) {
       await this.unload()
@@ -202,8 +210,8 @@ export class ContinuousDeltaPlugin implements PluginApi {
   }
 }
 
-export function createPlugin({ xo }: XoPluginOptions, engine: Engine = defaultEngine): ContinuousDeltaPlugin {
-  const plugin = new ContinuousDeltaPlugin(xo, engine)
+export function createPlugin({ xo, getDataDir }: XoPluginOptions, engine: Engine = defaultEngine): ContinuousDeltaPlugin {
+  const plugin = new ContinuousDeltaPlugin(xo, engine, getDataDir)
   xo.registerJobExecutor(JOB_TYPE, plugin.executeXoJob)
   return plugin
 }

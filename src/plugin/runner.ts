@@ -139,6 +139,7 @@ export class JobRunner {
       const taskId = await task.id()
       if (taskId !== undefined) record.taskId = taskId
       await task.settled()
+      await this.#history.save()
     }
   }
 }

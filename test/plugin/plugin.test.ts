@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 import pluginFactory from '../../src/index.js'
 import type { Engine } from '../../src/plugin/engine.js'
@@ -197,5 +200,31 @@ describe('plugin instance', () => {
       useVhdDirectory: false,
       jobs: [{ id: job?.id, name: 'From the form', vms: ['vm-a'], remote: 'r1', enabled: true }],
     })
+  })
+
+  it('keeps the recent runs in its data dir across a restart', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'plugin-data-'))
+    try {
+      const job = { id: 'j1', name: 'Nightly', vms: ['vm-a'], remote: 'r1' }
+      const first = new FakeXo()
+      first.vms.add('vm-a')
+      first.remotes.set('r1', { id: 'r1', name: 'nas', enabled: true })
+      const before = new ContinuousDeltaPlugin(first, new FakeEngine(), async () => dataDir)
+      first.registerJobExecutor(JOB_TYPE, before.executeXoJob)
+      await before.configure({ jobs: [job] })
+      await before.load()
+      await before.runJob({ id: 'j1' })
+      await before.unload()
+
+      const after = new ContinuousDeltaPlugin(new FakeXo(), new FakeEngine(), async () => dataDir)
+      await after.configure({ jobs: [job] })
+      await after.load()
+      const runs = await after.getRuns()
+      assert.deepEqual(runs.map(run => [run.jobId, run.status, run.trigger]), [['j1', 'success', 'manual']])
+      assert.ok(runs[0]?.log.some(entry => entry.message.startsWith('forced a full')))
+      await after.unload()
+    } finally {
+      await rm(dataDir, { recursive: true, force: true })
+    }
   })
 })
