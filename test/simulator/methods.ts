@@ -1,4 +1,5 @@
 /** The class methods with behaviour beyond the generic field accessors. */
+import { vmAllowedOperations } from './classes/vm.js'
 import type { PoolModel } from './pool-model.js'
 import { snapshotVdi, snapshotVm } from './snapshot.js'
 import type { Tasks } from './tasks.js'
@@ -49,6 +50,7 @@ function setPower(ctx: MethodContext, vm: string, running: boolean): void {
   for (const vif of current.VIFs as string[]) store.update('VIF', vif, { currently_attached: running })
   store.update('VM', vm, {
     power_state: running ? 'Running' : 'Halted',
+    allowed_operations: vmAllowedOperations(running ? 'Running' : 'Halted'),
     resident_on: running ? infra.host : NULL_REF,
     domid: running ? 1 : -1,
   })
@@ -93,6 +95,7 @@ export const METHODS: Readonly<Record<string, MethodSpec>> = {
   'VBD.destroy': { run: (ctx, [vbd]) => ctx.model.destroyVbd(ref(vbd)) },
   'VIF.destroy': { run: (ctx, [vif]) => ctx.model.destroyVif(ref(vif)) },
   'VM.get_allowed_VBD_devices': { run: (ctx, [vm]) => ctx.model.allowedVbdDevices(ref(vm)) },
+  'VM.get_allowed_VIF_devices': { run: (ctx, [vm]) => ctx.model.allowedVifDevices(ref(vm)) },
   'VM.start': unlessBlocked('start', { run: (ctx, [vm]) => setPower(ctx, ref(vm), true) }),
   'VM.clean_shutdown': unlessBlocked('clean_shutdown', { run: (ctx, [vm]) => setPower(ctx, ref(vm), false) }),
   'VM.hard_shutdown': unlessBlocked('hard_shutdown', { run: (ctx, [vm]) => setPower(ctx, ref(vm), false) }),

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import { closeSync, ftruncateSync, openSync } from 'node:fs'
 
+import { vmAllowedOperations } from './classes/vm.js'
 import type { ObjectStore } from './object-store.js'
 import type { VdiFiles } from './vdi-files.js'
 import { xapiDate } from './xapi-date.js'
@@ -20,6 +21,7 @@ export interface Infrastructure {
 }
 
 const MAX_VBD_DEVICES = 16
+const MAX_VIF_DEVICES = 7
 
 /** A locally administered unicast MAC. */
 export function randomMac(): string {
@@ -68,7 +70,8 @@ export class PoolModel {
       install_time: xapiDate(),
       last_updated: xapiDate(),
     })
-    return this.store.create('VM', { ...fields, metrics, VBDs: [], VIFs: [], snapshots: [], consoles: [] })
+    const allowed = fields.is_a_snapshot === true ? fields.allowed_operations : vmAllowedOperations(String(fields.power_state ?? 'Halted'))
+    return this.store.create('VM', { ...fields, allowed_operations: allowed, metrics, VBDs: [], VIFs: [], snapshots: [], consoles: [] })
   }
 
   createVbd(fields: Fields): string {
@@ -107,6 +110,14 @@ export class PoolModel {
     this.store.edit('VM', vm, 'VIFs', withRef(ref))
     this.store.edit('network', network, 'VIFs', withRef(ref))
     return ref
+  }
+
+  /** VIF devices still free on a VM, ascending. */
+  allowedVifDevices(vm: string): string[] {
+    const used = new Set(asRefs(this.store.get('VM', vm).VIFs).map(vif => String(this.store.get('VIF', vif).device)))
+    const free: string[] = []
+    for (let device = 0; device < MAX_VIF_DEVICES; ++device) if (!used.has(String(device))) free.push(String(device))
+    return free
   }
 
   /** Userdevices still free on a VM, ascending. */

@@ -125,6 +125,7 @@ describe('simulated pool: snapshots and object life cycle', () => {
     await xapi.call('VBD.create', { VM: vmRef, VDI: vdiRef, userdevice: '0', bootable: true, mode: 'RW', type: 'Disk' })
     await xapi.call('VIF.create', { VM: vmRef, network: networkRef, device: '0', MAC: '02:11:22:33:44:55' })
     assert.deepEqual((await xapi.call<string[]>('VM.get_allowed_VBD_devices', vmRef)).slice(0, 2), ['1', '2'])
+    assert.deepEqual((await xapi.call<string[]>('VM.get_allowed_VIF_devices', vmRef)).slice(0, 2), ['1', '2'])
     await assert.rejects(xapi.call('VBD.create', { VM: vmRef, VDI: vdiRef, userdevice: '0', type: 'Disk' }), {
       code: 'DEVICE_ALREADY_EXISTS',
     })

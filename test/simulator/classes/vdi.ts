@@ -7,7 +7,7 @@ export const vdi: ClassSpec = {
     uuid: '',
     name_label: '',
     name_description: '',
-    allowed_operations: [],
+    allowed_operations: ['clone', 'copy', 'destroy', 'resize', 'snapshot', 'update'],
     current_operations: {},
     SR: NULL_REF,
     VBDs: [],

@@ -4,11 +4,18 @@ import { XAPI_EPOCH } from '../xapi-date.js'
 const RECOMMENDATIONS =
   '<restrictions><restriction field="memory-static-max" max="137438953472"/><restriction field="vcpus-max" max="32"/><restriction property="number-of-vbds" max="255"/><restriction property="number-of-vifs" max="7"/></restrictions>'
 
+/** The operations XAPI allows on a VM (not a snapshot) in a power state. */
+export function vmAllowedOperations(powerState: string): string[] {
+  return powerState === 'Running'
+    ? ['snapshot', 'checkpoint', 'clean_shutdown', 'hard_shutdown', 'clean_reboot', 'hard_reboot', 'suspend', 'pause', 'pool_migrate']
+    : ['start', 'start_on', 'snapshot', 'clone', 'copy', 'export', 'destroy', 'make_into_template', 'changing_VCPUs', 'changing_memory_limits']
+}
+
 export const vm: ClassSpec = {
   name: 'VM',
   defaults: () => ({
     uuid: '',
-    allowed_operations: [],
+    allowed_operations: vmAllowedOperations('Halted'),
     current_operations: {},
     name_label: '',
     name_description: '',
