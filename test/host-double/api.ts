@@ -8,6 +8,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Connection } from './connection.js'
 import { XoApiError, invalidParameters, unauthorized } from './api-errors.js'
+import { replaceSensitive } from './sensitive-values.js'
 import { compileParams } from './xo-json-schema.js'
 import type { ParamsValidator, XoParamsSchema } from './xo-json-schema.js'
 import type { User } from './users.js'
@@ -163,7 +164,7 @@ export class ApiRegistry {
       method: name,
       userId: context.user?.id,
       userName: context.user?.email ?? '(unknown user)',
-      params,
+      params: replaceSensitive(params, '* obfuscated *'),
       timestamp: Date.now(),
     }
     host.emit('xo:preCall', event)

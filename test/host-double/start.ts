@@ -67,12 +67,15 @@ export async function startHostDouble(opts: StartHostOptions = {}): Promise<Host
   const clients = new Set<XoClient>()
   let server: Awaited<ReturnType<typeof serveApi>> | undefined
 
-  const close = async (): Promise<void> => {
-    await Promise.all([...clients].map(client => client.close().catch(() => {})))
-    await server?.close()
-    await app.stop()
-    if (ownsDataDir) await rm(dataDir, { recursive: true, force: true })
-  }
+  let closing: Promise<void> | undefined
+  // idempotent: a second call waits for the first
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      await Promise.all([...clients].map(client => client.close().catch(() => {})))
+      await server?.close()
+      await app.stop()
+      if (ownsDataDir) await rm(dataDir, { recursive: true, force: true })
+    })())
 
   try {
     for (const pool of opts.pools ?? []) {
