@@ -25,7 +25,7 @@ export async function takeSnapshot(ctx: VmRunContext): Promise<void> {
 
   ctx.reference = await findReferenceSnapshot(xapi, vm, job.id)
   ctx.date = await chooseRestorePointDate(ctx.handler, ctx.vmUuid, new Date())
-  const previousLength = Number(ctx.reference?.other_config[BACKUP_KEYS.deltaChainLength] ?? 0)
+  const previousLength = Number(ctx.reference?.other_config[BACKUP_KEYS.deltaChainLength] ?? 0) || 0
   const tags = backupOtherConfig({
     date: ctx.date,
     jobId: job.id,
