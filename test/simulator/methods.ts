@@ -25,9 +25,11 @@ const ref = (value: unknown, name = 'self'): string => {
   return value
 }
 
+/** The record argument of `<class>.create`; a uuid in it is ignored (XAPI assigns one). */
 const record = (value: unknown): Fields => {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new XapiFault('FIELD_TYPE_ERROR', ['args'])
-  return value as Fields
+  const { uuid: _ignored, ...fields } = value as Fields
+  return fields
 }
 
 const arity =

@@ -45,7 +45,7 @@ export class ObjectStore {
     for (const key of Object.keys(record)) {
       if (key in fields && fields[key] !== undefined) record[key] = clone({ v: fields[key] }).v
     }
-    if (record.uuid === '' || typeof record.uuid !== 'string') record.uuid = randomUUID()
+    if (typeof record.uuid !== 'string' || record.uuid === '' || this.#byUuid.has(record.uuid)) record.uuid = randomUUID()
     const object: StoredObject = { cls: spec.name, ref, fields: record }
     this.#objects.set(ref, object)
     this.#byUuid.set(record.uuid as string, ref)

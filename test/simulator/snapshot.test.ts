@@ -119,7 +119,10 @@ describe('simulated pool: snapshots and object life cycle', () => {
   it('creates VMs, VDIs, VBDs and VIFs as a restore does', async () => {
     const srRef = await xapi.call<string>('SR.get_by_uuid', pool.sim.defaultSr())
     const networkRef = await xapi.call<string>('network.get_by_uuid', pool.sim.defaultNetwork())
-    const vmRef = await xapi.call<string>('VM.create', { name_label: 'restored', memory_static_max: 2 * 1024 ** 3, VCPUs_max: 2 })
+    const original = pool.sim.findVm('vm1')
+    const vmRef = await xapi.call<string>('VM.create', { name_label: 'restored', memory_static_max: 2 * 1024 ** 3, VCPUs_max: 2, uuid: original.uuid })
+    assert.notEqual(pool.sim.record('VM', vmRef).uuid, original.uuid, 'XAPI assigns the uuid')
+    assert.equal(pool.sim.findVm(original.uuid).$ref, original.$ref)
     const vdiRef = await xapi.call<string>('VDI.create', { name_label: 'disk', SR: srRef, virtual_size: 8 * MiB, type: 'user' })
     assert.deepEqual((await xapi.call<string[]>('VM.get_allowed_VBD_devices', vmRef)).slice(0, 3), ['0', '1', '2'])
     await xapi.call('VBD.create', { VM: vmRef, VDI: vdiRef, userdevice: '0', bootable: true, mode: 'RW', type: 'Disk' })
