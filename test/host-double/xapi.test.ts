@@ -91,6 +91,29 @@ describe('host double: pools (getXapi and XO objects) against simulated pools', 
     assert.equal(Object.keys(host.app.getAllXapis()).length, 2)
   })
 
+  it('resolves ids into XO objects for methods declaring `resolve` (admins only: no ACLs)', async function () {
+    const vm = pool2.sim.findVm('vm2')
+    const remove = host.app.addApiMethod(
+      'probe.vmName',
+      Object.assign((params: Record<string, unknown>) => (params['vm'] as { name_label: string; $pool: string }).name_label, {
+        params: { id: { type: 'string' } },
+        resolve: { vm: ['id', 'VM', 'administrate'] } as const,
+        permission: undefined,
+      })
+    )
+    try {
+      // `vm=<id>` is accepted for a method declaring `id`, as xo-server does
+      assert.equal(await admin.call('probe.vmName', { probe: vm.uuid }), 'vm2')
+      assert.equal(await admin.call('probe.vmName', { id: vm.uuid }), 'vm2')
+      await assert.rejects(admin.call('probe.vmName', { id: pool2.sim.defaultSr() }), (error: { code: number }) => error.code === 1)
+      const user = await host.signIn('user@example.net', 'user')
+      await assert.rejects(user.call('probe.vmName', { id: vm.uuid }), (error: { code: number; data: { object: { id: string } } }) => error.code === 2 && error.data.object.id === vm.uuid)
+      await user.close()
+    } finally {
+      remove()
+    }
+  })
+
   it('throws XO noSuchObject for an unknown id or the wrong type', function () {
     const vm = pool1.sim.findVm('vm1')
     assert.throws(() => host.app.getXapi('00000000-0000-0000-0000-000000000000'), (error: { code: number }) => error.code === 1)
