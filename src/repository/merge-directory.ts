@@ -8,10 +8,11 @@
  * Steps (each idempotent, recorded in the state file):
  * - blocks: move (or compose) the blocks into the full's folder. A block already moved by an
  *   interrupted run is recognised by its absence from the child and presence in the full.
- * - metadata: the full's bat, header and footer (the newest child's UUID and size).
- * - rename: the full's alias is renamed over the newest child's alias (atomic), so the kept
- *   restore point now designates the merged folder.
- * - cleanup: the merged children's aliases and folders and the newest child's old folder go.
+ *   Then the full's bat and header, flushed.
+ * - rename: the full's footer takes the newest child's UUID and size, and the full's alias is
+ *   renamed over the newest child's alias (atomic): the kept restore point now designates the
+ *   merged folder.
+ *   Then the merged children’s aliases and folders and the newest child’s old folder go.
  * Between the first block move and the alias rename, the kept restore point's chain misses the
  * moved blocks (a reader gets ENOENT, never wrong data) until the merge, or its resumption,
  * completes: renaming cannot leave a block in two places at once.
@@ -24,7 +25,7 @@ import { syncDir, syncPath } from './merge-durable.js'
 import { throwIfAborted, type MergeRunOptions } from './merge-options.js'
 import { forEachConcurrently } from './merge-pool.js'
 import { dirOf, baseOf, removeMergeState, writeMergeState, type DirectoryMergePlan, type MergeState } from './merge-state.js'
-import { DISK_TYPES, vhdAliases, vhdLib, vhdStructs, vhdUtils, type VhdDirectoryInstance } from './vhd-lib.js'
+import { DISK_TYPES, vhdAliases, vhdLib, vhdStructs, vhdUtils, type VhdDirectoryInstance, type VhdHeader } from './vhd-lib.js'
 
 /** block renames in flight at once (an object store copies each one) */
 const MOVE_CONCURRENCY = 8
@@ -132,12 +133,18 @@ export async function planDirectoryMerge(
       format: 'directory',
       dataPaths: dataPaths.map(path => posix.relative(posix.resolve('/', stateDir), posix.resolve('/', path))),
       maxTableEntries,
+      mergedHeaderChecksum: mergedHeaderChecksum(parent!.vhd.header, maxTableEntries),
       footer: footer.toString('base64'),
     },
     blocks: holdersOfBlocks(children, maxTableEntries).size,
     parentHeader: parent!.vhd.header.checksum,
     childHeader: newest.header.checksum,
   }
+}
+
+function mergedHeaderChecksum(header: VhdHeader, maxTableEntries: number): number {
+  const raw = vhdStructs.fuHeader.pack({ ...header, maxTableEntries })
+  return vhdStructs.checksumStruct(raw, vhdStructs.fuHeader)
 }
 
 function resolveFromState(statePath: string, relative: string): string {
@@ -243,10 +250,15 @@ async function writeMetadata(handler: RemoteHandler, parent: DirLayer, holders: 
   await vhd.writeHeader()
   await syncPath(handler, `${parent.dataPath}/bat`)
   await syncPath(handler, `${parent.dataPath}/header`)
+  await syncDir(handler, parent.dataPath)
+}
+
+/** The merged full's footer: the newest child's UUID and size, written right before the alias rename. */
+async function writeFooter(handler: RemoteHandler, dataPath: string, plan: DirectoryMergePlan): Promise<void> {
+  const { value: vhd } = await vhdLib.VhdDirectory.open(handler, dataPath, { flags: 'r+' })
   vhd.footer = vhdUtils.unpackFooter(Buffer.from(plan.footer, 'base64'))
   await vhd.writeFooter()
-  await syncPath(handler, `${parent.dataPath}/footer`)
-  await syncDir(handler, parent.dataPath)
+  await syncPath(handler, `${dataPath}/footer`)
 }
 
 /** Carry out (or finish) the merge a state file describes, from its current step. */
@@ -268,22 +280,23 @@ export async function runDirectoryMerge(
   const parentData = dataPaths[0]!
   const scratchPath = `${dirOf(parentData)}/.${baseOf(parentData)}.merge`
 
-  if (state.step === 'blocks' || state.step === 'metadata') {
+  if (state.step === 'blocks') {
     const parent = await openLayer(handler, parentData, 'r+')
     const children: DirLayer[] = []
     for (const dataPath of dataPaths.slice(1)) {
       children.push(await openLayer(handler, dataPath, 'r'))
     }
     const holders = holdersOfBlocks(children, plan.maxTableEntries)
-    if (state.step === 'blocks') {
-      if (parent.vhd.header.checksum !== state.parent.header || children[children.length - 1]!.vhd.header.checksum !== state.child.header) {
-        throw broken(`the VHDs of ${parentAlias} changed since its merge started`, parentAlias)
-      }
-      checkChain([parent, ...children])
-      await moveBlocks(handler, parent, holders, scratchPath, opts)
-      state.step = 'metadata'
-      await writeMergeState(handler, statePath, state)
+    // the full's header is the original one, or the merged one if an interrupted run wrote it
+    const parentHeader = parent.vhd.header.checksum
+    if (
+      (parentHeader !== state.parent.header && parentHeader !== plan.mergedHeaderChecksum) ||
+      children[children.length - 1]!.vhd.header.checksum !== state.child.header
+    ) {
+      throw broken(`the VHDs of ${parentAlias} changed since its merge started`, parentAlias)
     }
+    checkChain([parent, ...children])
+    await moveBlocks(handler, parent, holders, scratchPath, opts)
     throwIfAborted(opts.signal)
     await writeMetadata(handler, parent, holders, plan)
     state.step = 'rename'
@@ -291,6 +304,7 @@ export async function runDirectoryMerge(
   }
 
   if (state.step === 'rename') {
+    await writeFooter(handler, parentData, plan)
     try {
       await handler.rename(parentAlias, newestAlias)
     } catch (error) {
@@ -300,8 +314,6 @@ export async function runDirectoryMerge(
       // renamed before an interruption
     }
     await syncDir(handler, dir)
-    state.step = 'cleanup'
-    await writeMergeState(handler, statePath, state)
   }
 
   await handler.rmtree(dataPaths[dataPaths.length - 1]!).catch(ignoreEnoent)
@@ -313,6 +325,5 @@ export async function runDirectoryMerge(
     await handler.rmtree(dataPaths[i]!).catch(ignoreEnoent)
   }
   await handler.rmtree(scratchPath).catch(ignoreEnoent)
-  await syncDir(handler, dir)
   await removeMergeState(handler, statePath)
 }

@@ -72,11 +72,21 @@ function baseOf(path: string): string {
  * Replace `path` with `data` so that a crash leaves either the old content or the new one:
  * written beside it under a temporary name, flushed, then renamed over it.
  */
-export async function replaceFileAtomically(handler: RemoteHandler, path: string, data: Buffer | string): Promise<void> {
+export async function replaceFileAtomically(
+  handler: RemoteHandler,
+  path: string,
+  data: Buffer | string,
+  opts: { durable?: boolean } = {},
+): Promise<void> {
+  const durable = opts.durable !== false
   const dir = dirOf(path)
   const tmp = `${dir}/.${baseOf(path)}.tmp`
   await handler.writeFile(tmp, data, { flags: 'w' })
-  await syncPath(handler, tmp)
+  if (durable) {
+    await syncPath(handler, tmp)
+  }
   await handler.rename(tmp, path)
-  await syncDir(handler, dir)
+  if (durable) {
+    await syncDir(handler, dir)
+  }
 }

@@ -10,11 +10,11 @@
  * - blocks: every sector written into the full is one that a child still present overrides (or
  *   the full's own sector, unchanged), and the full's BAT still lists only its own blocks; the
  *   trailing footer is first copied to the end of the grown file, so the full stays a valid VHD.
- * - metadata: the new BAT entries point at blocks that the children override too.
+ *   Then the BAT and header: the new BAT entries point at blocks the children override too.
  * - rename: the footers take the newest child's UUID and size, then the full takes its name
  *   (atomic). Only between these two does a strict reader see a parent whose footers disagree
  *   or whose UUID its child no longer names; the bytes it would read are right all along.
- * - cleanup: the merged children are no longer referenced by anything.
+ *   Then the merged children go: nothing references them any more.
  * A crash anywhere leaves a state file from which every step is redone identically.
  */
 import { BackupError } from '../errors.js'
@@ -357,10 +357,13 @@ async function copyBlocks(
     done += run.blocks.length
     opts.onProgress?.(done, total)
   })
-  await syncFile(handler, parent.fd)
 }
 
-/** The merged full's BAT and header; the full's blocks stay overridden by the children. */
+/**
+ * The merged full's BAT and header, then one flush for them and the blocks. The new entries point
+ * at blocks that the children still override; an interruption before the flush completes leaves
+ * the state at `blocks`, which redoes them.
+ */
 async function writeTableAndHeader(handler: RemoteHandler, parent: FileLayer, plan: FileMergePlan, geometry: BlockGeometry): Promise<void> {
   const full = fullBlockSize(geometry)
   const bat = Buffer.alloc(vhdUtils.computeBatSize(plan.maxTableEntries), 0xff)
@@ -431,25 +434,25 @@ export async function runFileMerge(
   const newestPath = chain[chain.length - 1]!
   const geometry = geometryOf(vhdUtils.unpackHeader(Buffer.from(plan.header, 'base64')).blockSize)
 
-  if (state.step === 'blocks' || state.step === 'metadata') {
+  if (state.step === 'blocks') {
     const layers: FileLayer[] = []
     try {
-      // the leading and trailing footers may differ after a crash while they were rewritten
-      layers.push(await openLayer(handler, parentPath!, 'r+', state.step === 'blocks'))
+      layers.push(await openLayer(handler, parentPath!, 'r+', true))
       for (const path of children) {
         layers.push(await openLayer(handler, path, 'r', true))
       }
       const [parent, ...childLayers] = layers
-      if (state.step === 'blocks') {
-        if (parent!.header.checksum !== state.parent.header || childLayers[childLayers.length - 1]!.header.checksum !== state.child.header) {
-          throw broken(`the VHDs of ${parentPath} changed since its merge started`, parentPath!)
-        }
-        checkChain(parent!, childLayers)
-        const union = unionOfBlocks(childLayers, plan.maxTableEntries)
-        await copyBlocks(handler, parent!, childLayers, plan, union, opts)
-        state.step = 'metadata'
-        await writeMergeState(handler, statePath, state)
+      // the full's header is the original one, or the merged one if an interrupted run wrote it
+      const mergedHeader = vhdUtils.unpackHeader(Buffer.from(plan.header, 'base64')).checksum
+      if (
+        (parent!.header.checksum !== state.parent.header && parent!.header.checksum !== mergedHeader) ||
+        childLayers[childLayers.length - 1]!.header.checksum !== state.child.header
+      ) {
+        throw broken(`the VHDs of ${parentPath} changed since its merge started`, parentPath!)
       }
+      checkChain(parent!, childLayers)
+      const union = unionOfBlocks(childLayers, plan.maxTableEntries)
+      await copyBlocks(handler, parent!, childLayers, plan, union, opts)
       throwIfAborted(opts.signal)
       await writeTableAndHeader(handler, parent!, plan, geometry)
     } finally {
@@ -470,10 +473,9 @@ export async function runFileMerge(
       // renamed before an interruption
     }
     await syncDir(handler, dirOf(newestPath))
-    state.step = 'cleanup'
-    await writeMergeState(handler, statePath, state)
   }
 
+  // the merged children are referenced by nothing any more
   for (const path of children.slice(0, -1)) {
     await handler.unlink(path).catch((error: NodeJS.ErrnoException) => {
       if (error.code !== 'ENOENT') {
@@ -481,6 +483,5 @@ export async function runFileMerge(
       }
     })
   }
-  await syncDir(handler, dirOf(newestPath))
   await removeMergeState(handler, statePath)
 }

@@ -7,8 +7,13 @@
 import type { RemoteHandler } from './remote-handler.js'
 import { replaceFileAtomically, syncDir } from './merge-durable.js'
 
-/** Steps, in order. Each one is idempotent: a resumed merge redoes its current step whole. */
-export const MERGE_STEPS = ['blocks', 'metadata', 'rename', 'cleanup'] as const
+/**
+ * Steps, in order. Each one is idempotent: a resumed merge redoes its current step whole.
+ * - blocks: the children's blocks go into the full, then the full's BAT and header are updated
+ *   (all of it invisible through the children, which still override those blocks);
+ * - rename: the full takes the newest child's UUID and name, then the merged children go.
+ */
+export const MERGE_STEPS = ['blocks', 'rename'] as const
 export type MergeStep = (typeof MERGE_STEPS)[number]
 
 /** Where a VHD file merge puts what the full does not hold yet. */
@@ -36,6 +41,8 @@ export interface DirectoryMergePlan {
   /** data folders behind each alias of the chain, relative to the state file's folder */
   readonly dataPaths: string[]
   readonly maxTableEntries: number
+  /** checksum of the full's header once its BAT is sized for the merged disk */
+  readonly mergedHeaderChecksum: number
   /** the merged full's footer (base64, checksum included) */
   readonly footer: string
 }
@@ -129,8 +136,12 @@ export async function readMergeState(
   return isMergeState(parsed) ? parsed : 'foreign'
 }
 
-export async function writeMergeState(handler: RemoteHandler, path: string, state: MergeState): Promise<void> {
-  await replaceFileAtomically(handler, path, JSON.stringify(state))
+/**
+ * Write the state atomically. `durable: false` skips the flushes: right for the first write,
+ * since until a later step is recorded a lost state only means planning the merge anew.
+ */
+export async function writeMergeState(handler: RemoteHandler, path: string, state: MergeState, opts: { durable?: boolean } = {}): Promise<void> {
+  await replaceFileAtomically(handler, path, JSON.stringify(state), opts)
 }
 
 export async function removeMergeState(handler: RemoteHandler, path: string): Promise<void> {

@@ -115,7 +115,7 @@ export async function mergeChain(handler: RemoteHandler, chain: string[], opts: 
     startedAt: Date.now(),
     plan: planned.plan,
   }
-  await writeMergeState(handler, nextStatePath, state)
+  await writeMergeState(handler, nextStatePath, state, { durable: false })
   const result = await runMerge(handler, nextStatePath, state, opts)
   return { ...result, blocks: result.blocks + resumedBlocks, durationMs: Date.now() - started }
 }
