@@ -176,7 +176,7 @@ export class PoolModel {
     const sr = String(record.SR)
     if (this.store.has(sr)) this.store.edit('SR', sr, 'VDIs', without(vdi))
     this.store.destroy('VDI', vdi)
-    this.files.remove(String(record.uuid)).catch(() => undefined)
+    this.files.remove(String(record.uuid))
   }
 
   destroyVbd(vbd: string): void {

@@ -69,7 +69,6 @@ describe('simulator API for tests', () => {
     for (const vdi of disks) assert.equal(xapi.getObjectByUuid(vdi.uuid, undefined), undefined)
     assert.equal(pool.sim.all('VBD').filter(vbd => vbd.VM === vm.$ref || vbd.VM === snapshot).length, 0)
     assert.ok(!(pool.sim.record('host', pool.sim.all('host')[0]!.$ref).resident_VMs as string[]).includes(vm.$ref))
-    await new Promise(resolve => setTimeout(resolve, 50))
     for (const file of files) assert.equal(existsSync(file), false, file)
     assert.equal(pool.sim.findVm('vm2').name_label, 'vm2')
   })

@@ -3,8 +3,8 @@
  * into a file (the guest, a test, dd); snapshots and exports read it as it is at that moment.
  */
 import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
-import { mkdir, open, rm, stat, truncate } from 'node:fs/promises'
+import { createReadStream, rmSync } from 'node:fs'
+import { mkdir, open, stat, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 
@@ -34,8 +34,9 @@ export class VdiFiles {
     await truncate(this.path(uuid), size)
   }
 
-  async remove(uuid: string): Promise<void> {
-    await rm(this.path(uuid), { force: true })
+  /** Deletes the file of a VDI (synchronously: the VDI is gone once its record is). */
+  remove(uuid: string): void {
+    rmSync(this.path(uuid), { force: true })
   }
 
   async size(uuid: string): Promise<number> {
