@@ -40,6 +40,7 @@ async function stallUnlessClosed(res: ServerResponse, ms: number): Promise<void>
 export async function handleExport(deps: ServerDeps, query: URLSearchParams, res: ServerResponse): Promise<void> {
   const task = deps.tasks.pending(query.get('task_id') ?? undefined)
   let body: Readable | undefined
+  let length = 0
   try {
     const fault = deps.faults.takeFailure('export_raw_vdi')
     if (fault !== undefined) throw fault
@@ -47,10 +48,13 @@ export async function handleExport(deps: ServerDeps, query: URLSearchParams, res
     const format = query.get('format') ?? 'raw'
     if (format === 'vhd') {
       const baseRef = query.get('base')
-      body = await exportVhd(disk, baseRef === null ? undefined : diskOfVdi(deps.model, baseRef))
+      const vhd = await exportVhd(disk, baseRef === null ? undefined : diskOfVdi(deps.model, baseRef))
+      body = vhd
+      length = vhd.length
       res.writeHead(200, { 'content-type': 'application/octet-stream' })
     } else if (format === 'raw') {
       body = createReadStream(disk.path)
+      length = disk.virtualSize
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': disk.virtualSize })
     } else {
       throw new XapiFault('FORMAT_NOT_SUPPORTED', [format])
@@ -59,6 +63,7 @@ export async function handleExport(deps: ServerDeps, query: URLSearchParams, res
     return fail(deps, res, task, error)
   }
 
+  let reported = 0
   const cutAfter = deps.faults.takeCut()
   let stall = deps.faults.takeStall()
   let sent = 0
@@ -70,6 +75,10 @@ export async function handleExport(deps: ServerDeps, query: URLSearchParams, res
       }
       if (!(await write(res, chunk))) throw new XapiFault('VDI_IO_ERROR', ['client closed the connection'])
       sent += chunk.length
+      if (task !== undefined && sent / length - reported >= 0.1) {
+        reported = Math.floor((sent / length) * 10) / 10
+        deps.tasks.progress(task, reported)
+      }
       if (stall !== undefined) {
         await stallUnlessClosed(res, stall)
         stall = undefined

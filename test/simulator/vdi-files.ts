@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto'
 import { createReadStream, rmSync } from 'node:fs'
-import { mkdir, open, stat, truncate } from 'node:fs/promises'
+import { mkdir, open, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 
@@ -37,10 +37,6 @@ export class VdiFiles {
   /** Deletes the file of a VDI (synchronously: the VDI is gone once its record is). */
   remove(uuid: string): void {
     rmSync(this.path(uuid), { force: true })
-  }
-
-  async size(uuid: string): Promise<number> {
-    return (await stat(this.path(uuid))).size
   }
 
   /** Writes `data` at `offset`, as the guest would. */
