@@ -181,6 +181,7 @@ function crashSuite(kind: 'file' | 'file-vhd-directory', seed: number, kills: nu
           }
           const phase = phaseOf(run.changes)
           phases.set(phase, (phases.get(phase) ?? 0) + 1)
+          let step = 'right after the crash'
           try {
             if (attempt.committed.length === 0) RestorePointLedger.assertReferenceUnchanged(attempt)
             const locked = await ageStaleLock()
@@ -194,11 +195,13 @@ function crashSuite(kind: 'file' | 'file-vhd-directory', seed: number, kills: nu
               await ageStaleLock()
             }
             await ledger.assertRestorable({ keep: RETENTION })
+            step = 'in the next run'
             await guestWrites()
             await normalRun()
+            step = 'after the next run'
             await ledger.assertRestorable({ keep: RETENTION })
           } catch (error) {
-            throw new Error(`${where}, ${phase}: ${(error as Error).message}`, { cause: error })
+            throw new Error(`${where}, ${phase}, ${step}: ${(error as Error).message}`, { cause: error })
           }
         }
       } finally {

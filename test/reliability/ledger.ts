@@ -47,6 +47,13 @@ export class RestorePointLedger {
     this.#handler = opts.handler
   }
 
+  /** source VDI uuid → sha256 of the guest disk, as restore point `id` must hold it */
+  expected(id: string): ReadonlyMap<string, string> {
+    const hashes = this.#expected.get(id)
+    if (hashes === undefined) throw new Error(`restore point ${id} was not committed by a recorded run`)
+    return hashes
+  }
+
   get committed(): readonly string[] {
     return [...this.#expected.keys()]
   }
