@@ -14,6 +14,7 @@ import { writeBackups } from './backup-chain.js'
 import { exportStream, expectedDiskHash, hashStream, seededChain } from './exports.js'
 import { openTempRemote, type TempRemote } from './temp-remote.js'
 import type { VhdInfo } from '../../src/repository/chain.js'
+import { verifyRemote } from '../../src/repository/verify.js'
 
 const VM = '997e38ca-c27e-4baa-8e5f-19d95c27c74b'
 const DISK_A = 'f5d48e13-15db-4d9e-a2b3-a53af12b0b04'
@@ -141,3 +142,47 @@ for (const directory of [false, true]) {
     })
   })
 }
+
+describe('retention after a crash in the middle of a merge', () => {
+  for (const directory of [false, true]) {
+    it(`finishes the interrupted merge and the rest of the work (${directory ? 'VHD directories' : 'VHD files'})`, async () => {
+      const remote = await openTempRemote()
+      try {
+        const chains = { [DISK_A]: seededChain(SIZE, 4, 6) }
+        const points = await writeBackups(remote.handler, VM, JOB, chains, { directory })
+        // the remote fails once the merge has saved its state and moved a block or two
+        let armed = false
+        let calls = 0
+        const failing = new Proxy(remote.handler, {
+          get(target, key) {
+            const value = Reflect.get(target, key) as unknown
+            if (typeof value !== 'function') return value
+            const method = (value as (...args: unknown[]) => Promise<unknown>).bind(target)
+            if (key === 'rename' || key === 'write') {
+              return async (...args: unknown[]) => {
+                if (armed && ++calls > 2) throw Object.assign(new Error('remote connection lost'), { code: 'ECONNRESET' })
+                const result = await method(...args)
+                if (key === 'rename' && String(args[1]).endsWith('.merge.json')) armed = true
+                return result
+              }
+            }
+            return method
+          },
+        }) as typeof remote.handler
+        await assert.rejects(enforceRetention(failing, { vm: VM, jobId: JOB, keep: 2 }), /remote connection lost/)
+        assert.ok(armed, 'the merge saved its state before failing')
+
+        const result = await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 })
+        assert.equal(result.merges.length >= 1, true)
+        assert.deepEqual(await listDiskVhds(remote.handler, diskDir(VM, JOB, DISK_A)), [points[3]!.vhds[DISK_A], points[4]!.vhds[DISK_A]])
+        assert.equal(await rawHash(remote, points[3]!.vhds[DISK_A]!), expectedDiskHash(SIZE, chains[DISK_A]!.slice(0, 4)))
+        assert.equal(await rawHash(remote, points[4]!.vhds[DISK_A]!), expectedDiskHash(SIZE, chains[DISK_A]!))
+        const report = await verifyRemote(remote.handler)
+        assert.deepEqual([report.ok, report.problems], [true, []])
+        assert.deepEqual(await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 }), { removed: [], merges: [], deleted: [] })
+      } finally {
+        await remote.close()
+      }
+    })
+  }
+})

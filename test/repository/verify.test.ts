@@ -121,6 +121,25 @@ for (const directory of [false, true]) {
       assert.deepEqual(report.problems.map(p => [p.code, p.severity, p.path]), [['orphan-vhd', 'hint', orphan]])
     })
 
+    it('finds a damaged header (checksum)', async () => {
+      const vhd = points[1]!.vhds[DISK]!
+      const file = directory ? join(remote.root, await resolveVhdAlias(remote.handler, vhd), 'header') : join(remote.root, vhd)
+      const handle = await open(file, 'r+')
+      try {
+        // one byte of the header's reserved area (header offset 1000; the file's header starts at 512)
+        await handle.write(Buffer.from([0x5a]), 0, 1, (directory ? 0 : 512) + 1000)
+      } finally {
+        await handle.close()
+      }
+      const report = await verifyRemote(remote.handler)
+      for (const point of points.slice(1)) {
+        const problems = problemsOf(report, point.metadata).filter(p => p.path === vhd)
+        assert.deepEqual(codes(problems), ['vhd-unreadable'])
+        assert.match(problems[0]!.message, /header checksum/)
+      }
+      assert.deepEqual(codes(problemsOf(report, points[0]!.metadata)), [])
+    })
+
     it('reports a restore point whose metadata is not valid and keeps going', async () => {
       await remote.handler.writeFile(points[1]!.metadata, JSON.stringify({ version: '2.0.0', mode: 'delta' }), { flags: 'w' })
       const report = await verifyRemote(remote.handler)
