@@ -52,7 +52,6 @@ export class ContinuousDeltaPlugin implements PluginApi {
   #loaded = false
   #removeApiMethods: (() => void) | undefined
   #writeBack: NodeJS.Immediate | undefined
-
   readonly #getDataDir: (() => Promise<string>) | undefined
 
   constructor(xo: XoApp, engine: Engine = defaultEngine, getDataDir?: () => Promise<string>) {
