@@ -2,9 +2,15 @@
 import { XapiFault } from './xapi-fault.js'
 
 export interface Faults {
-  /** The next disk export is cut (connection destroyed) after `bytes` bytes of body. */
+  /**
+   * The next disk export is cut (connection destroyed, task failed with VDI_IO_ERROR) after
+   * `bytes` bytes of body; an export shorter than that completes.
+   */
   cutExportAfter(bytes: number): void
-  /** The next disk export pauses `ms` milliseconds after its headers (footer, header, BAT). */
+  /**
+   * The next disk export pauses `ms` milliseconds after its first bytes (the VHD footer, or the
+   * first chunk of raw data), or until its client leaves.
+   */
   stallExport(ms: number): void
   /**
    * The next call of `method` fails with `code` and `params`. For `Async.<method>` the call returns
