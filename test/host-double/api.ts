@@ -8,6 +8,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Connection } from './connection.js'
 import { XoApiError, invalidParameters, unauthorized } from './api-errors.js'
+import { serializeError } from './serialize-error.js'
 import { replaceSensitive } from './sensitive-values.js'
 import { compileParams } from './xo-json-schema.js'
 import type { ParamsValidator, XoParamsSchema } from './xo-json-schema.js'
@@ -65,13 +66,6 @@ const PERMISSION_LEVELS: Record<string, number> = { none: 0, read: 1, write: 2, 
 interface Registered {
   readonly method: ApiMethod
   readonly validate: ParamsValidator | undefined
-}
-
-export function serializeError(error: unknown): Record<string, unknown> {
-  if (!(error instanceof Error)) return { message: String(error) }
-  const { name, message, stack } = error
-  const { code, data } = error as Error & { code?: unknown; data?: unknown }
-  return { name, message, code, data, stack }
 }
 
 export class ApiRegistry {

@@ -43,6 +43,30 @@ describe('host double: events, stores and loggers', function () {
     assert.deepEqual((calls[2]![1].params as { configuration: unknown }).configuration, { password: '* obfuscated *', greeting: 1 })
   })
 
+  it('registers API methods as xo-server does: one remover, clashes and unknown props refused, all or nothing', async function () {
+    const app = host.app
+    const fn = Object.assign(() => 'a', { permission: null })
+    const remove = app.addApiMethods({ probe: { a: fn, nested: { b: () => 'b' } } })
+    assert.deepEqual(app.apiMethodNames.filter(name => name.startsWith('probe.')), ['probe.a', 'probe.nested.b'])
+    assert.throws(() => app.addApiMethod('probe.a', () => 1), /API method probe.a already exists/)
+    assert.throws(() => app.addApiMethod('probe.c', Object.assign(() => 1, { timeout: 5 })), /invalid prop timeout for API method probe.c/)
+    // a clash in a batch leaves none of the batch registered
+    assert.throws(() => app.addApiMethods({ probe: { d: () => 1, a: () => 2 } }), /already exists/)
+    assert.equal(app.apiMethodNames.includes('probe.d'), false)
+    remove()
+    remove()
+    assert.deepEqual(app.apiMethodNames.filter(name => name.startsWith('probe.')), [])
+    // `this` is the xo object; an undefined result answers true
+    let self: unknown
+    const removeOne = app.addApiMethod('probe.self', function (this: unknown) {
+      self = this
+    })
+    const admin = await host.signIn()
+    assert.equal(await admin.call('probe.self'), true)
+    assert.equal(self, app)
+    removeOne()
+  })
+
   it('keeps a store per namespace in a JSON file', async function () {
     const store = host.app.getStore('notes')
     await store.put('a', { n: 1 })

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import { noSuchObject } from './api-errors.js'
-import { serializeError } from './api.js'
+import { serializeError } from './serialize-error.js'
 import { createCancelSource } from './cancel-token.js'
 import type { CancelToken } from './cancel-token.js'
 import type { Connection } from './connection.js'

@@ -7,7 +7,7 @@
 import { Task } from './task.js'
 import type { TaskEvent, TaskStatus } from './task.js'
 import { noSuchObject } from './api-errors.js'
-import { serializeError } from './api.js'
+import { serializeError } from './serialize-error.js'
 
 export interface TaskMessage {
   readonly message: string
