@@ -7,7 +7,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Connection } from './connection.js'
-import { XoApiError, invalidParameters, unauthorized } from './api-errors.js'
+import { XoApiError, fromXapiError, invalidParameters, unauthorized } from './api-errors.js'
 import { serializeError } from './serialize-error.js'
 import { replaceSensitive } from './sensitive-values.js'
 import { compileParams } from './xo-json-schema.js'
@@ -173,6 +173,14 @@ export class ApiRegistry {
       return result
     } catch (error) {
       host.emit('xo:postCall', { ...event, duration: Date.now() - event.timestamp, error: serializeError(error) })
+      const translated = fromXapiError(error, ref => {
+        try {
+          return host.getObject(ref).id
+        } catch {
+          return ref
+        }
+      })
+      if (translated !== undefined) throw translated
       const isRpcError = typeof (error as { toJsonRpcError?: unknown } | null)?.toJsonRpcError === 'function'
       // an admin gets the real message of an internal error; others get json-rpc-peer's generic error
       if (!isRpcError && context.permission === 'admin' && error instanceof Error) {

@@ -114,6 +114,33 @@ describe('host double: pools (getXapi and XO objects) against simulated pools', 
     }
   })
 
+  it('answers a XAPI error a method lets through with the XO error xo-server translates it to', async function () {
+    const vm = pool1.sim.findVm('vm1')
+    const [vdi] = pool1.sim.vdisOf(vm.uuid)
+    const remove = host.app.addApiMethod(
+      'probe.vdiUuid',
+      Object.assign(
+        async function (this: typeof host.app, { id }: Record<string, unknown>) {
+          const record = this.getXapiObject(String(id), 'VDI')
+          return this.getXapi(String(id)).call('VDI.get_uuid', record.$ref)
+        },
+        { params: { id: { type: 'string' } }, permission: 'admin' as const }
+      )
+    )
+    try {
+      assert.equal(await admin.call('probe.vdiUuid', { id: vdi!.uuid }), vdi!.uuid)
+      pool1.sim.faults.failNextCall('VDI.get_uuid', 'VDI_IN_USE', [vdi!.$ref, 'destroy'])
+      await assert.rejects(admin.call('probe.vdiUuid', { id: vdi!.uuid }), (error: { code: number; data: unknown }) => {
+        assert.equal(error.code, 17)
+        assert.deepEqual(error.data, { objectId: vdi!.uuid, operation: 'destroy' })
+        return true
+      })
+    } finally {
+      pool1.sim.faults.reset()
+      remove()
+    }
+  })
+
   it('throws XO noSuchObject for an unknown id or the wrong type', function () {
     const vm = pool1.sim.findVm('vm1')
     assert.throws(() => host.app.getXapi('00000000-0000-0000-0000-000000000000'), (error: { code: number }) => error.code === 1)
