@@ -70,7 +70,7 @@ export class JobRunner {
       throw new BackupError('CHAIN_LOCKED', `job ${spec.name} (${spec.id}) is already running`, { job: spec.id })
     }
     const controller = new AbortController()
-    const done = this.#run(spec, trigger, settings, controller.signal, onTask)
+    const done = this.#run(spec, trigger, settings, controller, onTask)
     this.#running.set(spec.id, { controller, done: done.catch(() => undefined) })
     cancel?.then(() => controller.abort(new BackupError('CANCELLED', 'the run was cancelled', { job: spec.id })), () => undefined)
     try {
@@ -87,8 +87,9 @@ export class JobRunner {
     await Promise.all(runs.map(run => run.done))
   }
 
-  async #run(spec: JobSpec, trigger: RunOptions['trigger'], settings: Settings, signal: AbortSignal, onTask?: RunOptions['onTask']): Promise<RunResult> {
+  async #run(spec: JobSpec, trigger: RunOptions['trigger'], settings: Settings, controller: AbortController, onTask?: RunOptions['onTask']): Promise<RunResult> {
     const xo = this.#xo
+    const { signal } = controller
     const task = TaskReporter.create(xo.tasks, {
       name: `continuous delta backup ${spec.name}`,
       type: 'backup.continuousDelta',
@@ -109,9 +110,17 @@ export class JobRunner {
     })
     const reporter = new TeeReporter(task, new LogReporter(record.log))
     void task.id().then(async taskId => {
-      if (taskId !== undefined) await onTask?.(taskId)
+      if (taskId === undefined) return
+      record.taskId = taskId
+      await onTask?.(taskId)
     }).catch(() => {
       // linking the task to XO's run log is a nicety: the run goes on without it
+    })
+    // aborting the task in XO cancels the run
+    void task.abortSignal().then(taskSignal => {
+      const abort = (): void => controller.abort(new BackupError('CANCELLED', `the run of job ${spec.name} was cancelled from its task`, { job: spec.id }))
+      if (taskSignal?.aborted === true) abort()
+      else taskSignal?.addEventListener('abort', abort, { once: true })
     })
     const env: JobEnvironment = {
       getXapi: async vm => getXapiOfVm(xo, vm),

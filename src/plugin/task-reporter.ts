@@ -32,17 +32,25 @@ async function createSubtask(parent: XoTask, properties: Record<string, unknown>
 
 export class TaskReporter implements RunReporter {
   readonly #task: Promise<XoTask | undefined>
+  #abortSignal: Promise<AbortSignal | undefined> = Promise.resolve(undefined)
   #queue: Promise<unknown>
   #lastProgress = -1
   #ended = false
 
   /** a root task for a run */
   static create(tasks: Pick<XoTasks, 'create'>, properties: { name: string; type?: string; objectId?: string; [key: string]: unknown }): TaskReporter {
-    return new TaskReporter(async () => {
+    let signal: AbortSignal | undefined
+    const reporter = new TaskReporter(async () => {
       const task = tasks.create(properties)
-      await task.runInside(noop)
+      const TaskClass: unknown = task.constructor
+      await task.runInside(() => {
+        // the signal of the task running now: this one
+        if (isTaskClass(TaskClass)) signal = TaskClass.abortSignal
+      })
       return task
     })
+    reporter.#abortSignal = reporter.#task.then(() => signal)
+    return reporter
   }
 
   private constructor(createTask: () => Promise<XoTask>) {
@@ -64,6 +72,11 @@ export class TaskReporter implements RunReporter {
       queue = this.#queue
       await queue
     } while (queue !== this.#queue)
+  }
+
+  /** aborted when the task is aborted in XO (root tasks only) */
+  abortSignal(): Promise<AbortSignal | undefined> {
+    return this.#abortSignal
   }
 
   /** the task id, once the task exists */

@@ -63,6 +63,8 @@ export interface XoTask {
 /** the Task class (a task's `constructor`): an instance created while a task runs is its subtask */
 export interface XoTaskClass {
   new (opts: { properties: Record<string, unknown> }): XoTask
+  /** the abort signal of the task running the caller */
+  readonly abortSignal?: AbortSignal | undefined
 }
 
 export interface XoTasks {

@@ -280,6 +280,25 @@ describe('plugin through the host double', function () {
     }
   })
 
+  it('aborting the run\'s task in XO cancels the run', async function () {
+    pool.sim.faults.stallExport(60_000)
+    try {
+      const running = call<RunView>('runJob', { id: jobId })
+      running.catch(() => {})
+      const taskId = await until('the run task', async () => {
+        const [run] = await call<(RunRecordView & { taskId?: string })[]>('getRuns')
+        return run?.status === 'running' ? run.taskId : undefined
+      })
+      host.app.tasks.abort(taskId, 'stop')
+      await rejectsWith(running, 'cancelled')
+      const [run] = await call<RunRecordView[]>('getRuns')
+      assert.equal(run?.status, 'cancelled')
+    } finally {
+      pool.sim.faults.reset()
+    }
+    assert.equal((await call<{ ok: boolean }>('verify', { remote })).ok, true)
+  })
+
   it('unload cancels a run in progress, leaves nothing half-written and no schedule firing', async function () {
     await call('editJob', { id: jobId, schedule: { cron: '0 3 * * *' }, enabled: true })
     assert.ok(host.app.activeScheduleCount >= 1)
