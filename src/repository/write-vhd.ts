@@ -170,12 +170,54 @@ async function writeFile(handler: RemoteHandler, path: string, pieces: AsyncIter
   await handler.outputStream(path, Readable.from(bytes(), { objectMode: false }), { checksum: false })
 }
 
+/** block files written at once to a VHD directory (each holds one 2 MiB block in memory) */
+const DIRECTORY_WRITE_CONCURRENCY = 8
+
+/** at most `limit` writes in flight; the first failure is rethrown by the next `add` or `drain` */
+class BoundedWrites {
+  readonly #limit: number
+  readonly #pending = new Set<Promise<void>>()
+  #failure: { error: unknown } | undefined
+
+  constructor(limit: number) {
+    this.#limit = limit
+  }
+
+  #throwIfFailed(): void {
+    if (this.#failure !== undefined) throw this.#failure.error
+  }
+
+  async add(write: Promise<void>): Promise<void> {
+    const tracked: Promise<void> = write.then(
+      () => void this.#pending.delete(tracked),
+      error => {
+        this.#failure ??= { error }
+        this.#pending.delete(tracked)
+      },
+    )
+    this.#pending.add(tracked)
+    while (this.#pending.size >= this.#limit) await Promise.race(this.#pending)
+    this.#throwIfFailed()
+  }
+
+  async drain(): Promise<void> {
+    await this.settle()
+    this.#throwIfFailed()
+  }
+
+  /** waits for every write in flight, whatever their outcome */
+  async settle(): Promise<void> {
+    await Promise.all(this.#pending)
+  }
+}
+
 async function writeDirectory(handler: RemoteHandler, aliasPath: string, pieces: AsyncIterable<Piece>): Promise<{ ascending: boolean }> {
   const dataPath = vhdDataPath(aliasPath)
   if (await exists(handler, dataPath)) {
     throw new BackupError('TRANSFER_FAILED', `refusing to overwrite the existing VHD directory ${dataPath}`, { path: dataPath })
   }
   let ascending = true
+  const writes = new BoundedWrites(DIRECTORY_WRITE_CONCURRENCY)
   try {
     const disposable = await VhdDirectory.create(handler, dataPath, { flags: 'wx' })
     const vhd = disposable.value
@@ -193,9 +235,10 @@ async function writeDirectory(handler: RemoteHandler, aliasPath: string, pieces:
         for (const entry of header.parentLocatorEntry) entry.platformDataOffset = 0
         vhd.header = header
       } else if (piece.kind === 'block') {
-        await vhd.writeEntireBlock({ id: piece.id, buffer: piece.buffer })
+        await writes.add(vhd.writeEntireBlock({ id: piece.id, buffer: piece.buffer }))
       }
     }
+    await writes.drain()
     if (locator !== undefined) {
       await vhd.writeParentLocator({ id: 0, platformCode: PLATFORMS.W2KU, data: locator })
     }
@@ -206,6 +249,7 @@ async function writeDirectory(handler: RemoteHandler, aliasPath: string, pieces:
     // the alias is written last: until it exists, the directory is an orphan nobody reads
     await VhdAbstract.createAlias(handler, aliasPath, dataPath)
   } catch (error) {
+    await writes.settle()
     await handler.rmtree(dataPath).catch(() => {})
     await handler.unlink(aliasPath).catch(() => {})
     throw error
