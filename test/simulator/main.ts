@@ -1,17 +1,20 @@
 /**
  * npm run simulator -- --port 4443 --data DIR [--user root] [--password secret]
- *                      [--product-version 8.2.1] [--product-brand XCP-ng] [--no-ignore-vdis] [--empty]
- * Serves a simulated pool until killed.
+ *                      [--product-version 8.2.1] [--product-brand XCP-ng] [--no-ignore-vdis] [--empty] [--fresh]
+ * Serves a simulated pool until killed. The pool is saved in DIR/pool.json and found again by the
+ * next start with the same DIR, unless --fresh (which seeds a new one).
  */
-import { mkdir } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { mkdir, rm } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
+import { databasePath } from './persistence.js'
 import { Simulator } from './simulator.js'
 
 const USAGE =
   'usage: npm run simulator -- --port 4443 --data DIR [--user root] [--password secret] ' +
-  '[--product-version 8.2.1] [--product-brand XCP-ng] [--no-ignore-vdis] [--empty]'
+  '[--product-version 8.2.1] [--product-brand XCP-ng] [--no-ignore-vdis] [--empty] [--fresh]'
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -24,6 +27,7 @@ async function main(): Promise<void> {
       'product-brand': { type: 'string', default: 'XCP-ng' },
       'no-ignore-vdis': { type: 'boolean', default: false },
       empty: { type: 'boolean', default: false },
+      fresh: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   })
@@ -36,6 +40,8 @@ async function main(): Promise<void> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid --port ${values.port}`)
   const dataDir = resolve(values.data)
   await mkdir(dataDir, { recursive: true })
+  if (values.fresh) await rm(databasePath(dataDir), { force: true })
+  const restored = existsSync(databasePath(dataDir))
 
   const sim = await Simulator.start({
     dataDir,
@@ -46,8 +52,9 @@ async function main(): Promise<void> {
     productBrand: values['product-brand'],
     supportsIgnoreVdis: !values['no-ignore-vdis'],
     inventory: values.empty ? 'empty' : 'default',
+    persist: true,
   })
-  console.log(`simulated pool listening on ${sim.url}`)
+  console.log(`simulated pool listening on ${sim.url}${restored ? ` (restored from ${databasePath(dataDir)})` : ''}`)
   console.log(`credentials: ${sim.user} / ${sim.password}`)
   console.log(`VDI files: ${dataDir}/vdis/<VDI uuid>.raw`)
   for (const vm of sim.all('VM').filter(vm => vm.is_control_domain !== true)) {

@@ -19,6 +19,13 @@ export interface XapiEvent {
   readonly snapshot: Fields
 }
 
+/** An object as saved to disk. */
+export interface PersistedObject {
+  readonly cls: string
+  readonly ref: string
+  readonly fields: Fields
+}
+
 interface StoredObject {
   readonly cls: string
   readonly ref: string
@@ -36,6 +43,7 @@ export class ObjectStore {
   #events: XapiEvent[] = []
   #lastEventId = 0
   readonly #waiters = new Set<() => void>()
+  readonly #listeners = new Set<() => void>()
 
   /** Creates an object of `cls` from the class defaults overlaid with the known keys of `fields`. */
   create(cls: string, fields: Fields = {}, ref: string = `OpaqueRef:${randomUUID()}`): string {
@@ -120,6 +128,19 @@ export class ObjectStore {
     this.#emit(object, 'del')
   }
 
+  /** Every object of the classes not excluded, as plain data (for saving the pool). */
+  dump(exclude: readonly string[] = []): PersistedObject[] {
+    const skip = new Set(exclude.map(cls => cls.toLowerCase()))
+    return [...this.#objects.values()]
+      .filter(object => !skip.has(object.cls.toLowerCase()))
+      .map(object => ({ cls: object.cls, ref: object.ref, fields: clone(object.fields) }))
+  }
+
+  /** Calls `listener` after every change (not for reads). */
+  onChange(listener: () => void): void {
+    this.#listeners.add(listener)
+  }
+
   /** Re-emits a `mod` event for an object (what `event.inject` does); returns the event's token. */
   touch(cls: string, ref: string): string {
     this.#emit(this.#object(cls, ref), 'mod')
@@ -185,6 +206,7 @@ export class ObjectStore {
     this.#events.push(event)
     if (this.#events.length > MAX_EVENTS) this.#events = this.#events.slice(-MAX_EVENTS / 2)
     for (const waiter of [...this.#waiters]) waiter()
+    for (const listener of this.#listeners) listener()
   }
 }
 

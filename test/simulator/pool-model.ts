@@ -44,6 +44,15 @@ export class PoolModel {
     this.files = files
   }
 
+  /** Finds the infrastructure again in a loaded database: the pool, its master, default SR, a network. */
+  recoverInfrastructure(): void {
+    const [pool] = this.store.refs('pool')
+    const [network] = this.store.refs('network')
+    if (pool === undefined || network === undefined) throw new Error('the saved pool has no pool or network')
+    const { master, default_SR } = this.store.get('pool', pool)
+    this.infra = { pool, host: String(master), sr: String(default_SR), network }
+  }
+
   /** Creates a VDI record and its sparse file (`virtual_size` bytes). */
   createVdi(fields: Fields): string {
     const sr = String(fields.SR ?? this.infra.sr)

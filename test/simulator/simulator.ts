@@ -11,6 +11,7 @@ import { ArmedFaults } from './faults.js'
 import { createXapiServer } from './http-server.js'
 import { createGuest, seedDefaultVms, seedInfrastructure, softwareVersion, type GuestSpec, type SoftwareVersion } from './inventory.js'
 import { ObjectStore } from './object-store.js'
+import { DatabaseSaver, loadDatabase } from './persistence.js'
 import { PoolModel } from './pool-model.js'
 import { RpcDispatcher, type CallRecord } from './rpc.js'
 import { Tasks } from './tasks.js'
@@ -29,6 +30,11 @@ export interface SimulatorOptions {
   inventory?: 'default' | 'empty'
   /** 0 (default) picks a free port. */
   port?: number
+  /**
+   * Keep the pool database in `<dataDir>/pool.json` (default false): a restart finds the saved
+   * pool instead of seeding one; the product version and brand still come from the options.
+   */
+  persist?: boolean
 }
 
 export class Simulator {
@@ -47,6 +53,7 @@ export class Simulator {
   readonly #rpc: RpcDispatcher
   readonly #server: Server
   #url = ''
+  #saver: DatabaseSaver | undefined
 
   private constructor(opts: SimulatorOptions) {
     this.dataDir = opts.dataDir
@@ -77,11 +84,20 @@ export class Simulator {
   static async start(opts: SimulatorOptions): Promise<Simulator> {
     const sim = new Simulator(opts)
     await sim.#files.init()
-    seedInfrastructure(sim.#model, {
-      product_version: opts.productVersion ?? '8.2.1',
-      product_brand: opts.productBrand ?? 'XCP-ng',
-    })
-    if ((opts.inventory ?? 'default') === 'default') await seedDefaultVms(sim.#model)
+    const version = { product_version: opts.productVersion ?? '8.2.1', product_brand: opts.productBrand ?? 'XCP-ng' }
+    const saved = opts.persist === true ? await loadDatabase(opts.dataDir) : undefined
+    if (saved !== undefined) {
+      for (const { cls, ref, fields } of saved) sim.#store.create(cls, fields, ref)
+      sim.#model.recoverInfrastructure()
+      sim.setSoftwareVersion(version)
+    } else {
+      seedInfrastructure(sim.#model, version)
+      if ((opts.inventory ?? 'default') === 'default') await seedDefaultVms(sim.#model)
+    }
+    if (opts.persist === true) {
+      sim.#saver = new DatabaseSaver(sim.#store, opts.dataDir)
+      await sim.#saver.saveNow()
+    }
     await new Promise<void>((resolve, reject) => {
       sim.#server.once('error', reject)
       sim.#server.listen(opts.port ?? 0, '127.0.0.1', () => resolve())
@@ -107,6 +123,7 @@ export class Simulator {
       })
       this.#server.closeIdleConnections()
     })
+    await this.#saver?.close()
   }
 
   // --- inventory -------------------------------------------------------------------------------
