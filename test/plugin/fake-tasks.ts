@@ -25,6 +25,12 @@ let counter = 0
 export class FakeTask implements XoTask {
   static events: FakeTaskEvent[] = []
 
+  static get abortSignal(): AbortSignal | undefined {
+    return running.getStore()?.controller.signal
+  }
+
+  readonly controller = new AbortController()
+
   readonly id = `task-${++counter}`
   readonly parent: string | undefined
   readonly properties: Record<string, unknown>

@@ -84,4 +84,23 @@ describe('TaskReporter', () => {
     await run.settled()
     assert.equal(await run.id(), undefined)
   })
+
+  it('gives the abort signal of its root task', async () => {
+    const created: FakeTask[] = []
+    const run = TaskReporter.create(
+      {
+        create: properties => {
+          const task = new FakeTask({ properties })
+          created.push(task)
+          return task
+        },
+      },
+      { name: 'run' }
+    )
+    const signal = await run.abortSignal()
+    assert.ok(signal !== undefined)
+    assert.equal(signal.aborted, false)
+    created[0]?.controller.abort(new Error('aborted in XO'))
+    assert.equal(signal.aborted, true)
+  })
 })
