@@ -4,6 +4,7 @@
  * API method of the plugin is for admins only.
  */
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -100,7 +101,6 @@ describe('reliability: security', function () {
       )
       assert.equal(verify.ok, false)
       see('verify (remote down)', verify)
-      see('restore (remote down)', await errorOf(call('restore', { remote, restorePoint: `xo-vm-backups/${vm}/20260101T000000Z.json`, sr: pool.sim.defaultSr() })))
     })
 
     it('appear nowhere: API answers, run history, task logs, backup logs, host files', async function () {
@@ -112,8 +112,10 @@ describe('reliability: security', function () {
       const files = (await filesUnder(host.dataDir)).filter(file => !file.endsWith('/remotes.json'))
       assert.ok(files.length > 0)
       for (const file of files) assertNoSecret(file, await readFile(file, 'latin1'))
-      // and the plugin saw the secret at least once: the check above could fail
-      assert.ok(seen.length >= 8)
+      // the secret is in the system (the host's own remote list holds it) and the search finds it
+      const hostRemotes = join(host.dataDir, 'remotes.json')
+      assert.throws(() => assertNoSecret(hostRemotes, readFileSync(hostRemotes, 'latin1')), /shows a secret/)
+      assert.ok(seen.length >= 10)
     })
   })
 
