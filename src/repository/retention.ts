@@ -252,13 +252,14 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
       await VhdAbstract.unlink(handler, path)
       deleted.push(path)
     }
-    // a merge finished by an earlier call whose metadata update did not happen
+    // a merge finished by an earlier call that stopped before updating the metadata
+    const markedDelta = (user: { path: string; ref: string }) =>
+      files.find(file => file.path === user.path)?.metadata.isVhdDifferencing[user.ref] === true
     for (const path of (await listDiskVhds(handler, dir)).filter(referenced)) {
-      const info = await readVhdInfo(handler, path).catch(() => undefined)
       const users = references.get(path) ?? []
-      if (info !== undefined && info.parent === undefined && users.some(u => files.find(f => f.path === u.path)?.metadata.isVhdDifferencing[u.ref] === true)) {
-        await markRewritten(handler, vm, path, users, true)
-      }
+      if (!users.some(markedDelta)) continue
+      const info = await readVhdInfo(handler, path).catch(() => undefined)
+      if (info !== undefined && info.parent === undefined) await markRewritten(handler, vm, path, users, true)
     }
     deleted.push(...(await removeLeftovers(handler, dir, await listDiskVhds(handler, dir))))
   }

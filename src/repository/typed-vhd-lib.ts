@@ -113,7 +113,6 @@ interface VhdLibModule {
     create(handler: RemoteHandler, path: string, opts?: { flags?: string; compression?: string }): Promise<Disposable<WritableVhdDirectory>>
   }
   VhdSynthetic: {
-    fromVhdChain(handler: RemoteHandler, childPath: string): Promise<Disposable<Vhd>>
     /** `paths`: the chain, oldest (the full) first */
     open(handler: RemoteHandler, paths: readonly string[], opts?: { flags?: string }): Promise<Disposable<Vhd>>
   }
