@@ -18,7 +18,7 @@ import type { PluginInfo } from './plugins.js'
 import { Remotes } from './remotes.js'
 import type { Remote, RemotePatch } from './remotes.js'
 import { Schedules } from './schedules.js'
-import type { ScheduleProps } from './schedules.js'
+import type { SchedulePatch, ScheduleProps } from './schedules.js'
 import { Stores } from './store.js'
 import type { KeyValueStore } from './store.js'
 import { Tasks } from './tasks.js'
@@ -277,7 +277,7 @@ export class XoApp extends EventEmitter {
     return this.#schedules.createSchedule(props)
   }
 
-  updateSchedule(schedule: Partial<Schedule> & { id: string }): Promise<void> {
+  updateSchedule(schedule: SchedulePatch & { id: string }): Promise<void> {
     return this.#schedules.updateSchedule(schedule)
   }
 

@@ -190,7 +190,7 @@ export function builtinMethods(app: XoApp): ApiMethods {
           return this.createSchedule({ ...props, userId: context(this).user?.id })
         }
       ),
-      set: method<{ id: string; cron?: string; enabled?: boolean; name?: string; timezone?: string }>(
+      set: method<{ id: string; cron?: string; enabled?: boolean; name?: string | null; timezone?: string | null }>(
         {
           permission: admin,
           params: {

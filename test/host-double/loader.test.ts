@@ -41,7 +41,8 @@ export default function factory() {
 }
 `
 
-interface Recorder {
+// a type alias (not an interface), so that it fits `Record<string, unknown>` as staticConfig
+type Recorder = {
   defaultRetries: number
   factoryCalls: string[]
   configured: { configuration: Record<string, unknown>; state: { loaded: boolean } }[]
@@ -65,7 +66,7 @@ describe('host double: plugin loading semantics', function () {
   it('swallows a failing configure({}) on first registration: the plugin stays unloaded until configured', async function () {
     const pluginDir = await writePlugin(root, 'needs-conf', NEEDS_CONFIGURATION)
     const recorder: Recorder = { defaultRetries: 3, factoryCalls: [], configured: [], loads: [] }
-    host = await startHostDouble({ pluginDir, pluginsConfig: { 'needs-conf': recorder as unknown as Record<string, unknown> } })
+    host = await startHostDouble({ pluginDir, pluginsConfig: { 'needs-conf': recorder } })
     assert.equal(host.pluginId, 'needs-conf')
     assert.deepEqual(recorder.factoryCalls, ['function'])
     assert.equal(recorder.configured.length, 0)
@@ -90,7 +91,7 @@ describe('host double: plugin loading semantics', function () {
     const pluginDir = await writePlugin(root, 'needs-conf', NEEDS_CONFIGURATION)
     const dataDir = join(root, 'data')
     const first: Recorder = { defaultRetries: 1, factoryCalls: [], configured: [], loads: [] }
-    host = await startHostDouble({ pluginDir, dataDir, pluginsConfig: { 'needs-conf': first as unknown as Record<string, unknown> } })
+    host = await startHostDouble({ pluginDir, dataDir, pluginsConfig: { 'needs-conf': first } })
     await host.app.configurePlugin('needs-conf', { url: 'http://kept', retries: 7 })
     await host.app.loadPlugin('needs-conf')
     await host.app.getStore('notes').put('answer', { value: 42 })
@@ -99,7 +100,7 @@ describe('host double: plugin loading semantics', function () {
     // a fresh import would return the cached module: a new copy of the package is loaded
     const copyDir = await writePlugin(join(root, 'copy'), 'needs-conf', NEEDS_CONFIGURATION)
     const second: Recorder = { defaultRetries: 1, factoryCalls: [], configured: [], loads: [] }
-    host = await startHostDouble({ pluginDir: copyDir, dataDir, pluginsConfig: { 'needs-conf': second as unknown as Record<string, unknown> } })
+    host = await startHostDouble({ pluginDir: copyDir, dataDir, pluginsConfig: { 'needs-conf': second } })
     assert.deepEqual(second.configured, [{ configuration: { url: 'http://kept', retries: 7 }, state: { loaded: false } }])
     assert.deepEqual(second.loads, [true])
     assert.deepEqual(await host.app.getStore('notes').get('answer'), { value: 42 })
@@ -107,7 +108,7 @@ describe('host double: plugin loading semantics', function () {
     await host.app.disablePluginAutoload('needs-conf')
     await host.close()
     const third: Recorder = { defaultRetries: 1, factoryCalls: [], configured: [], loads: [] }
-    host = await startHostDouble({ pluginDir: copyDir, dataDir, pluginsConfig: { 'needs-conf': third as unknown as Record<string, unknown> } })
+    host = await startHostDouble({ pluginDir: copyDir, dataDir, pluginsConfig: { 'needs-conf': third } })
     assert.equal(third.configured.length, 1)
     assert.deepEqual(third.loads, [], 'autoload disabled')
     const stored = JSON.parse(await readFile(join(dataDir, 'plugins.json'), 'utf8')) as Record<string, { autoload: boolean }>

@@ -11,6 +11,15 @@ import { JsonFile } from './json-file.js'
 import type { Schedule } from './jobs.js'
 import { loadCron } from './vendor.js'
 
+type OptionalKey = 'name' | 'timezone' | 'userId'
+export type SchedulePatch = { readonly [key in keyof Schedule]?: key extends OptionalKey ? Schedule[key] | null : Schedule[key] }
+
+// the patched value of an optional property: `null` removes it, `undefined` keeps the current one
+function optional<K extends OptionalKey>(key: K, patch: SchedulePatch, current: Schedule): Partial<Pick<Schedule, K>> {
+  const value = patch[key] === undefined ? current[key] : patch[key]
+  return value === null || value === undefined ? {} : ({ [key]: value } as Partial<Pick<Schedule, K>>)
+}
+
 export type ScheduleProps = Omit<Schedule, 'id' | 'enabled'> & { readonly enabled?: boolean }
 
 export class Schedules {
@@ -41,16 +50,19 @@ export class Schedules {
     return { ...schedule }
   }
 
-  async updateSchedule({ id, ...props }: Partial<Schedule> & { id: string }): Promise<void> {
+  async updateSchedule({ id, ...props }: SchedulePatch & { id: string }): Promise<void> {
     const schedules = await this.#all()
     const existing = schedules.get(id)
     if (existing === undefined) throw noSuchObject(id, 'schedule')
-    const next: Record<string, unknown> = { ...existing }
-    for (const [key, value] of Object.entries(props)) {
-      if (value === null) delete next[key]
-      else if (value !== undefined) next[key] = value
+    const schedule: Schedule = {
+      id,
+      cron: props.cron ?? existing.cron,
+      enabled: props.enabled ?? existing.enabled,
+      jobId: props.jobId ?? existing.jobId,
+      ...optional('name', props, existing),
+      ...optional('timezone', props, existing),
+      ...optional('userId', props, existing),
     }
-    const schedule = next as unknown as Schedule
     schedules.set(id, schedule)
     await this.#save()
     this.#stop(id)

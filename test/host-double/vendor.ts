@@ -17,6 +17,9 @@ async function importUntyped<T>(specifier: string): Promise<T> {
 
 /** what the host double uses of a `xen-api` client, on top of the product's `XapiClient` */
 export interface XenApiClient extends XapiClient, EventEmitter {
+  /** with an explicit `undefined` default: `undefined` when the cache has no such object */
+  getObject<T extends XapiRecord = XapiRecord>(refOrUuid: string, defaultValue: undefined): T | undefined
+  getObject<T extends XapiRecord = XapiRecord>(refOrUuid: string, defaultValue?: T): T
   readonly status: 'connected' | 'connecting' | 'disconnected'
   readonly objectsFetched: Promise<void>
   readonly objects: { all: Record<string, XapiRecord> }

@@ -214,7 +214,7 @@ export class Xapis {
 
   #find(id: string): { client: XenApiClient; record: XapiRecord } | undefined {
     for (const client of this.#clients()) {
-      const record = client.getObject<XapiRecord>(id, undefined as unknown as XapiRecord)
+      const record = client.getObject(id, undefined)
       if (record !== undefined) return { client, record }
     }
     return undefined
