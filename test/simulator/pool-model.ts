@@ -3,7 +3,6 @@
  * consistent (VM.VBDs ↔ VBD.VM, VDI.snapshots ↔ VDI.snapshot_of, SR.VDIs, network.VIFs...).
  */
 import { randomBytes } from 'node:crypto'
-import { closeSync, ftruncateSync, openSync } from 'node:fs'
 
 import { vmAllowedOperations } from './classes/vm.js'
 import type { ObjectStore } from './object-store.js'
@@ -62,12 +61,7 @@ export class PoolModel {
     const ref = this.store.create('VDI', { ...fields, SR: sr, virtual_size: size, VBDs: [], snapshots: [] })
     const { uuid } = this.store.get('VDI', ref)
     this.store.update('VDI', ref, { location: uuid })
-    const fd = openSync(this.files.path(uuid as string), 'w')
-    try {
-      ftruncateSync(fd, size)
-    } finally {
-      closeSync(fd)
-    }
+    this.files.createEmpty(String(uuid), size)
     this.store.edit('SR', sr, 'VDIs', withRef(ref))
     return ref
   }
@@ -143,7 +137,7 @@ export class PoolModel {
     if (!Number.isSafeInteger(size) || size < Number(record.virtual_size)) {
       throw new XapiFault('VDI_SIZE_TOO_SMALL', [vdi, String(size)])
     }
-    await this.files.create(String(record.uuid), size)
+    await this.files.resize(String(record.uuid), size)
     this.store.update('VDI', vdi, { virtual_size: size })
   }
 
