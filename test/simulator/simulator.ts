@@ -157,13 +157,13 @@ export class Simulator {
     this.#store.update('VDI', this.#ref('VDI', uuid), { name_label: name })
   }
 
-  /** Removes a VM with its snapshots and all their VBDs, VIFs and VDIs, whatever their state. */
+  /** Removes a VM with its snapshots and all their VBDs, VIFs and disk VDIs, whatever their state. */
   destroyVm(uuid: string): void {
     const vm = this.#ref('VM', uuid)
     for (const ref of [...(this.#store.get('VM', vm).snapshots as string[]), vm]) {
       const record = this.#store.get('VM', ref)
-      const vdis = (record.VBDs as string[]).map(vbd => String(this.#store.get('VBD', vbd).VDI)).filter(vdi => vdi !== NULL_REF)
-      for (const vdi of vdis) if (this.#store.get('VDI', vdi).is_tools_iso !== true) this.#model.forgetVdi(vdi)
+      const disks = (record.VBDs as string[]).map(vbd => this.#store.get('VBD', vbd)).filter(vbd => vbd.type === 'Disk')
+      for (const vdi of new Set(disks.map(vbd => String(vbd.VDI)))) if (this.#store.has(vdi)) this.#model.forgetVdi(vdi)
       this.#store.update('VM', ref, { power_state: 'Halted' })
       this.#model.destroyVm(ref)
       const host = this.#model.infra.host
