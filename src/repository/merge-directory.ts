@@ -22,7 +22,7 @@ import { BackupError } from '../errors.js'
 import type { RemoteHandler } from './remote-handler.js'
 import { composeBlock, geometryOf, isFullBitmap } from './merge-blocks.js'
 import { syncDir, syncPath } from './merge-durable.js'
-import { throwIfAborted, type MergeRunOptions } from './merge-options.js'
+import { isMissing, throwIfAborted, type MergeRunOptions } from './merge-options.js'
 import { forEachConcurrently } from './merge-pool.js'
 import { dirOf, baseOf, removeMergeState, writeMergeState, type DirectoryMergePlan, type MergeState } from './merge-state.js'
 import { DISK_TYPES, vhdAliases, vhdLib, vhdStructs, vhdUtils, type VhdDirectoryInstance, type VhdHeader } from './vhd-lib.js'
@@ -34,14 +34,22 @@ function broken(message: string, path: string, cause?: unknown): BackupError {
   return new BackupError('CHAIN_BROKEN', message, { path }, cause === undefined ? undefined : { cause })
 }
 
-function isEnoent(error: unknown): boolean {
-  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT'
-}
+const isEnoent = isMissing
 
 function ignoreEnoent(error: unknown): void {
   if (!isEnoent(error)) {
     throw error
   }
+}
+
+/** Remove a folder and everything in it; nothing to do when it is already gone. */
+async function removeTree(handler: RemoteHandler, path: string): Promise<void> {
+  const entries = await handler.list(path, { ignoreMissing: true })
+  // an object store has no empty folder (and refuses to delete an empty prefix)
+  if (entries.length === 0 && handler.type !== 'file') {
+    return
+  }
+  await handler.rmtree(path).catch(ignoreEnoent)
 }
 
 interface DirLayer {
@@ -316,14 +324,14 @@ export async function runDirectoryMerge(
     await syncDir(handler, dir)
   }
 
-  await handler.rmtree(dataPaths[dataPaths.length - 1]!).catch(ignoreEnoent)
+  await removeTree(handler, dataPaths[dataPaths.length - 1]!)
   for (const [i, alias] of aliases.entries()) {
     if (i === 0 || i === aliases.length - 1) {
       continue
     }
     await handler.unlink(alias).catch(ignoreEnoent)
-    await handler.rmtree(dataPaths[i]!).catch(ignoreEnoent)
+    await removeTree(handler, dataPaths[i]!)
   }
-  await handler.rmtree(scratchPath).catch(ignoreEnoent)
+  await removeTree(handler, scratchPath)
   await removeMergeState(handler, statePath)
 }

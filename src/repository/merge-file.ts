@@ -25,7 +25,7 @@ import { forEachConcurrently } from './merge-pool.js'
 import { dirOf, writeMergeState, removeMergeState, type FileMergePlan, type MergeState } from './merge-state.js'
 import { BLOCK_UNUSED, DISK_TYPES, FOOTER_SIZE, HEADER_SIZE, PLATFORMS, vhdStructs, vhdUtils } from './vhd-lib.js'
 import type { VhdFooter, VhdHeader } from './vhd-lib.js'
-import { throwIfAborted, type MergeRunOptions } from './merge-options.js'
+import { isMissing, throwIfAborted, type MergeRunOptions } from './merge-options.js'
 
 /** bytes read from a child in one request */
 const RUN_BYTES = 16 * 1024 * 1024
@@ -410,7 +410,7 @@ async function isMergedFull(handler: RemoteHandler, path: string, plan: FileMerg
       await handler.closeFile(fd)
     }
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+    if (isMissing(error)) {
       return false
     }
     throw error
@@ -467,7 +467,7 @@ export async function runFileMerge(
       await writeFooters(handler, parentPath!, plan)
       await handler.rename(parentPath!, newestPath)
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || !(await isMergedFull(handler, newestPath, plan))) {
+      if (!isMissing(error) || !(await isMergedFull(handler, newestPath, plan))) {
         throw error
       }
       // renamed before an interruption
@@ -477,8 +477,8 @@ export async function runFileMerge(
 
   // the merged children are referenced by nothing any more
   for (const path of children.slice(0, -1)) {
-    await handler.unlink(path).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') {
+    await handler.unlink(path).catch((error: unknown) => {
+      if (!isMissing(error)) {
         throw error
       }
     })

@@ -6,6 +6,7 @@
  */
 import type { RemoteHandler } from './remote-handler.js'
 import { replaceFileAtomically, syncDir } from './merge-durable.js'
+import { isMissing } from './merge-options.js'
 
 /**
  * Steps, in order. Each one is idempotent: a resumed merge redoes its current step whole.
@@ -122,7 +123,7 @@ export async function readMergeState(
   try {
     raw = await handler.readFile(path)
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+    if (isMissing(error)) {
       return undefined
     }
     throw error
