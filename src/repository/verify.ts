@@ -11,10 +11,10 @@
  * reported as hints. It never stops at the first problem and never writes.
  */
 import { createHash } from 'node:crypto'
-import { posix } from 'node:path'
 import type { BackupError } from '../errors.js'
 import { hashCanonicalVhd } from './canonical-vhd.js'
 import { listDiskVhds } from './chain.js'
+import { exists } from './remote-files.js'
 import { assertSafeId, isUuid, normalizePath, resolveFromVmDir, resolveSibling, vmDir } from './layout.js'
 import { readMetadata, type BackupMetadata, type VhdChecksum } from './metadata.js'
 import { listBackedUpVms, listMetadataFiles, restorePointOf } from './restore-points.js'
@@ -83,11 +83,6 @@ function codeOf(e: unknown): string | undefined {
   return (e as { code?: string }).code
 }
 
-async function fileExists(handler: RemoteHandler, path: string): Promise<boolean> {
-  const names = await handler.list(posix.dirname(path), { ignoreMissing: true })
-  return names.includes(posix.basename(path))
-}
-
 /** VHD file: the allocated blocks lie between the metadata and the trailing footer, which equals the leading one */
 async function checkFileLayout(handler: RemoteHandler, path: string, vhd: Vhd, problems: Problem[]): Promise<void> {
   const size = await handler.getSize(path)
@@ -119,7 +114,7 @@ async function checkFileLayout(handler: RemoteHandler, path: string, vhd: Vhd, p
 
 /** VHD directory: every allocated block is a chunk of the full block size */
 async function checkDirectoryLayout(handler: RemoteHandler, path: string, dataPath: string, vhd: Vhd, problems: Problem[]): Promise<void> {
-  const compressed = await fileExists(handler, `${dataPath}/chunk-filters.json`)
+  const compressed = await exists(handler, `${dataPath}/chunk-filters.json`)
   for (let id = 0; id < vhd.header.maxTableEntries; id++) {
     if (!vhd.containsBlock(id)) continue
     const block = `${dataPath}/blocks/${Math.floor(id / 1000)}/${id % 1000}`

@@ -15,11 +15,11 @@
  * and the alias last. On failure, everything written is removed.
  */
 import { createHash } from 'node:crypto'
-import { posix } from 'node:path'
 import { Readable } from 'node:stream'
 import { BackupError } from '../errors.js'
 import { canonicalHead, blockOrderOfBat, copyHeader, hashCanonicalVhd, isAscending } from './canonical-vhd.js'
 import { normalizePath, relativeName, vhdDataPath } from './layout.js'
+import { exists } from './remote-files.js'
 import type { RemoteHandler } from './remote-handler.js'
 import {
   Constants,
@@ -66,11 +66,6 @@ type Piece =
   | { readonly kind: 'head'; readonly buffer: Buffer; readonly footer: VhdFooter; readonly header: VhdHeader; readonly ascending: boolean; readonly locator?: Buffer }
   | { readonly kind: 'block'; readonly buffer: Buffer; readonly id: number }
   | { readonly kind: 'tail'; readonly buffer: Buffer }
-
-async function exists(handler: RemoteHandler, path: string): Promise<boolean> {
-  const names = await handler.list(posix.dirname(path), { ignoreMissing: true })
-  return names.includes(posix.basename(path))
-}
 
 async function readParent(handler: RemoteHandler, childPath: string, parentPath: string): Promise<ParentInfo> {
   try {
@@ -162,7 +157,7 @@ function cancelled(signal: AbortSignal): BackupError {
   return new BackupError('CANCELLED', 'VHD transfer cancelled', {}, { cause: signal.reason })
 }
 
-async function writeFile(handler: RemoteHandler, path: string, pieces: AsyncIterable<Piece>): Promise<void> {
+async function writeVhdFile(handler: RemoteHandler, path: string, pieces: AsyncIterable<Piece>): Promise<void> {
   async function* bytes() {
     for await (const piece of pieces) yield piece.buffer
   }
@@ -211,7 +206,7 @@ class BoundedWrites {
   }
 }
 
-async function writeDirectory(handler: RemoteHandler, aliasPath: string, pieces: AsyncIterable<Piece>): Promise<{ ascending: boolean }> {
+async function writeVhdDirectory(handler: RemoteHandler, aliasPath: string, pieces: AsyncIterable<Piece>): Promise<{ ascending: boolean }> {
   const dataPath = vhdDataPath(aliasPath)
   if (await exists(handler, dataPath)) {
     throw new BackupError('TRANSFER_FAILED', `refusing to overwrite the existing VHD directory ${dataPath}`, { path: dataPath })
@@ -294,14 +289,14 @@ export async function writeVhd(handler: RemoteHandler, path: string, input: Read
     }
 
     if (directory) {
-      const { ascending } = await writeDirectory(handler, path, counted())
+      const { ascending } = await writeVhdDirectory(handler, path, counted())
       if (!ascending) {
         // the directory's canonical checksum has its blocks in ascending order: read them back
         const canonical = await hashCanonicalVhd(handler, path, signal)
         return { size: canonical.size, checksum: canonical.sha256 }
       }
     } else {
-      await writeFile(handler, path, counted())
+      await writeVhdFile(handler, path, counted())
     }
     return { size, checksum: hash.digest('hex') }
   } catch (error) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { readdir, readFile } from 'node:fs/promises'
+import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { chainOf, readVhdInfo } from '../../src/repository/chain.js'
 import { hashCanonicalVhd } from '../../src/repository/canonical-vhd.js'
@@ -156,16 +156,24 @@ for (const directory of [false, true]) {
       else assert.equal(result.checksum, sha256(await readFile(join(remote.root, path))))
     })
 
+    /** the disk folder exists (the write had started) and holds no file */
+    async function assertNothingLeft(path: string): Promise<void> {
+      const dir = join(remote.root, path, '..')
+      assert.ok((await stat(dir)).isDirectory())
+      assert.deepEqual(await listTree(dir), [])
+    }
+
     it('leaves nothing behind when the export fails midway', async () => {
       const chain = seededChain(SIZE, 0)
       const path = vhdPath(VM, 'job-1', VDI, '20261126T055010Z', directory)
       const failAt = Math.floor(exportBytes(chain[0]!).length / 2)
+      let written = 0
       await assert.rejects(
-        writeVhd(remote.handler, path, exportStream(chain[0]!, failAt), { uuid: randomUUID() }),
+        writeVhd(remote.handler, path, exportStream(chain[0]!, failAt), { uuid: randomUUID(), onProgress: bytes => (written = bytes) }),
         (error: Error & { code?: string }) => error.code === 'TRANSFER_FAILED' && /export connection lost/.test(error.message),
       )
-      const dir = join(remote.root, path, '..')
-      assert.deepEqual(await listTree(dir).catch(() => []), [])
+      assert.ok(written > BLOCK, `failed after ${written} bytes written`)
+      await assertNothingLeft(path)
     })
 
     it('leaves nothing behind when cancelled', async () => {
@@ -180,7 +188,7 @@ for (const directory of [false, true]) {
         }),
         { code: 'CANCELLED' },
       )
-      assert.deepEqual(await listTree(join(remote.root, path, '..')).catch(() => []), [])
+      await assertNothingLeft(path)
     })
 
     it('refuses a full where a delta is expected, and overwriting a VHD', async () => {
