@@ -3,7 +3,11 @@
  * and a pool from its URL and credentials (`xen-api`). Both libraries are untyped: they are seen
  * through the narrow interfaces below, checked at run time.
  */
+import { stat } from 'node:fs/promises'
 import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+
+import { BACKUP_ROOT } from '../repository/layout.js'
 
 import type { RemoteHandler } from '../repository/remote-handler.js'
 import type { XapiClient } from '../xapi/client.js'
@@ -19,8 +23,27 @@ interface XoFs {
 
 const xoFs: XoFs = createRequire(import.meta.url)('@xen-orchestra/fs')
 
+async function assertLocalFolder(url: string): Promise<void> {
+  const path = fileURLToPath(url)
+  const info = await stat(path).catch(() => undefined)
+  if (info === undefined || !info.isDirectory()) throw new Error(`the remote folder ${path} does not exist`)
+}
+
+/**
+ * A connected handler of the remote. The remote must already hold backups (a
+ * `xo-vm-backups` folder): a mistyped URL is reported, and nothing is created on it.
+ */
 export async function openRemote(url: string): Promise<OpenedRemote> {
+  // opening a local remote creates its folder: check first
+  if (url.startsWith('file:')) await assertLocalFolder(url)
   const { value: handler, dispose } = await xoFs.getSyncedHandler({ url })
+  try {
+    const entries = await handler.list('')
+    if (!entries.includes(BACKUP_ROOT)) throw new Error(`no backups on this remote (no ${BACKUP_ROOT} folder at its root): check --remote`)
+  } catch (error) {
+    await dispose()
+    throw error
+  }
   return { handler, close: dispose }
 }
 

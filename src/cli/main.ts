@@ -45,5 +45,7 @@ const controller = new AbortController()
 process.once('SIGINT', () => controller.abort(new Error('interrupted')))
 const io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env, masker: new SecretMasker(), signal: controller.signal }
 process.exitCode = await main(process.argv.slice(2), io)
-// the pool client and the remote handler may keep sockets alive a moment: do not wait for them
-setImmediate(() => process.exit())
+// the pool client and the remote handler may keep sockets alive a moment: do not wait for
+// them, only for the output to be written
+await new Promise<void>(resolve => process.stdout.write('', () => resolve()))
+process.exit()

@@ -122,6 +122,17 @@ describe('disaster-recovery CLI (no xo-server running)', function () {
     assert.ok(human.stdout.includes('2 restore points'))
   })
 
+  it('reports a mistyped remote and creates nothing there', async function () {
+    const missing = join(remoteDir, 'no-such-folder')
+    const list = await run(['list', '--remote', `file://${missing}`])
+    assert.equal(list.code, 1)
+    assert.ok(list.stderr.includes('does not exist'), list.stderr)
+    await assert.rejects(readdir(missing))
+    const empty = await run(['verify', '--remote', `file://${join(remoteDir, 'xo-vm-backups')}`])
+    assert.equal(empty.code, 1)
+    assert.ok(empty.stderr.includes('no backups on this remote'), empty.stderr)
+  })
+
   it('verifies the remote', async function () {
     const verify = await run(['verify', '--remote', remoteUrl, '--json'])
     assert.equal(verify.code, 0, verify.stdout + verify.stderr)
