@@ -14,7 +14,7 @@ import { writeSync } from 'node:fs'
 import type { JobSpec, RunReporter } from '../../src/lifecycle/job.js'
 import { runJob } from '../../src/lifecycle/run-job.js'
 import type { RemoteHandler } from '../../src/repository/remote-handler.js'
-import { connectXapi } from '../helpers/pool.js'
+import type { XapiClient } from '../../src/xapi/client.js'
 import { openHandler } from '../helpers/remotes.js'
 import { phaseOf } from './crash-phases.js'
 import type { Change, CrashGo, Phase } from './crash-phases.js'
@@ -30,6 +30,22 @@ export type CrashChildLine =
   | { readonly ready: true }
   | { readonly change: Change & { readonly index: number; readonly phase: Phase } }
   | { readonly done: { readonly status: string; readonly changes: number; readonly restorePoint?: string; readonly error?: string } }
+
+interface XenApi {
+  createClient(opts: { url: string; auth: { user: string; password: string }; allowUnauthorized?: boolean; debounce?: number }): XapiClient & {
+    connect(): Promise<void>
+    readonly objectsFetched: Promise<void>
+  }
+}
+
+/** a connected `xen-api` client (the test helpers would load the whole simulator) */
+async function connectXapi(pool: CrashRunSpec['pool']): Promise<XapiClient> {
+  const { createClient } = (await import('xen-api' as string)) as XenApi
+  const xapi = createClient({ url: pool.url, auth: { user: pool.user, password: pool.password }, allowUnauthorized: true, debounce: 20 })
+  await xapi.connect()
+  await xapi.objectsFetched
+  return xapi
+}
 
 function emit(line: CrashChildLine): void {
   // synchronous: the line is out before the process may die
