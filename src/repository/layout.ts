@@ -83,8 +83,13 @@ export function metadataCachePath(vmUuid: string): string {
   return `${vmDir(vmUuid)}/cache.json.gz`
 }
 
+/** `xo-vm-backups/<vm>/vdis`: one folder per job below */
+export function vdisDir(vmUuid: string): string {
+  return `${vmDir(vmUuid)}/vdis`
+}
+
 export function jobDisksDir(vmUuid: string, jobId: string): string {
-  return `${vmDir(vmUuid)}/vdis/${assertSafeId('job', jobId)}`
+  return `${vdisDir(vmUuid)}/${assertSafeId('job', jobId)}`
 }
 
 export function diskDir(vmUuid: string, jobId: string, vdiUuid: string): string {
@@ -102,6 +107,26 @@ export function vhdDataPath(aliasPath: string): string {
     throw new BackupError('UNSAFE_PATH', `not a VHD alias path: ${aliasPath}`)
   }
   return `${match[1]}/data/${match[2]}.vhd`
+}
+
+/** the file of block `blockId` in a VHD directory, as vhd-lib's VhdDirectory names it */
+export function vhdBlockPath(dataPath: string, blockId: number): string {
+  return `${dataPath}/blocks/${Math.floor(blockId / 1000)}/${blockId % 1000}`
+}
+
+/** the hidden name a metadata file is written under before its rename: `.<ts>.json.<random>.tmp` */
+export function metadataTempPath(path: string, random: string): string {
+  const normalized = normalizePath(path)
+  return `${posix.dirname(normalized)}/.${posix.basename(normalized)}.${random}.tmp`
+}
+
+export function isMetadataTempName(name: string): boolean {
+  return /^\.\d{8}T\d{6}Z\.json\.[0-9a-f]+\.tmp$/.test(name)
+}
+
+/** the hidden name `@xen-orchestra/fs` writes a VHD file under before its rename: `.<ms>.<ts>.vhd` */
+export function isVhdTempName(name: string): boolean {
+  return /^\.\d+\.\d{8}T\d{6}Z(\.alias)?\.vhd$/.test(name)
 }
 
 export function isVhdName(name: string): boolean {
@@ -179,10 +204,10 @@ export async function nextFreeTimestamp(handler: RemoteHandler, vmUuid: string, 
     }
   }
   collect(await listNames(handler, vmDir(vmUuid)))
-  const vdisDir = `${vmDir(vmUuid)}/vdis`
-  for (const job of await listNames(handler, vdisDir)) {
-    for (const vdi of await listNames(handler, `${vdisDir}/${job}`)) {
-      collect(await listNames(handler, `${vdisDir}/${job}/${vdi}`))
+  const vdis = vdisDir(vmUuid)
+  for (const job of await listNames(handler, vdis)) {
+    for (const vdi of await listNames(handler, `${vdis}/${job}`)) {
+      collect(await listNames(handler, `${vdis}/${job}/${vdi}`))
     }
   }
   let time = Math.floor(date.getTime() / 1000) * 1000

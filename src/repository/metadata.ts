@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto'
 import { posix } from 'node:path'
 import { BackupError } from '../errors.js'
-import { metadataCachePath, relativeToVmDir } from './layout.js'
+import { metadataCachePath, metadataTempPath, relativeToVmDir } from './layout.js'
 import type { RemoteHandler } from './remote-handler.js'
 
 /** a XAPI record as stored in metadata: the record's own fields, no client-side `$` links */
@@ -309,8 +309,7 @@ export async function invalidateMetadataCache(handler: RemoteHandler, metadataFi
  */
 export async function writeMetadata(handler: RemoteHandler, path: string, metadata: BackupMetadata): Promise<void> {
   validateMetadata(metadata, path)
-  const dir = vmDirOf(path)
-  const tmp = `${dir}/.${posix.basename(path)}.${randomBytes(6).toString('hex')}.tmp`
+  const tmp = metadataTempPath(path, randomBytes(6).toString('hex'))
   await invalidateMetadataCache(handler, path)
   await handler.outputFile(tmp, JSON.stringify(metadata), { flags: 'wx' })
   try {

@@ -20,7 +20,17 @@
 import { posix } from 'node:path'
 import { BackupError } from '../errors.js'
 import { readVhdInfo, listDiskVhds, type VhdInfo } from './chain.js'
-import { assertSafeId, isUuid, jobDisksDir, normalizePath, relativeToVmDir, resolveFromVmDir, vmDir } from './layout.js'
+import {
+  assertSafeId,
+  isMetadataTempName,
+  isUuid,
+  isVhdTempName,
+  jobDisksDir,
+  normalizePath,
+  relativeToVmDir,
+  resolveFromVmDir,
+  vmDir,
+} from './layout.js'
 import { mergeChain, resumeMerges, type MergeResult } from './merge.js'
 import { invalidateMetadataCache, readMetadata, updateMetadata, type BackupMetadata } from './metadata.js'
 import { listMetadataFiles } from './restore-points.js'
@@ -46,8 +56,6 @@ export interface RetentionResult {
   readonly deleted: string[]
 }
 
-/** temporary name of a VHD file being written by `@xen-orchestra/fs`'s outputStream */
-const WRITE_TMP_RE = /^\.\d+\.\d{8}T\d{6}Z(\.alias)?\.vhd$/
 const MERGE_STATE_RE = /\.merge\.json$/
 
 interface MetadataFile {
@@ -172,7 +180,7 @@ async function removeLeftovers(handler: RemoteHandler, dir: string, vhds: readon
   const removed: string[] = []
   const names = await handler.list(dir, { ignoreMissing: true })
   if (names.some(name => MERGE_STATE_RE.test(name))) return removed
-  for (const name of names.filter(name => WRITE_TMP_RE.test(name))) {
+  for (const name of names.filter(isVhdTempName)) {
     await handler.unlink(`${dir}/${name}`)
     removed.push(`${dir}/${name}`)
   }
@@ -265,7 +273,7 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
   }
   // hidden temporary metadata files of interrupted writes
   for (const name of await handler.list(vmDir(vm), { ignoreMissing: true })) {
-    if (/^\.\d{8}T\d{6}Z\.json\.[0-9a-f]+\.tmp$/.test(name)) {
+    if (isMetadataTempName(name)) {
       await handler.unlink(`${vmDir(vm)}/${name}`)
       deleted.push(posix.join(vmDir(vm), name))
     }

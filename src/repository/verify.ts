@@ -15,7 +15,7 @@ import type { BackupError } from '../errors.js'
 import { hashCanonicalVhd } from './canonical-vhd.js'
 import { listDiskVhds } from './chain.js'
 import { exists } from './remote-files.js'
-import { assertSafeId, isUuid, normalizePath, resolveFromVmDir, resolveSibling, vmDir } from './layout.js'
+import { assertSafeId, isUuid, normalizePath, resolveFromVmDir, resolveSibling, vdisDir, vhdBlockPath } from './layout.js'
 import { readMetadata, type BackupMetadata, type VhdChecksum } from './metadata.js'
 import { listBackedUpVms, listMetadataFiles, restorePointOf } from './restore-points.js'
 import type { RemoteHandler } from './remote-handler.js'
@@ -117,7 +117,7 @@ async function checkDirectoryLayout(handler: RemoteHandler, path: string, dataPa
   const compressed = await exists(handler, `${dataPath}/chunk-filters.json`)
   for (let id = 0; id < vhd.header.maxTableEntries; id++) {
     if (!vhd.containsBlock(id)) continue
-    const block = `${dataPath}/blocks/${Math.floor(id / 1000)}/${id % 1000}`
+    const block = vhdBlockPath(dataPath, id)
     try {
       const size = await handler.getSize(block)
       if (!compressed && size !== vhd.fullBlockSize) {
@@ -314,10 +314,10 @@ class VmVerifier {
   /** VHDs no restore point uses, directories no alias points to, pending merges */
   async leftovers(): Promise<Problem[]> {
     const problems: Problem[] = []
-    const vdisDir = `${vmDir(this.#vm)}/vdis`
-    for (const job of await this.#handler.list(vdisDir, { ignoreMissing: true })) {
-      for (const vdi of (await this.#handler.list(`${vdisDir}/${job}`, { ignoreMissing: true }).catch(() => [] as string[])).filter(isUuid)) {
-        const dir = `${vdisDir}/${job}/${vdi}`
+    const vdis = vdisDir(this.#vm)
+    for (const job of await this.#handler.list(vdis, { ignoreMissing: true })) {
+      for (const vdi of (await this.#handler.list(`${vdis}/${job}`, { ignoreMissing: true }).catch(() => [] as string[])).filter(isUuid)) {
+        const dir = `${vdis}/${job}/${vdi}`
         const vhds = await listDiskVhds(this.#handler, dir)
         const targets = new Set<string>()
         for (const vhd of vhds) {

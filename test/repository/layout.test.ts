@@ -3,11 +3,15 @@ import {
   assertSafeId,
   diskDir,
   formatTimestamp,
+  isMetadataTempName,
+  isVhdTempName,
   metadataPath,
+  metadataTempPath,
   nextFreeTimestamp,
   parseTimestamp,
   relativeToVmDir,
   resolveFromVmDir,
+  vhdBlockPath,
   vhdDataPath,
   vhdPath,
   vmDir,
@@ -34,6 +38,13 @@ describe('layout', () => {
     assert.equal(vhdDataPath(alias), `xo-vm-backups/${VM}/vdis/job-1/${VDI}/data/20261126T055024Z.vhd`)
     assert.equal(relativeToVmDir(VM, alias), `vdis/job-1/${VDI}/20261126T055024Z.alias.vhd`)
     assert.equal(resolveFromVmDir(VM, `vdis/job-1/${VDI}/20261126T055024Z.vhd`), `xo-vm-backups/${VM}/vdis/job-1/${VDI}/20261126T055024Z.vhd`)
+    assert.equal(vhdBlockPath('d/data/x.vhd', 2345), 'd/data/x.vhd/blocks/2/345')
+    const tmp = metadataTempPath(metadataPath(VM, '20261126T055024Z'), 'c0ffee')
+    assert.equal(tmp, `xo-vm-backups/${VM}/.20261126T055024Z.json.c0ffee.tmp`)
+    assert.ok(isMetadataTempName(tmp.split('/').pop()!))
+    assert.ok(!isMetadataTempName('20261126T055024Z.json'))
+    assert.ok(isVhdTempName('.1764136200000.20261126T055024Z.vhd'))
+    assert.ok(!isVhdTempName('.20261126T055024Z.vhd.merge.json'))
   })
 
   it('refuses ids that could leave the remote root or the job folder', () => {
