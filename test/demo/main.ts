@@ -71,7 +71,8 @@ async function main(): Promise<number> {
 
     say('xo-server-continuous-delta demo: simulated XCP-ng pool, xo-server host double, file remote, all on 127.0.0.1')
     const jobId = await call<string>('createJob', { name: 'Demo', vms: [vm.uuid], remote, retention: RETENTION })
-    say(`job "Demo" created through the API (id ${jobId}), retention ${RETENTION}, VM ${String(vm['name_label'])} with disks ${disks.map(disk => `"${String(disk.name_label)}"`).join(', ')}`)
+    say(`job "Demo" created through the API (id ${jobId}), retention ${RETENTION}, VM ${String(vm['name_label'])} with disks ${disks.map(disk => `"${String(disk.name_label)}" (${size(Number(disk['virtual_size']))})`).join(', ')}`)
+    say('between runs the guest writes 3 × 64 KiB at places that change from run to run; only the 2 MiB blocks holding data move')
     say()
     say('run  status   disk      mode   transferred  merges')
 
