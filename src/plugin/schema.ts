@@ -45,6 +45,7 @@ export const jobSchema = {
       type: 'string',
       title: 'Identifier',
       description: 'Filled in by the plugin. Do not change it: restore points are filed under it.',
+      readOnly: true,
       pattern: ID_PATTERN,
       maxLength: 64,
     },
