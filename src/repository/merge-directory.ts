@@ -239,9 +239,8 @@ async function moveBlocks(
     done++
     opts.onProgress?.(done, total)
   })
-  for (const dir of touchedDirs) {
-    await syncDir(handler, dir).catch(ignoreEnoent)
-  }
+  // flushed together: the file system commits them in one go
+  await Promise.all([...touchedDirs].map(dir => syncDir(handler, dir).catch(ignoreEnoent)))
 }
 
 async function writeMetadata(handler: RemoteHandler, parent: DirLayer, holders: Map<number, DirLayer[]>, plan: DirectoryMergePlan): Promise<void> {
@@ -256,9 +255,11 @@ async function writeMetadata(handler: RemoteHandler, parent: DirLayer, holders: 
   vhd.setAllocatedBlocks([...allocated, ...holders.keys()])
   await vhd.writeBlockAllocationTable()
   await vhd.writeHeader()
-  await syncPath(handler, `${parent.dataPath}/bat`)
-  await syncPath(handler, `${parent.dataPath}/header`)
-  await syncDir(handler, parent.dataPath)
+  await Promise.all([
+    syncPath(handler, `${parent.dataPath}/bat`),
+    syncPath(handler, `${parent.dataPath}/header`),
+    syncDir(handler, parent.dataPath),
+  ])
 }
 
 /** The merged full's footer: the newest child's UUID and size, written right before the alias rename. */

@@ -28,7 +28,7 @@ import type { VhdFooter, VhdHeader } from './vhd-lib.js'
 import { isMissing, throwIfAborted, type MergeRunOptions } from './merge-options.js'
 
 /** bytes read from a child in one request */
-const RUN_BYTES = 16 * 1024 * 1024
+const RUN_BYTES = 8 * 1024 * 1024
 /** runs in flight at once */
 const RUN_CONCURRENCY = 4
 

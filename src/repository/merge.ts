@@ -44,6 +44,9 @@ function checkChainPaths(chain: string[]): void {
     throw new BackupError('INVALID_PARAMETER', 'a merge needs a full and at least one child', { chain })
   }
   const dir = dirOf(chain[0]!)
+  if (!chain[0]!.includes('/')) {
+    throw new BackupError('INVALID_PARAMETER', 'the VHDs of a chain are paths inside a folder of the remote', { chain })
+  }
   const aliases = chain.filter(path => vhdAliases.isVhdAlias(path)).length
   if (aliases !== 0 && aliases !== chain.length) {
     throw new BackupError('INVALID_PARAMETER', 'a chain is either all VHD files or all VHD directory aliases', { chain })
