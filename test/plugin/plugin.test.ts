@@ -227,4 +227,18 @@ describe('plugin instance', () => {
       await rm(dataDir, { recursive: true, force: true })
     }
   })
+
+  it('the executor skips a schedule that fired for a disabled job, and refuses XO jobs that are not its own', async () => {
+    const { xo, engine, plugin } = setUp()
+    await plugin.configure({ jobs: [{ id: 'j1', name: 'Nightly', vms: ['vm-a'], remote: 'r1', enabled: false, schedule: { cron: '0 * * * *' } }] })
+    await plugin.load()
+    const [xoJob] = xo.jobs.values()
+    assert.ok(xoJob)
+    const schedule = { id: 's1', jobId: xoJob.id, cron: '0 * * * *', enabled: true }
+    assert.equal(await plugin.executeXoJob({ job: xoJob, schedule }), 'skipped')
+    assert.equal(engine.runs.length, 0)
+    await assert.rejects(plugin.executeXoJob({ job: { id: 'other', type: 'backup' } }), /not a continuous delta job/)
+    await assert.rejects(plugin.executeXoJob({ job: { id: 'gone', type: JOB_TYPE, key: 'deleted-job' } }), /no job with id deleted-job/)
+    await plugin.unload()
+  })
 })
