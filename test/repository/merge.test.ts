@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { BackupError } from '../../src/errors.js'
 import { mergeChain, resumeMerges } from '../../src/repository/merge.js'
 import type { RemoteHandler } from '../../src/repository/remote-handler.js'
-import { BLOCK_UNUSED, vhdLib } from '../../src/repository/vhd-lib.js'
+import { BLOCK_UNUSED, vhdLib, vhdMerge } from '../../src/repository/vhd-lib.js'
 import { appendLayer, createVhdChain, hashRestorePoint, MiB } from '../helpers/vhd-fixtures.js'
 import { assertMerged, DISK_DIR, openLocalRemote, type LocalRemote } from './merge-helpers.js'
 
@@ -79,6 +79,21 @@ for (const directory of [false, true]) {
       await assertMerged(handler, chain, 1)
       await mergeChain(handler, chain.paths.slice(1, 4))
       await assertMerged(handler, chain, 3)
+    })
+
+    it('leaves a full that vhd-lib’s own merge (as Xen Orchestra runs it) continues from', async () => {
+      const chain = await createVhdChain(handler, {
+        dir: DISK_DIR,
+        directory,
+        virtualSize: 250 * MiB,
+        sizes: [250 * MiB, 300 * MiB, 300 * MiB],
+        seed: 17,
+        layers: [[0, 1, 124], [3, 124, 149]],
+      })
+      await mergeChain(handler, chain.paths)
+      await appendLayer(handler, chain, [0, 5, 149, 140])
+      await vhdMerge.mergeVhdChain(handler, chain.paths.slice(1), { removeUnused: true })
+      await assertMerged(handler, chain, 2)
     })
 
     it('grows the BAT when the kept restore point is a larger disk', async () => {
