@@ -6,6 +6,10 @@ import { exportVdiAsVhd } from '../../xapi/export-vdi.js'
 import type { VdiRecord } from '../../xapi/records.js'
 import type { DiskBase, SourceDisk, VmRunContext } from '../context.js'
 import type { DiskResult, RunReporter } from '../job.js'
+import { settleWithin } from '../settle-within.js'
+
+/** how long XAPI gets to confirm an export whose VHD already arrived */
+const EXPORT_CONFIRMATION_MS = 10_000
 
 /** VHD directories where the remote asks for them (always on object storage) or the settings do */
 export function usesVhdDirectory(ctx: VmRunContext): boolean {
@@ -28,7 +32,12 @@ async function exportIntoVhd(ctx: VmRunContext, disk: VdiRecord, base: DiskBase,
     stream.on('error', () => {})
     stream.destroy()
   }
-  await task
+  // the VHD arrived whole and was checked; XAPI's confirmation is awaited, not forever (it
+  // never comes from a pool that became unreachable once the data was sent)
+  const confirmation = await settleWithin(task, EXPORT_CONFIRMATION_MS, ctx.signal)
+  if (!confirmation.settled) {
+    reporter.warning(`XAPI did not confirm the export within ${EXPORT_CONFIRMATION_MS / 1000} s; the VHD was received whole and checked`)
+  }
   return written
 }
 
