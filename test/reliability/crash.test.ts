@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { JobSpec } from '../../src/lifecycle/job.js'
 import { runJob } from '../../src/lifecycle/run-job.js'
-import { vmDir } from '../../src/repository/layout.js'
+import { parseTimestamp, vmDir } from '../../src/repository/layout.js'
 import { MiB, startHarness } from '../lifecycle/harness.js'
 import type { Harness } from '../lifecycle/harness.js'
 import type { CrashChildLine, CrashRunSpec } from './crash-child.js'
@@ -79,6 +79,15 @@ class CrashChild {
     this.#child.kill('SIGKILL')
     await this.#closed
   }
+}
+
+/** waits until the wall clock is past the newest restore point second named in `changes` */
+async function afterSecondOf(changes: readonly Change[]): Promise<void> {
+  const stamps = changes.flatMap(change => /(\d{8}T\d{6}Z)/.exec(change.path)?.[1] ?? [])
+  const newest = stamps.sort().at(-1)
+  if (newest === undefined) return
+  const wait = parseTimestamp(newest).getTime() + 1000 - Date.now()
+  if (wait > 0) await new Promise(resolve => setTimeout(resolve, wait + 10))
 }
 
 function crashSuite(kind: 'file' | 'file-vhd-directory', seed: number, kills: number): void {
@@ -200,6 +209,10 @@ function crashSuite(kind: 'file' | 'file-vhd-directory', seed: number, kills: nu
             // open findings)
             if (kind === 'file' || phase !== 'retention' || FINDINGS) await ledger.assertRestorable({ keep: RETENTION })
             step = 'in the next run'
+            // A run in the same second as the crashed one takes the same name (the date ignores
+            // VHDs without metadata) and is refused (see docs/guarantees.md, open findings): the
+            // next run waits for the next second, as a scheduled run would be later anyway
+            if (!FINDINGS) await afterSecondOf(run.changes)
             await guestWrites()
             await normalRun()
             step = 'after the next run'

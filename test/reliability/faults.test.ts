@@ -192,26 +192,29 @@ describe('reliability: faults during a run', function () {
     await ledger.assertRestorable()
   })
 
-  it('the pool master unreachable in the middle of a transfer fails the run; the next run succeeds', async function () {
+  it('the pool master unreachable for a while in the middle of a transfer: nothing lost, the next run succeeds', async function () {
     await guestWrites(4)
     let cut = false
+    let back: NodeJS.Timeout | undefined
     harness.handler = faultyHandler(remoteHandler, ({ path }) => {
       if (!cut && path.includes('/vdis/')) {
         cut = true
         proxy.cut()
+        // while it is away, the run may wait on an XAPI task: it comes back after a while
+        back = setTimeout(() => proxy.restore(), 3_000)
       }
     })
     const attempt = await ledger.attempt(() => run())
-    assert.ok(cut)
+    clearTimeout(back)
     proxy.restore()
+    assert.ok(cut)
     const result = vmResult(attempt)
-    assert.equal(result.status, 'failure')
-    assert.deepEqual(attempt.committed, [])
-    RestorePointLedger.assertReferenceUnchanged(attempt)
+    // the export may have been cut (a failure) or already received (the run then completes)
+    assert.equal(attempt.committed.length, result.status === 'success' ? 1 : 0, JSON.stringify(result))
+    if (result.status === 'failure') RestorePointLedger.assertReferenceUnchanged(attempt)
     assert.deepEqual(await orphanVhds(), [])
     await ledger.assertRestorable()
-    // the snapshot of the failed run may be left on the pool (it could not be reached to destroy
-    // it); the next run must neither base a delta on it nor keep it
+    // a snapshot the failed run could not destroy is neither a base nor kept by the next run
     await assertRecovers()
   })
 
