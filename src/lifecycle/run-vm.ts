@@ -25,6 +25,7 @@ import { continuousMerge } from './hooks/continuous-merge.js'
 import { excludeNobak } from './hooks/exclude-nobak.js'
 import type { BackupHook } from './hooks/hook.js'
 import { poolGate } from './hooks/pool-gate.js'
+import { recoverChain } from './hooks/recover-chain.js'
 import type { JobEnvironment, JobSpec, RunReporter, VmRunResult } from './job.js'
 import { Lifecycle } from './lifecycle.js'
 import type { StepActions } from './lifecycle.js'
@@ -41,7 +42,7 @@ export const BACKUP_ACTIONS: StepActions<VmRunContext> = {
   cleanup: cleanUp,
 }
 
-export const DEFAULT_HOOKS: readonly BackupHook[] = [poolGate, excludeNobak, continuousMerge]
+export const DEFAULT_HOOKS: readonly BackupHook[] = [poolGate, recoverChain, excludeNobak, continuousMerge]
 
 export type BackupLifecycle = Lifecycle<VmRunContext>
 

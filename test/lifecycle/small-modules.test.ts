@@ -30,13 +30,16 @@ describe('restore point dates and partial VHDs on a remote', () => {
     await remote?.close()
   })
 
-  it('dates a restore point after the newest one of the VM, at second precision', async () => {
+  it('dates a restore point after every name in the VM folder, at second precision', async () => {
     const now = new Date(Date.UTC(2026, 10, 26, 7, 0, 0, 640))
     assert.equal((await chooseRestorePointDate(remote.handler, VM, now)).toISOString(), '2026-11-26T07:00:00.000Z')
     await remote.handler.outputFile(`xo-vm-backups/${VM}/20261126T070000Z.json`, '{}')
     await remote.handler.outputFile(`xo-vm-backups/${VM}/20261126T070004Z.json`, '{}')
     await remote.handler.outputFile(`xo-vm-backups/${VM}/cache.json.gz`, '')
     assert.equal((await chooseRestorePointDate(remote.handler, VM, now)).toISOString(), '2026-11-26T07:00:05.000Z')
+    // a VHD a crashed run left, without its metadata, is never overwritten nor sorted after the new one
+    await remote.handler.outputFile(`xo-vm-backups/${VM}/vdis/job-1/0a6b0c52-0000-4000-8000-000000000002/20261126T070009Z.vhd`, 'vhd')
+    assert.equal((await chooseRestorePointDate(remote.handler, VM, now)).toISOString(), '2026-11-26T07:00:10.000Z')
     const later = new Date(Date.UTC(2026, 10, 26, 8, 0, 0))
     assert.equal((await chooseRestorePointDate(remote.handler, VM, later)).toISOString(), later.toISOString())
   })
