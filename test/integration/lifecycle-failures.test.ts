@@ -86,6 +86,27 @@ describe('lifecycle: failed and cancelled runs', function () {
     assert.deepEqual(next.disks.map(d => d.mode), ['delta'], next.warnings.join('; '))
   })
 
+  it('what a killed run left (a VHD no metadata refers to) is removed before the next run chooses its base', async function () {
+    // the reference is now newer than the first full: a copy of the full is no valid base
+    await harness.pool.sim.writeGuest(disk, 7 * BLOCK, randomBytes(4096))
+    assert.equal(single((await runJob(harness.job([vm]), harness.env())).vms).status, 'success')
+    const points = await restorePointsOf(harness.handler, vm, 'job-1')
+    const full = points[0]!.disks[0]!.vhd
+    // a killed run's VHD, named after every restore point, that no metadata refers to
+    const leftover = full.replace(/\d{8}T\d{6}Z\.vhd$/, '29991231T235959Z.vhd')
+    await harness.handler.writeFile(leftover, await harness.handler.readFile(full))
+
+    await harness.pool.sim.writeGuest(disk, 5 * BLOCK, randomBytes(4096))
+    const next = single((await runJob(harness.job([vm]), harness.env())).vms)
+    assert.equal(next.status, 'success', next.error)
+    assert.deepEqual(next.disks.map(d => d.mode), ['delta'], next.warnings.join('; '))
+    assert.deepEqual(next.warnings, [])
+    assert.ok(!(await listTree(harness.handler)).includes(leftover))
+    const point = (await restorePointsOf(harness.handler, vm, 'job-1')).at(-1)!
+    assert.equal(await hashRestoredDisk(harness.handler, point, disk), await harness.pool.sim.hashVdi(disk))
+    assert.deepEqual(await remoteProblems(harness.handler), [])
+  })
+
   it('a failure after the snapshot (XAPI refuses to tag it) destroys the new snapshot only', async function () {
     const before = await state()
     harness.pool.sim.faults.failNextCall('VDI.add_to_other_config', 'INTERNAL_ERROR', ['simulated'])
