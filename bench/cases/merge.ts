@@ -93,15 +93,17 @@ export async function runMergeCase(ctx: CaseContext, opts: MergeCaseOptions): Pr
     for (const impl of rotate(opts.impls, r)) {
       const s = series.get(impl)!
       if (!s.active) continue
-      if (impl === 'floor') {
-        const output = join(ctx.workDir, `${opts.name}-floor-${r}.raw`)
-        const result = s.record(await runInWorker({ kind: 'floor', child: paths[1]!, output }))
-        if (result !== undefined) s.verify((await hashRawBlocks(output, model.virtualSize, child.blocks)) === expectedChild)
-        await rm(output, { force: true })
-        continue
-      }
+      // every implementation, the floor included, reads its own fresh copy of the chain, made and
+      // flushed the same way, so that none reads an input the others do not
       const root = join(ctx.workDir, `${opts.name}-${r}-${impl}`)
       await durableCopy(pristine, join(root, diskRel), { linkBlocks: format === 'directory' })
+      if (impl === 'floor') {
+        const output = join(root, diskRel, 'floor.raw')
+        const result = s.record(await runInWorker({ kind: 'floor', child: join(root, chainRel[1]!), output }))
+        if (result !== undefined) s.verify((await hashRawBlocks(output, model.virtualSize, child.blocks)) === expectedChild)
+        await rm(root, { recursive: true, force: true })
+        continue
+      }
       const outcome = await runInWorker(
         { kind: 'merge', impl, root, chain: chainRel, countBlockIo: impl === 'ours' && format === 'directory' },
         { cpuProfileDir: impl === 'ours' ? ctx.cpuProfileDir : undefined },

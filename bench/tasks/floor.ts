@@ -1,10 +1,12 @@
 /**
  * The I/O floor of a merge: read the child's blocks (bitmaps skipped) and pwrite each at its
- * offset into a new sparse raw file of the virtual size, then fsync it. Plain `fs`, nothing else.
+ * offset into a new sparse raw file of the virtual size, then fsync it and its folder (a merge's
+ * result is flushed the same way). Plain `fs`, nothing else.
  */
 import { open } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { peakRssMiB } from '../lib/fs-utils.js'
+import { fsyncPath, peakRssMiB } from '../lib/fs-utils.js'
 import { BLOCK_UNUSED, FOOTER_SIZE, HEADER_SIZE, SECTOR_SIZE, batSize, parseFooterAndHeader } from '../lib/vhd-format.js'
 import type { Task, TaskOutcome } from './protocol.js'
 
@@ -34,6 +36,7 @@ export async function measureFloor(task: Extract<Task, { kind: 'floor' }>): Prom
     await child.close()
     await output.close()
   }
+  await fsyncPath(dirname(task.output))
   return { ok: true, result: { ms: performance.now() - start, peakRssMiB: peakRssMiB(), bytes } }
 }
 

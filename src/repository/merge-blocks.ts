@@ -41,33 +41,41 @@ function hasSector(bitmap: Buffer, sector: number): boolean {
 }
 
 /**
+ * Overlay, in place, the sectors `layer` (a child's block: bitmap and data) holds onto `out` (a
+ * full's block: bitmap and data); the bitmap becomes the union of both.
+ */
+export function overlayBlock(out: Buffer, layer: Buffer, geometry: BlockGeometry): void {
+  const { bitmapSize, blockSize } = geometry
+  const sectors = blockSize / SECTOR
+  let sector = 0
+  while (sector < sectors) {
+    if (!hasSector(layer, sector)) {
+      sector++
+      continue
+    }
+    const start = sector
+    while (sector < sectors && hasSector(layer, sector)) {
+      sector++
+    }
+    layer.copy(out, bitmapSize + start * SECTOR, bitmapSize + start * SECTOR, bitmapSize + sector * SECTOR)
+  }
+  for (let i = 0; i < bitmapSize; i++) {
+    out[i] = out[i]! | layer[i]!
+  }
+}
+
+/**
  * The merged block (bitmap and data) of a full VHD: `base` (the full's own block, if it has
  * one) overlaid, oldest first, by the sectors each child layer holds. Sectors no layer holds are
  * zeros; the merged bitmap is the union of the layers' bitmaps.
  */
 export function composeBlock(base: Buffer | undefined, layers: Buffer[], geometry: BlockGeometry): Buffer {
-  const { bitmapSize, blockSize } = geometry
-  const out = Buffer.alloc(bitmapSize + blockSize)
+  const out = Buffer.alloc(fullBlockSize(geometry))
   if (base !== undefined) {
-    base.copy(out, 0, 0, bitmapSize + blockSize)
+    base.copy(out, 0, 0, out.length)
   }
-  const sectors = blockSize / SECTOR
   for (const layer of layers) {
-    let sector = 0
-    while (sector < sectors) {
-      if (!hasSector(layer, sector)) {
-        sector++
-        continue
-      }
-      const start = sector
-      while (sector < sectors && hasSector(layer, sector)) {
-        sector++
-      }
-      layer.copy(out, bitmapSize + start * SECTOR, bitmapSize + start * SECTOR, bitmapSize + sector * SECTOR)
-    }
-    for (let i = 0; i < bitmapSize; i++) {
-      out[i] = out[i]! | layer[i]!
-    }
+    overlayBlock(out, layer, geometry)
   }
   return out
 }

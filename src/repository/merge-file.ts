@@ -19,9 +19,8 @@
  */
 import { BackupError } from '../errors.js'
 import type { FileDescriptor, RemoteHandler } from './remote-handler.js'
-import { composeBlock, fullBlockSize, geometryOf, isFullBitmap, SECTOR, type BlockGeometry } from './merge-blocks.js'
+import { fullBlockSize, geometryOf, isFullBitmap, overlayBlock, SECTOR, type BlockGeometry } from './merge-blocks.js'
 import { syncDir, syncFile } from './merge-durable.js'
-import { forEachConcurrently } from './merge-pool.js'
 import { dirOf, writeMergeState, removeMergeState, type FileMergePlan, type MergeState } from './merge-state.js'
 import { BLOCK_UNUSED, DISK_TYPES, FOOTER_SIZE, HEADER_SIZE, PLATFORMS, vhdStructs, vhdUtils } from './vhd-lib.js'
 import type { VhdFooter, VhdHeader } from './vhd-lib.js'
@@ -29,8 +28,6 @@ import { isMissing, throwIfAborted, type MergeRunOptions } from './merge-options
 
 /** bytes read from a child in one request */
 const RUN_BYTES = 8 * 1024 * 1024
-/** runs in flight at once */
-const RUN_CONCURRENCY = 4
 
 interface FileLayer {
   readonly path: string
@@ -56,6 +53,15 @@ async function readExactly(handler: RemoteHandler, fd: FileDescriptor, length: n
   const { bytesRead } = await handler.read(fd, buffer, position)
   if (bytesRead !== length) {
     throw broken(`short read: ${bytesRead} of ${length} bytes at ${position}`, fd.path)
+  }
+  return buffer
+}
+
+/** Fill `buffer` from `position`; a short read means the file is shorter than its BAT says. */
+async function readInto(handler: RemoteHandler, fd: FileDescriptor, buffer: Buffer, position: number): Promise<Buffer> {
+  const { bytesRead } = await handler.read(fd, buffer, position)
+  if (bytesRead !== buffer.length) {
+    throw broken(`short read: ${bytesRead} of ${buffer.length} bytes at ${position}`, fd.path)
   }
   return buffer
 }
@@ -285,6 +291,12 @@ function makeRuns(children: FileLayer[], union: number[], geometry: BlockGeometr
   return runs
 }
 
+/**
+ * Copy the children's blocks into the full. One writer: while a run is written, the next one is
+ * read into the other of two reused buffers (buffered writes to one file are serialised by the
+ * kernel anyway, so more writes in flight only add memory). Blocks a child holds only in part are
+ * composed, one at a time, in two more reused block buffers.
+ */
 async function copyBlocks(
   handler: RemoteHandler,
   parent: FileLayer,
@@ -306,38 +318,39 @@ async function copyBlocks(
     await handler.write(parent.fd, parent.rawFooter, plan.footerOffset)
   }
 
+  let composed: Buffer | undefined
+  let layer: Buffer | undefined
   const composeBlocks = async (block: number, newestBuffer: Buffer): Promise<void> => {
+    composed ??= Buffer.allocUnsafe(full)
+    layer ??= Buffer.allocUnsafe(full)
     const parentSector = batEntry(parent.bat, block)
-    const base = parentSector === BLOCK_UNUSED ? undefined : await readExactly(handler, parent.fd, full, parentSector * SECTOR)
-    const layers: Buffer[] = []
+    if (parentSector === BLOCK_UNUSED) {
+      composed.fill(0)
+    } else {
+      await readInto(handler, parent.fd, composed, parentSector * SECTOR)
+    }
     const holders = children.filter(child => batEntry(child.bat, block) !== BLOCK_UNUSED)
     for (const child of holders.slice(0, -1)) {
-      layers.push(await readExactly(handler, child.fd, full, batEntry(child.bat, block) * SECTOR))
+      overlayBlock(composed, await readInto(handler, child.fd, layer, batEntry(child.bat, block) * SECTOR), geometry)
     }
-    layers.push(newestBuffer)
-    await handler.write(parent.fd, composeBlock(base, layers, geometry), targetOf(block))
+    overlayBlock(composed, newestBuffer, geometry)
+    await handler.write(parent.fd, composed, targetOf(block))
   }
 
-  const runs = makeRuns(children, union, geometry)
-  const total = union.length
-  let done = 0
-  opts.onProgress?.(0, total)
-  await forEachConcurrently(runs, RUN_CONCURRENCY, async run => {
-    throwIfAborted(opts.signal)
-    const buffer = await readExactly(handler, run.child.fd, run.blocks.length * full, run.firstSector * SECTOR)
-    const writes: Promise<unknown>[] = []
+  const writeRun = async (run: Run, buffer: Buffer): Promise<void> => {
     const partial: number[] = []
     let segment: { start: number; end: number; target: number } | undefined
-    const flush = (): void => {
+    const flush = async (): Promise<void> => {
       if (segment !== undefined) {
-        writes.push(handler.write(parent.fd, buffer.subarray(segment.start, segment.end), segment.target))
+        const { start, end, target } = segment
         segment = undefined
+        await handler.write(parent.fd, buffer.subarray(start, end), target)
       }
     }
     for (const [i, block] of run.blocks.entries()) {
       const start = i * full
       if (!isFullBitmap(buffer.subarray(start, start + geometry.bitmapSize), geometry)) {
-        flush()
+        await flush()
         partial.push(i)
         continue
       }
@@ -345,18 +358,43 @@ async function copyBlocks(
       if (segment !== undefined && segment.end === start && segment.target + (segment.end - segment.start) === target) {
         segment.end = start + full
       } else {
-        flush()
+        await flush()
         segment = { start, end: start + full, target }
       }
     }
-    flush()
-    await Promise.all(writes)
+    await flush()
     for (const i of partial) {
       await composeBlocks(run.blocks[i]!, buffer.subarray(i * full, (i + 1) * full))
     }
-    done += run.blocks.length
-    opts.onProgress?.(done, total)
-  })
+  }
+
+  const runs = makeRuns(children, union, geometry)
+  const runBytes = Math.max(0, ...runs.map(run => run.blocks.length * full))
+  const buffers = runs.length > 1 ? [Buffer.allocUnsafe(runBytes), Buffer.allocUnsafe(runBytes)] : [Buffer.allocUnsafe(runBytes)]
+  const readRun = (index: number): Promise<Buffer> => {
+    const run = runs[index]!
+    const buffer = buffers[index % buffers.length]!.subarray(0, run.blocks.length * full)
+    return readInto(handler, run.child.fd, buffer, run.firstSector * SECTOR)
+  }
+
+  const total = union.length
+  let done = 0
+  opts.onProgress?.(0, total)
+  let next: Promise<Buffer> | undefined = runs.length > 0 ? readRun(0) : undefined
+  try {
+    for (const [index, run] of runs.entries()) {
+      throwIfAborted(opts.signal)
+      const buffer = await next!
+      // the buffer of run index + 1 is the one run index - 1 used, whose writes are done
+      next = index + 1 < runs.length ? readRun(index + 1) : undefined
+      await writeRun(run, buffer)
+      done += run.blocks.length
+      opts.onProgress?.(done, total)
+    }
+  } finally {
+    // a read ahead that nobody waits for any more must not become an unhandled rejection
+    await next?.catch(() => undefined)
+  }
 }
 
 /**
