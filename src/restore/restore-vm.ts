@@ -2,7 +2,7 @@
  * Restores a whole VM from a restore point onto an SR. Needs nothing but the remote and a pool:
  * the original VM, its snapshots and its SR may be gone.
  *
- * 1. read the restore point's metadata;
+ * 1. read the restore point's metadata; finish any merge a crash left pending in its disks' folders;
  * 2. create the VM from the stored record, named `<name> (<date of the restore point>)`, tagged
  *    `restored from backup`, its start blocked until the user allows it;
  * 3. per backed-up disk: create a VDI of the disk's virtual size on the SR, upload the chain
@@ -24,6 +24,7 @@ import { importVhdIntoVdi } from '../xapi/import-vdi.js'
 import { xapiErrorCode } from '../xapi/xapi-error.js'
 import { vbdCreateRecord, vdiCreateRecord, vifCreateRecord, vmCreateRecord } from './create-records.js'
 import { findNetwork } from './network-map.js'
+import { finishPendingMerges } from './pending-merge.js'
 import { quietReporter } from './quiet-reporter.js'
 import { openChainVhdStream } from './read-chain.js'
 import { UndoList } from './undo-list.js'
@@ -114,6 +115,11 @@ export async function restoreVm(opts: RestoreVmOptions): Promise<RestoreVmResult
   const reporter = opts.reporter ?? quietReporter
   const metadata = await readMetadata(handler, opts.restorePoint)
   const sr = await srRefOf(xapi, opts.sr)
+  // a merge a crash left pending is finished (or reported) before anything is created
+  for (const disk of disksOf(metadata)) {
+    throwIfAborted(signal)
+    await finishPendingMerges(handler, disk.vhd)
+  }
   throwIfAborted(signal)
 
   const undo = new UndoList()
