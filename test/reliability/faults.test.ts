@@ -25,9 +25,6 @@ import type { TcpProxy } from './tcp-proxy.js'
 
 const DISK_SIZES = [16 * MiB, 8 * MiB]
 
-/** a test of a known, still open defect: it runs with RELIABILITY_FINDINGS=1 */
-const findingIt = process.env.RELIABILITY_FINDINGS === '1' ? it : it.skip
-
 describe('reliability: faults during a run', function () {
   let harness: Harness
   let remoteHandler: RemoteHandler
@@ -136,8 +133,8 @@ describe('reliability: faults during a run', function () {
   }
 
   // An error of the export body while the VHD parser awaits a remote write (between two reads)
-  // finds no listener: an uncaught exception. See docs/guarantees.md, open findings.
-  findingIt('an export cut on the second disk commits nothing of the first', async function () {
+  // must not go unheard: the export's stream has an error listener from the start.
+  it('an export cut on the second disk commits nothing of the first', async function () {
     await guestWrites(4)
     // disks are exported one after the other: once the first disk's VHD is being written, its
     // export is under way, and the cut armed then hits the second disk's export

@@ -6,10 +6,23 @@ import { exportVdiAsVhd } from '../../xapi/export-vdi.js'
 import type { VdiRecord } from '../../xapi/records.js'
 import type { DiskBase, SourceDisk, VmRunContext } from '../context.js'
 import type { DiskResult, RunReporter } from '../job.js'
+import { watchInactivity } from '../inactivity-timeout.js'
 import { settleWithin } from '../settle-within.js'
 
 /** how long XAPI gets to confirm an export whose VHD already arrived */
 const EXPORT_CONFIRMATION_MS = 10_000
+
+/** a transfer that receives no bytes for this long fails, unless the settings say otherwise */
+export const DEFAULT_TRANSFER_TIMEOUT_MS = 10 * 60_000
+
+function transferTimeoutMs(ctx: VmRunContext): number {
+  const ms = ctx.settings.transferTimeoutMs
+  return ms !== undefined && Number.isFinite(ms) && ms > 0 ? ms : DEFAULT_TRANSFER_TIMEOUT_MS
+}
+
+function formatDuration(ms: number): string {
+  return ms % 60_000 === 0 ? `${ms / 60_000} min` : `${ms / 1000} s`
+}
 
 /** VHD directories where the remote asks for them (always on object storage) or the settings do */
 export function usesVhdDirectory(ctx: VmRunContext): boolean {
@@ -19,17 +32,33 @@ export function usesVhdDirectory(ctx: VmRunContext): boolean {
 /** exports one snapshot disk straight into `path`; resolves once XAPI confirmed the export too */
 async function exportIntoVhd(ctx: VmRunContext, disk: VdiRecord, base: DiskBase, path: string, reporter: RunReporter): Promise<WriteVhdResult> {
   const { stream, task } = await exportVdiAsVhd(ctx.xapi, disk.$ref, base.mode === 'delta' ? { base: base.baseVdi } : {})
+  // an error of the export body may come while the writer awaits the remote, between two reads:
+  // it must never be an uncaught 'error' event. The writer still sees it (`stream.errored`).
+  stream.on('error', () => {})
+  // a stalled export fails the transfer instead of holding the run: the writer reads the error
+  const timeoutMs = transferTimeoutMs(ctx)
+  const watchdog = watchInactivity(timeoutMs, () => {
+    stream.destroy(
+      new BackupError(
+        'TRANSFER_FAILED',
+        `export of disk "${disk.name_label}" of VM ${ctx.vmUuid} received no data for ${formatDuration(timeoutMs)}`,
+        { vm: ctx.vmUuid, vdi: disk.uuid, timeoutMs },
+      ),
+    )
+  })
   let written: WriteVhdResult
   try {
     written = await writeVhd(ctx.handler, path, stream, {
       uuid: disk.uuid,
       ...(base.mode === 'delta' ? { parent: base.parentPath } : {}),
       signal: ctx.signal,
-      onProgress: bytes => reporter.progress(Math.min(99, (100 * bytes) / Math.max(1, disk.virtual_size))),
+      onProgress: bytes => {
+        watchdog.touch()
+        reporter.progress(Math.min(99, (100 * bytes) / Math.max(1, disk.virtual_size)))
+      },
     })
   } finally {
-    // an HTTP body destroyed early reports the aborted request: nobody is left to read it
-    stream.on('error', () => {})
+    watchdog.stop()
     stream.destroy()
   }
   // the VHD arrived whole and was checked; XAPI's confirmation is awaited, not forever (it
