@@ -40,7 +40,12 @@ export interface JobEnvironment {
   readonly reporter: RunReporter
   readonly signal?: AbortSignal
   /** settings that apply to every job */
-  readonly settings?: { readonly useVhdDirectory?: boolean; readonly mergeBlockConcurrency?: number }
+  readonly settings?: {
+    readonly useVhdDirectory?: boolean
+    readonly mergeBlockConcurrency?: number
+    /** a disk transfer that receives no bytes for this long fails (default 10 minutes) */
+    readonly transferTimeoutMs?: number
+  }
 }
 
 export interface DiskResult {

@@ -4,8 +4,10 @@
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import type { BackupError } from '../../src/errors.js'
 import type { VmRunResult } from '../../src/lifecycle/job.js'
 import { runJob } from '../../src/lifecycle/run-job.js'
+import { createBackupLifecycle } from '../../src/lifecycle/run-vm.js'
 import { BACKUP_KEYS } from '../../src/xapi/other-config.js'
 import { MIGRATION_OPERATIONS } from '../../src/xapi/snapshot.js'
 import { BLOCK, hashRestoredDisk, listTree, MiB, remoteProblems, restorePointsOf, startHarness } from '../lifecycle/harness.js'
@@ -84,6 +86,34 @@ describe('lifecycle: failed and cancelled runs', function () {
 
     const next = single((await runJob(harness.job([vm]), harness.env())).vms)
     assert.deepEqual(next.disks.map(d => d.mode), ['delta'], next.warnings.join('; '))
+  })
+
+  it('an export that sends nothing for longer than the transfer timeout fails the run; the next run is a delta', async function () {
+    const before = await state()
+    await harness.pool.sim.writeGuest(disk, 3 * BLOCK, randomBytes(BLOCK))
+    // stalled far longer than the test may take: only the timeout ends it
+    harness.pool.sim.faults.stallExport(120_000)
+    const errors: BackupError[] = []
+    const lifecycle = createBackupLifecycle().onError((_ctx, error) => void errors.push(error))
+    const start = Date.now()
+    const result = await runJob(harness.job([vm]), { ...harness.env(), settings: { transferTimeoutMs: 400 } }, { lifecycle })
+    const elapsed = Date.now() - start
+    assert.ok(elapsed < 10_000, `the run took ${elapsed} ms`)
+    const failed = single(result.vms)
+    assert.equal(failed.status, 'failure')
+    assert.match(failed.error ?? '', /^transfer: /)
+    assert.match(failed.error ?? '', new RegExp(`disk "root" of VM ${vm} received no data for 0\\.4 s`))
+    assert.equal(errors.length, 1)
+    assert.equal(errors[0]!.code, 'TRANSFER_FAILED')
+    assert.equal(errors[0]!.context.timeoutMs, 400)
+    assert.equal(errors[0]!.context.vm, vm)
+    assert.deepEqual(await state(), before)
+
+    const next = single((await runJob(harness.job([vm]), harness.env())).vms)
+    assert.equal(next.status, 'success', next.error)
+    assert.deepEqual(next.disks.map(d => d.mode), ['delta'], next.warnings.join('; '))
+    const point = (await restorePointsOf(harness.handler, vm, 'job-1')).at(-1)!
+    assert.equal(await hashRestoredDisk(harness.handler, point, disk), await harness.pool.sim.hashVdi(disk))
   })
 
   it('what a killed run left (a VHD no metadata refers to) is removed before the next run chooses its base', async function () {
