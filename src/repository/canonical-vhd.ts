@@ -15,7 +15,7 @@ import {
   packHeader,
   type VhdFooter,
   type VhdHeader,
-} from './typed-vhd-lib.js'
+} from './vhd-lib.js'
 
 const { BLOCK_UNUSED, FOOTER_SIZE, HEADER_SIZE, SECTOR_SIZE, PARENT_LOCATOR_ENTRIES } = Constants
 

@@ -6,7 +6,7 @@
 import { BackupError } from '../errors.js'
 import { diskDir, isVhdName, normalizePath, resolveSibling } from './layout.js'
 import type { RemoteHandler } from './remote-handler.js'
-import { Constants, formatUuid, openVhd } from './typed-vhd-lib.js'
+import { Constants, formatUuid, openVhd } from './vhd-lib.js'
 
 const { DISK_TYPES } = Constants
 

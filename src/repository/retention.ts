@@ -35,7 +35,7 @@ import { mergeChain, resumeMerges, type MergeResult } from './merge.js'
 import { invalidateMetadataCache, readMetadata, updateMetadata, type BackupMetadata } from './metadata.js'
 import { listMetadataFiles } from './restore-points.js'
 import type { RemoteHandler } from './remote-handler.js'
-import { VhdAbstract, isVhdAlias, resolveVhdAlias } from './typed-vhd-lib.js'
+import { VhdAbstract, isVhdAlias, resolveVhdAlias } from './vhd-lib.js'
 
 export type DiskMergeResult = MergeResult & { vdi: string }
 

@@ -19,7 +19,7 @@ import { assertSafeId, isUuid, normalizePath, resolveFromVmDir, resolveSibling, 
 import { readMetadata, type BackupMetadata, type VhdChecksum } from './metadata.js'
 import { listBackedUpVms, listMetadataFiles, restorePointOf } from './restore-points.js'
 import type { RemoteHandler } from './remote-handler.js'
-import { Constants, computeBatSize, formatUuid, isVhdAlias, openVhd, resolveVhdAlias, type Vhd } from './typed-vhd-lib.js'
+import { Constants, computeBatSize, formatUuid, isVhdAlias, openVhd, resolveVhdAlias, type Vhd } from './vhd-lib.js'
 
 const { BLOCK_UNUSED, DISK_TYPES, FOOTER_SIZE, HEADER_SIZE, SECTOR_SIZE } = Constants
 

@@ -34,7 +34,7 @@ import {
   type VhdFooter,
   type VhdHeader,
   type VhdStreamItem,
-} from './typed-vhd-lib.js'
+} from './vhd-lib.js'
 
 const { DISK_TYPES, PARENT_LOCATOR_ENTRIES, PLATFORMS, SECTOR_SIZE } = Constants
 

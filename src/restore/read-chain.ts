@@ -10,7 +10,7 @@
 import { Readable } from 'node:stream'
 import { chainOf } from '../repository/chain.js'
 import type { RemoteHandler } from '../repository/remote-handler.js'
-import { VhdSynthetic, type SizedReadable, type Vhd } from '../repository/typed-vhd-lib.js'
+import { VhdSynthetic, type SizedReadable, type Vhd } from '../repository/vhd-lib.js'
 import { finishPendingMerges, type PendingMergePolicy } from './pending-merge.js'
 
 export interface ChainStream {
