@@ -1,4 +1,5 @@
 import { newestVhd } from '../../repository/chain.js'
+import { checkRecordedChecksum } from '../../repository/vhd-checksum.js'
 import { fetchDisks } from '../../xapi/records.js'
 import type { VdiRecord } from '../../xapi/records.js'
 import type { Ref } from '../../xapi/client.js'
@@ -12,7 +13,8 @@ import { isExported } from '../reference-snapshot.js'
  * 2. it was marked exported (its transfer and commit succeeded),
  * 3. it holds a snapshot of this very source disk,
  * 4. the newest readable VHD of the disk on the remote was exported from that snapshot (footer
- *    UUID = snapshot VDI uuid).
+ *    UUID = snapshot VDI uuid),
+ * 5. that VHD still has the checksum recorded when it was transferred, when one was recorded.
  * Otherwise the disk is exported full, and the run log says which check failed.
  */
 async function chooseDiskBase(ctx: VmRunContext, disk: SourceDisk, referenceDisks: ReadonlyMap<Ref, VdiRecord>): Promise<DiskBase> {
@@ -43,7 +45,32 @@ async function chooseDiskBase(ctx: VmRunContext, disk: SourceDisk, referenceDisk
       reason: `the newest VHD on the remote (${newest.path}) was not exported from the reference snapshot (VHD ${newest.uuid}, snapshot disk ${base.uuid})`,
     }
   }
+  const damage = await checksumDamage(ctx, newest.path)
+  if (damage !== undefined) {
+    return { mode: 'full', reason: damage }
+  }
   return { mode: 'delta', baseVdi: base.$ref, parentPath: newest.path }
+}
+
+/**
+ * Why the VHD a delta would be based on cannot be trusted, if its data no longer has the checksum
+ * recorded when it was transferred; `undefined` when it has, or when none was recorded (a full
+ * rewritten by a merge: its footer, header and chain were checked, its data is not).
+ */
+async function checksumDamage(ctx: VmRunContext, path: string): Promise<string | undefined> {
+  let check
+  try {
+    check = await checkRecordedChecksum(ctx.handler, ctx.vmUuid, path, ctx.signal)
+  } catch (error) {
+    ctx.signal.throwIfAborted()
+    return `the newest VHD on the remote (${path}) cannot be read to check its checksum: ${(error as Error).message}`
+  }
+  if (check.status !== 'mismatch') return undefined
+  const { actual, recorded } = check
+  return (
+    `the newest VHD on the remote (${path}) is damaged: its sha256 ${actual.sha256} (${actual.size} bytes) ` +
+    `differs from ${recorded.sha256} (${recorded.size} bytes) recorded when it was transferred`
+  )
 }
 
 export async function chooseBases(ctx: VmRunContext): Promise<void> {
