@@ -59,7 +59,7 @@ export async function finishPendingMerges(handler: RemoteHandler, vhdPath: strin
     await withChainLock(handler, vm, () => resumeMerges(handler, dir))
   } catch (error) {
     if (error instanceof BackupError && error.code === 'CHAIN_LOCKED') {
-      throw pending(dir, `${error.message} (that writer finishes the merge)`, error)
+      throw pending(dir, `${error.message} (a backup run finishes the merge; the lock of a writer that died lapses within seconds, then retry)`, error)
     }
     if (isReadOnlyError(error)) {
       throw pending(dir, `the remote cannot be written here (${(error as { code?: string }).code ?? 'access denied'}); ${HOW_TO_FINISH}`, error)
