@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick] [--rounds N] [--seed N] [--only case,case] [--dir PATH] [--out FILE] [--cpu-prof DIR]
+ * npm run bench [-- --quick] [--rounds N] [--huge-rounds N] [--seed N] [--only case,case] [--dir PATH] [--out FILE] [--cpu-prof DIR]
  *
  * Runs every benchmark case once, prints a table and writes the results as JSON (by default
  * bench/results.json for a complete full run; a quick or partial run writes only with --out).
@@ -17,6 +17,7 @@ const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     rounds: { type: 'string' },
+    'huge-rounds': { type: 'string' },
     seed: { type: 'string' },
     only: { type: 'string' },
     dir: { type: 'string' },
@@ -27,7 +28,7 @@ const { values } = parseArgs({
 })
 
 if (values.help) {
-  process.stdout.write(`usage: npm run bench -- [--quick] [--rounds N] [--seed N] [--only ${CASE_NAMES.join(',')}] [--dir PATH] [--out FILE] [--cpu-prof DIR]\n`)
+  process.stdout.write(`usage: npm run bench -- [--quick] [--rounds N] [--huge-rounds N] [--seed N] [--only ${CASE_NAMES.join(',')}] [--dir PATH] [--out FILE] [--cpu-prof DIR]\n`)
   process.exit(0)
 }
 
@@ -44,6 +45,7 @@ for (const name of only ?? []) if (!(CASE_NAMES as readonly string[]).includes(n
 const config = {
   ...base,
   rounds: positiveInteger('rounds', values.rounds, base.rounds),
+  hugeRounds: positiveInteger('huge-rounds', values['huge-rounds'], base.hugeRounds),
   seed: positiveInteger('seed', values.seed, base.seed),
   cases: (only as CaseName[] | undefined) ?? base.cases,
 }
