@@ -1,0 +1,84 @@
+/**
+ * node build/bench/markdown-table.js [bench/results.json]
+ *
+ * Prints the figures of a results file as a Markdown table (date, machine, load, every target
+ * with its value and PASS / MISS), for the README files.
+ */
+import { readFile } from 'node:fs/promises'
+
+interface Measured {
+  readonly median_ms?: number
+  readonly min_ms?: number
+  readonly max_ms?: number
+  readonly peak_rss_mib?: number
+  readonly bytes?: number
+}
+interface Target {
+  readonly name: string
+  readonly target: string
+  readonly value: number | null
+  readonly pass: boolean | null
+}
+interface Results {
+  readonly date: string
+  readonly load_at_start: readonly number[]
+  readonly load_at_end: readonly number[]
+  readonly duration_s: number
+  readonly machine: { readonly cpu_model: string; readonly cores: number; readonly memory_gib: number; readonly filesystem: string; readonly node: string }
+  readonly config: { readonly rounds: number; readonly hugeRounds: number }
+  readonly targets: readonly Target[]
+  readonly [section: string]: unknown
+}
+
+const path = process.argv[2] ?? 'bench/results.json'
+const results = JSON.parse(await readFile(path, 'utf8')) as Results
+
+function section(name: string): Record<string, Measured | number | undefined> {
+  return (results[name] ?? {}) as Record<string, Measured | number | undefined>
+}
+
+function ms(m: Measured | number | undefined): string {
+  if (m === undefined || typeof m === 'number' || m.median_ms === undefined) return '–'
+  const f = (v: number | undefined): string => (v === undefined ? '?' : v >= 10_000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`)
+  return `${f(m.median_ms)} (${f(m.min_ms)}–${f(m.max_ms)})`
+}
+
+function rss(m: Measured | number | undefined): string {
+  return m === undefined || typeof m === 'number' || m.peak_rss_mib === undefined ? '–' : m.peak_rss_mib.toFixed(0)
+}
+
+const rows: string[][] = []
+const add = (label: string, m: Measured | number | undefined): void => void rows.push([label, ms(m), rss(m)])
+const file = section('merge_vhd_file')
+add('merge, VHD files: ours', file['ours'])
+add('merge, VHD files: vhd-lib `mergeVhdChain`', file['vhd_lib'])
+add('merge, VHD files: I/O floor', file['floor'])
+const dir = section('merge_vhd_directory')
+add('merge, VHD directories: ours', dir['ours'])
+add('merge, VHD directories: vhd-lib', dir['vhd_lib'])
+const transfer = section('delta_transfer')
+add('delta transfer: ours (`runJob`)', transfer['ours'])
+add('delta transfer: raw stream', transfer['raw'])
+const restore = section('restore_read')
+add('restore read: ours, 11 files', restore['ours'])
+add('restore read: one file', restore['single_file'])
+const huge = section('huge_2040g')
+add('2,040 GiB: merge, ours', huge['merge_ours'])
+add('2,040 GiB: transfer, ours', huge['transfer_ours'])
+
+const { machine } = results
+const lines = [
+  `${results.date.slice(0, 16).replace('T', ' ')} UTC; ${machine.cpu_model}, ${machine.cores} cores, ${machine.memory_gib} GiB, ` +
+    `${machine.filesystem}, Node ${machine.node}; ${results.config.rounds} rounds (${results.config.hugeRounds} at 2,040 GiB); ` +
+    `load average ${results.load_at_start[0]} at start, ${results.load_at_end[0]} at the end; ${results.duration_s} s.`,
+  '',
+  '| run | median (min–max) | peak RSS MiB |',
+  '|---|---|---|',
+  ...rows.map(row => `| ${row.join(' | ')} |`),
+  '',
+  '| target | value | required | |',
+  '|---|---|---|---|',
+  ...results.targets.map(t => `| ${t.name} | ${t.value === null ? '–' : String(Math.round(t.value * 1000) / 1000)} | ${t.target} | ${t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'MISS'} |`),
+  '',
+]
+process.stdout.write(lines.join('\n'))
