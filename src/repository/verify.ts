@@ -10,15 +10,14 @@
  * VHDs no restore point needs, VHD directories no alias points to and pending merges are
  * reported as hints. It never stops at the first problem and never writes.
  */
-import { createHash } from 'node:crypto'
 import type { BackupError } from '../errors.js'
-import { hashCanonicalVhd } from './canonical-vhd.js'
 import { listDiskVhds } from './chain.js'
 import { exists } from './remote-files.js'
 import { assertSafeId, isUuid, normalizePath, resolveFromVmDir, resolveSibling, vdisDir, vhdBlockPath } from './layout.js'
 import { readMetadata, type BackupMetadata, type VhdChecksum } from './metadata.js'
 import { listBackedUpVms, listMetadataFiles, restorePointOf } from './restore-points.js'
 import type { RemoteHandler } from './remote-handler.js'
+import { checksumOfVhd } from './vhd-checksum.js'
 import { Constants, computeBatSize, formatUuid, isVhdAlias, openVhd, resolveVhdAlias, type Vhd } from './vhd-lib.js'
 
 const { BLOCK_UNUSED, DISK_TYPES, FOOTER_SIZE, HEADER_SIZE, SECTOR_SIZE } = Constants
@@ -178,18 +177,6 @@ async function checkOneVhd(handler: RemoteHandler, path: string): Promise<VhdChe
   }
 }
 
-/** sha256 as recorded at transfer time: a file's bytes, a directory's canonical stream */
-async function checksumOf(handler: RemoteHandler, path: string): Promise<{ sha256: string; size: number }> {
-  if (isVhdAlias(path)) return hashCanonicalVhd(handler, path)
-  const hash = createHash('sha256')
-  let size = 0
-  for await (const chunk of await handler.createReadStream(path)) {
-    hash.update(chunk as Buffer)
-    size += (chunk as Buffer).length
-  }
-  return { sha256: hash.digest('hex'), size }
-}
-
 class VmVerifier {
   readonly #handler: RemoteHandler
   readonly #vm: string
@@ -247,7 +234,7 @@ class VmVerifier {
   #checksumProblems(path: string, recorded: VhdChecksum): Promise<Problem[]> {
     let result = this.#checksums.get(path)
     if (result === undefined) {
-      result = checksumOf(this.#handler, path).then(
+      result = checksumOfVhd(this.#handler, path).then(
         actual =>
           actual.sha256 === recorded.sha256 && actual.size === recorded.size
             ? []
