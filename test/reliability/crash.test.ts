@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { JobSpec } from '../../src/lifecycle/job.js'
 import { runJob } from '../../src/lifecycle/run-job.js'
-import { parseTimestamp, vmDir } from '../../src/repository/layout.js'
+import { vmDir } from '../../src/repository/layout.js'
 import { MiB, startHarness } from '../lifecycle/harness.js'
 import type { Harness } from '../lifecycle/harness.js'
 import type { CrashChildLine, CrashRunSpec } from './crash-child.js'
@@ -26,7 +26,6 @@ import { SeededRandom } from './random.js'
 const CHILD = fileURLToPath(new URL('./crash-child.js', import.meta.url))
 const CHILD_TIMEOUT_MS = 60_000
 const RETENTION = 2
-const FINDINGS = process.env.RELIABILITY_FINDINGS === '1'
 
 interface ChildRun {
   readonly killed: boolean
@@ -79,15 +78,6 @@ class CrashChild {
     this.#child.kill('SIGKILL')
     await this.#closed
   }
-}
-
-/** waits until the wall clock is past the newest restore point second named in `changes` */
-async function afterSecondOf(changes: readonly Change[]): Promise<void> {
-  const stamps = changes.flatMap(change => /(\d{8}T\d{6}Z)/.exec(change.path)?.[1] ?? [])
-  const newest = stamps.sort().at(-1)
-  if (newest === undefined) return
-  const wait = parseTimestamp(newest).getTime() + 1000 - Date.now()
-  if (wait > 0) await new Promise(resolve => setTimeout(resolve, wait + 10))
 }
 
 function crashSuite(kind: 'file' | 'file-vhd-directory', seed: number, kills: number): void {
@@ -207,10 +197,8 @@ function crashSuite(kind: 'file' | 'file-vhd-directory', seed: number, kills: nu
             // an interrupted merge is finished by the chain reader itself: no run needed first
             await ledger.assertRestorable({ keep: RETENTION })
             step = 'in the next run'
-            // A run in the same second as the crashed one takes the same name (the date ignores
-            // VHDs without metadata) and is refused (see docs/guarantees.md, open findings): the
-            // next run waits for the next second, as a scheduled run would be later anyway
-            if (!FINDINGS) await afterSecondOf(run.changes)
+            // at once, often in the same second as the crashed run: its leftovers are removed before
+            // the new run dates itself past every name still there, so no name collides
             await guestWrites()
             await normalRun()
             step = 'after the next run'
