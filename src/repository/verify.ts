@@ -316,7 +316,7 @@ class VmVerifier {
         }
         const names = await this.#handler.list(dir, { ignoreMissing: true })
         for (const name of names.filter(n => n.endsWith('.merge.json'))) {
-          problems.push(hint('merge-pending', `${dir}/${name}`, 'an interrupted merge; the next retention finishes it'))
+          problems.push(hint('merge-pending', `${dir}/${name}`, 'an interrupted merge; the next backup run or a restore of this disk finishes it'))
         }
         if (names.includes('data')) {
           for (const name of await this.#handler.list(`${dir}/data`, { ignoreMissing: true })) {
