@@ -152,8 +152,11 @@ function checkChain(parent: FileLayer, children: FileLayer[]): BlockGeometry {
 function unionOfBlocks(children: FileLayer[], maxTableEntries: number): number[] {
   const union: number[] = []
   for (let block = 0; block < maxTableEntries; block++) {
-    if (children.some(child => batEntry(child.bat, block) !== BLOCK_UNUSED)) {
-      union.push(block)
+    for (const child of children) {
+      if (batEntry(child.bat, block) !== BLOCK_UNUSED) {
+        union.push(block)
+        break
+      }
     }
   }
   return union
@@ -405,8 +408,7 @@ async function copyBlocks(
 async function writeTableAndHeader(handler: RemoteHandler, parent: FileLayer, plan: FileMergePlan, geometry: BlockGeometry): Promise<void> {
   const full = fullBlockSize(geometry)
   const bat = Buffer.alloc(vhdUtils.computeBatSize(plan.maxTableEntries), 0xff)
-  const original = await readExactly(handler, parent.fd, plan.originalMaxTableEntries * 4, plan.originalTableOffset)
-  original.copy(bat)
+  await readInto(handler, parent.fd, bat.subarray(0, plan.originalMaxTableEntries * 4), plan.originalTableOffset)
   for (const [i, block] of plan.newBlocks.entries()) {
     bat.writeUInt32BE((plan.appendSector * SECTOR + i * full) / SECTOR, block * 4)
   }
