@@ -3,27 +3,13 @@
  * calls these; tests can hand the plugin another engine. The default one loads the engine's
  * modules on first use, so loading the plugin stays cheap.
  */
-import type { JobEnvironment, JobRunResult, JobSpec, RunReporter } from '../lifecycle/job.js'
+import type { JobEnvironment, JobRunResult, JobSpec } from '../lifecycle/job.js'
 import type { RemoteHandler } from '../repository/remote-handler.js'
 import type { RestorePoint } from '../repository/restore-points.js'
 import type { VerifyReport } from '../repository/verify.js'
-import type { XapiClient } from '../xapi/client.js'
+import type { RestoreVmOptions, RestoreVmResult } from '../restore/restore-vm.js'
 
-export type { RestorePoint, VerifyReport }
-
-export interface RestoreVmOptions {
-  readonly handler: RemoteHandler
-  readonly restorePoint: string
-  readonly xapi: XapiClient
-  readonly sr: string
-  readonly reporter?: RunReporter
-  readonly signal?: AbortSignal
-}
-
-export interface RestoreVmResult {
-  readonly vm: string
-  readonly missingDisks: readonly { readonly vdi: string; readonly name: string; readonly reason: string }[]
-}
+export type { RestorePoint, RestoreVmOptions, RestoreVmResult, VerifyReport }
 
 export interface Engine {
   runJob(job: JobSpec, env: JobEnvironment): Promise<JobRunResult>
