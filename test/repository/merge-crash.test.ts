@@ -6,42 +6,13 @@
  * instants.
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { mergeChain, resumeMerges } from '../../src/repository/merge.js'
 import type { RemoteHandler } from '../../src/repository/remote-handler.js'
 import { createVhdChain, hashRestorePoint, MiB, type VhdChain } from '../helpers/vhd-fixtures.js'
+import { runMergeChild as runChild } from './merge-crash-runner.js'
 import { assertMerged, DISK_DIR, openLocalRemote } from './merge-helpers.js'
 
-const CHILD = fileURLToPath(new URL('./merge-crash-child.js', import.meta.url))
 const KEPT = 2
-
-interface ChildOutcome {
-  code: number | null
-  signal: NodeJS.Signals | null
-  stdout: string
-  stderr: string
-}
-
-function runChild(remote: string, chain: string[], opts: { killBefore?: number; killAfterMs?: number } = {}): Promise<ChildOutcome> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, MERGE_REMOTE: remote, MERGE_CHAIN: JSON.stringify(chain) }
-    if (opts.killBefore !== undefined) {
-      env['MERGE_KILL_BEFORE'] = String(opts.killBefore)
-    }
-    const child = spawn(process.execPath, [CHILD], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-    const timer = opts.killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs)
-    child.on('error', reject)
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code, signal, stdout, stderr })
-    })
-  })
-}
 
 function buildChain(handler: RemoteHandler, directory: boolean): Promise<VhdChain> {
   return createVhdChain(handler, {

@@ -5,8 +5,6 @@
  * Xen Orchestra's), it fails with MERGE_PENDING and leaves the remote as it found it.
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { withChainLock } from '../../src/repository/lock.js'
 import { listMergeStates, mergeStatePath } from '../../src/repository/merge-state.js'
 import type { RemoteHandler } from '../../src/repository/remote-handler.js'
@@ -14,26 +12,16 @@ import { openChainRawStream } from '../../src/restore/read-chain.js'
 import { hashStream } from './exports.js'
 import { createVhdChain, MiB, type VhdChain } from '../helpers/vhd-fixtures.js'
 import { assertMerged, openLocalRemote } from './merge-helpers.js'
+import { runMergeChild, type ChildOutcome } from './merge-crash-runner.js'
 
-const CHILD = fileURLToPath(new URL('./merge-crash-child.js', import.meta.url))
 const VM = '0b5a1c3e-7d2f-4e8a-9c6b-1f2e3d4c5b6a'
 const VDI = '6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9'
 const DIR = `xo-vm-backups/${VM}/vdis/job/${VDI}`
 /** restore points merged away (their metadata is removed before the merge: no longer listed) */
 const MERGED = 2
 
-function runChild(remote: string, chain: string[], killBefore?: number): Promise<{ signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, MERGE_REMOTE: remote, MERGE_CHAIN: JSON.stringify(chain) }
-    if (killBefore !== undefined) env['MERGE_KILL_BEFORE'] = String(killBefore)
-    const child = spawn(process.execPath, [CHILD], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-    child.on('error', reject)
-    child.on('close', (_code, signal) => resolve({ signal, stdout, stderr }))
-  })
+function runChild(remote: string, chain: string[], killBefore?: number): Promise<ChildOutcome> {
+  return runMergeChild(remote, chain, { killBefore })
 }
 
 function buildChain(handler: RemoteHandler, directory: boolean): Promise<VhdChain> {

@@ -4,32 +4,20 @@
  * listed with its disk byte-exact.
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { cp, mkdtemp, rm, unlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { runJob } from '../../src/lifecycle/run-job.js'
 import { listMergeStates } from '../../src/repository/merge-state.js'
 import { restoreVm } from '../../src/restore/restore-vm.js'
 import { BLOCK, MiB, restorePointsOf, startHarness } from '../lifecycle/harness.js'
 import type { Harness } from '../lifecycle/harness.js'
+import { runMergeChild, type ChildOutcome } from './merge-crash-runner.js'
 
-const CHILD = fileURLToPath(new URL('./merge-crash-child.js', import.meta.url))
 
-function runChild(remote: string, chain: string[], killBefore?: number): Promise<{ signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, MERGE_REMOTE: remote, MERGE_CHAIN: JSON.stringify(chain) }
-    if (killBefore !== undefined) env['MERGE_KILL_BEFORE'] = String(killBefore)
-    const child = spawn(process.execPath, [CHILD], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-    child.on('error', reject)
-    child.on('close', (_code, signal) => resolve({ signal, stdout, stderr }))
-  })
+function runChild(remote: string, chain: string[], killBefore?: number): Promise<ChildOutcome> {
+  return runMergeChild(remote, chain, { killBefore })
 }
 
 for (const remote of ['file', 'file-vhd-directory'] as const) {
