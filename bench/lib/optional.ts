@@ -26,7 +26,7 @@ const BUILD_ROOT = new URL('../../', import.meta.url)
 
 export type Loaded<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string }
 
-/** `source` is the TypeScript path from the repository root, e.g. `src/repository/merge.ts` */
+/** `source` is the TypeScript path from the repository root, e.g. `src/repository/merge/index.ts` */
 export async function loadOptional<T>(source: string, exportName: string): Promise<Loaded<T>> {
   const url = new URL(source.replace(/\.ts$/, '.js'), BUILD_ROOT)
   try {
@@ -45,7 +45,7 @@ export async function loadOptional<T>(source: string, exportName: string): Promi
   return { ok: true, value: value as T }
 }
 
-export const loadMergeChain = (): Promise<Loaded<MergeChain>> => loadOptional('src/repository/merge.ts', 'mergeChain')
+export const loadMergeChain = (): Promise<Loaded<MergeChain>> => loadOptional('src/repository/merge/index.ts', 'mergeChain')
 export const loadRunJob = (): Promise<Loaded<RunJob>> => loadOptional('src/lifecycle/run-job.ts', 'runJob')
 
 /** the VHD stream of a chain if the module offers it, else nothing (the raw stream is not compared) */

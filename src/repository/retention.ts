@@ -31,7 +31,7 @@ import {
   resolveFromVmDir,
   vmDir,
 } from './layout.js'
-import { mergeChain, resumeMerges, type MergeResult } from './merge.js'
+import { mergeChain, resumeMerges, type MergeResult } from './merge/index.js'
 import { invalidateMetadataCache, readMetadata, updateMetadata, type BackupMetadata } from './metadata.js'
 import { listMetadataFiles } from './restore-points.js'
 import type { RemoteHandler } from './remote-handler.js'

@@ -9,8 +9,8 @@
 import { BackupError } from '../errors.js'
 import { BACKUP_ROOT, isUuid, normalizePath } from '../repository/layout.js'
 import { withChainLock } from '../repository/lock.js'
-import { resumeMerges } from '../repository/merge.js'
-import { dirOf, listMergeStates, readMergeState } from '../repository/merge-state.js'
+import { resumeMerges } from '../repository/merge/index.js'
+import { dirOf, listMergeStates, readMergeState } from '../repository/merge/state.js'
 import type { RemoteHandler } from '../repository/remote-handler.js'
 
 /** `finish`: finish a pending merge, then read; `fail`: never write, fail with MERGE_PENDING */

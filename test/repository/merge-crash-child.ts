@@ -8,7 +8,7 @@
  * Prints `{"changes": N}` (the changes it made) when it completes.
  */
 import { createRequire } from 'node:module'
-import { mergeChain } from '../../src/repository/merge.js'
+import { mergeChain } from '../../src/repository/merge/index.js'
 import type { RemoteHandler } from '../../src/repository/remote-handler.js'
 
 const MUTATIONS = new Set(['write', 'writeFile', 'outputFile', 'rename', 'unlink', 'rmtree', 'truncate', 'outputStream'])

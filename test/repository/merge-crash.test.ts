@@ -6,7 +6,7 @@
  * instants.
  */
 import assert from 'node:assert/strict'
-import { mergeChain, resumeMerges } from '../../src/repository/merge.js'
+import { mergeChain, resumeMerges } from '../../src/repository/merge/index.js'
 import type { RemoteHandler } from '../../src/repository/remote-handler.js'
 import { createVhdChain, hashRestorePoint, MiB, type VhdChain } from '../helpers/vhd-fixtures.js'
 import { runMergeChild as runChild } from './merge-crash-runner.js'

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mergeChain } from '../../src/repository/merge.js'
+import { mergeChain } from '../../src/repository/merge/index.js'
 import type { RemoteHandler } from '../../src/repository/remote-handler.js'
 import { createVhdChain, MiB } from '../helpers/vhd-fixtures.js'
 import { assertMerged, DISK_DIR, openLocalRemote, type LocalRemote } from './merge-helpers.js'

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { RemoteHandler } from '../../src/repository/remote-handler.js'
-import { isMissing } from '../../src/repository/merge-options.js'
+import { isMissing } from '../../src/repository/merge/options.js'
 import { DISK_TYPES, vhdLib } from '../../src/repository/vhd-lib.js'
 import { hashFullWithVhdLib, hashRestorePoint, resolveVhdData, type VhdChain } from '../helpers/vhd-fixtures.js'
 

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { BackupError } from '../../src/errors.js'
-import { mergeChain, resumeMerges } from '../../src/repository/merge.js'
+import { mergeChain, resumeMerges } from '../../src/repository/merge/index.js'
 import type { RemoteHandler } from '../../src/repository/remote-handler.js'
 import { openRemote, type TestRemote } from '../helpers/remotes.js'
 import { createVhdChain, MiB } from '../helpers/vhd-fixtures.js'

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { BackupError } from '../../src/errors.js'
-import { mergeChain, resumeMerges } from '../../src/repository/merge.js'
+import { mergeChain, resumeMerges } from '../../src/repository/merge/index.js'
 import type { RemoteHandler } from '../../src/repository/remote-handler.js'
 import { BLOCK_UNUSED, vhdLib, vhdMerge } from '../../src/repository/vhd-lib.js'
 import { appendLayer, createVhdChain, hashRestorePoint, MiB } from '../helpers/vhd-fixtures.js'

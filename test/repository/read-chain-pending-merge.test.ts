@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict'
 import { withChainLock } from '../../src/repository/lock.js'
-import { listMergeStates, mergeStatePath } from '../../src/repository/merge-state.js'
+import { listMergeStates, mergeStatePath } from '../../src/repository/merge/state.js'
 import type { RemoteHandler } from '../../src/repository/remote-handler.js'
 import { openChainRawStream } from '../../src/restore/read-chain.js'
 import { hashStream } from './exports.js'

@@ -5,11 +5,11 @@
  * the changed blocks only, and survives a crash at any point: `resumeMerges` (or the next
  * `mergeChain` on the same chain) finishes an interrupted merge from its state file.
  */
-import { BackupError } from '../errors.js'
-import type { RemoteHandler } from './remote-handler.js'
-import { planDirectoryMerge, runDirectoryMerge } from './merge-directory.js'
-import { planFileMerge, runFileMerge } from './merge-file.js'
-import { throwIfAborted } from './merge-options.js'
+import { BackupError } from '../../errors.js'
+import type { RemoteHandler } from '../remote-handler.js'
+import { planDirectoryMerge, runDirectoryMerge } from './directory.js'
+import { planFileMerge, runFileMerge } from './file.js'
+import { throwIfAborted } from './options.js'
 import {
   baseOf,
   dirOf,
@@ -18,8 +18,8 @@ import {
   readMergeState,
   writeMergeState,
   type MergeState,
-} from './merge-state.js'
-import { vhdAliases } from './vhd-lib.js'
+} from './state.js'
+import { vhdAliases } from '../vhd-lib.js'
 
 export interface MergeOptions {
   signal?: AbortSignal

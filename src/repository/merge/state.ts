@@ -4,9 +4,9 @@
  * change, and removed when the merge is complete. It holds everything a later process needs to
  * finish the merge exactly as it was planned.
  */
-import type { RemoteHandler } from './remote-handler.js'
-import { replaceFileAtomically, syncDir } from './merge-durable.js'
-import { isMissing } from './merge-options.js'
+import type { RemoteHandler } from '../remote-handler.js'
+import { replaceFileAtomically, syncDir } from './durable.js'
+import { isMissing } from './options.js'
 
 /**
  * Steps, in order. Each one is idempotent: a resumed merge redoes its current step whole.

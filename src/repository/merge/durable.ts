@@ -6,7 +6,7 @@
  */
 import { close, fsync, open } from 'node:fs'
 import { promisify } from 'node:util'
-import type { FileDescriptor, RemoteHandler } from './remote-handler.js'
+import type { FileDescriptor, RemoteHandler } from '../remote-handler.js'
 
 const fsyncAsync = promisify(fsync)
 const openAsync = promisify(open)

@@ -18,14 +18,14 @@
  * completes: renaming cannot leave a block in two places at once.
  */
 import { posix } from 'node:path'
-import { BackupError } from '../errors.js'
-import type { RemoteHandler } from './remote-handler.js'
-import { composeBlock, geometryOf, isFullBitmap } from './merge-blocks.js'
-import { syncDir, syncPath } from './merge-durable.js'
-import { isMissing, throwIfAborted, type MergeRunOptions } from './merge-options.js'
-import { forEachConcurrently } from './merge-pool.js'
-import { dirOf, baseOf, removeMergeState, writeMergeState, type DirectoryMergePlan, type MergeState } from './merge-state.js'
-import { DISK_TYPES, vhdAliases, vhdLib, vhdStructs, vhdUtils, type VhdDirectoryInstance, type VhdHeader } from './vhd-lib.js'
+import { BackupError } from '../../errors.js'
+import type { RemoteHandler } from '../remote-handler.js'
+import { composeBlock, geometryOf, isFullBitmap } from './blocks.js'
+import { syncDir, syncPath } from './durable.js'
+import { isMissing, throwIfAborted, type MergeRunOptions } from './options.js'
+import { forEachConcurrently } from './pool.js'
+import { dirOf, baseOf, removeMergeState, writeMergeState, type DirectoryMergePlan, type MergeState } from './state.js'
+import { DISK_TYPES, vhdAliases, vhdLib, vhdStructs, vhdUtils, type VhdDirectoryInstance, type VhdHeader } from '../vhd-lib.js'
 
 /** block renames in flight at once (an object store copies each one) */
 const MOVE_CONCURRENCY = 8

@@ -1,4 +1,4 @@
-import { BackupError } from '../errors.js'
+import { BackupError } from '../../errors.js'
 
 /** What every merge runner accepts: cancellation and block progress. */
 export interface MergeRunOptions {

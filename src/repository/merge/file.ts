@@ -17,14 +17,14 @@
  *   Then the merged children go: nothing references them any more.
  * A crash anywhere leaves a state file from which every step is redone identically.
  */
-import { BackupError } from '../errors.js'
-import type { FileDescriptor, RemoteHandler } from './remote-handler.js'
-import { fullBlockSize, geometryOf, isFullBitmap, overlayBlock, SECTOR, type BlockGeometry } from './merge-blocks.js'
-import { syncDir, syncFile } from './merge-durable.js'
-import { dirOf, writeMergeState, removeMergeState, type FileMergePlan, type MergeState } from './merge-state.js'
-import { BLOCK_UNUSED, DISK_TYPES, FOOTER_SIZE, HEADER_SIZE, PLATFORMS, vhdStructs, vhdUtils } from './vhd-lib.js'
-import type { VhdFooter, VhdHeader } from './vhd-lib.js'
-import { isMissing, throwIfAborted, type MergeRunOptions } from './merge-options.js'
+import { BackupError } from '../../errors.js'
+import type { FileDescriptor, RemoteHandler } from '../remote-handler.js'
+import { fullBlockSize, geometryOf, isFullBitmap, overlayBlock, SECTOR, type BlockGeometry } from './blocks.js'
+import { syncDir, syncFile } from './durable.js'
+import { dirOf, writeMergeState, removeMergeState, type FileMergePlan, type MergeState } from './state.js'
+import { BLOCK_UNUSED, DISK_TYPES, FOOTER_SIZE, HEADER_SIZE, PLATFORMS, vhdStructs, vhdUtils } from '../vhd-lib.js'
+import type { VhdFooter, VhdHeader } from '../vhd-lib.js'
+import { isMissing, throwIfAborted, type MergeRunOptions } from './options.js'
 
 /** bytes read from a child in one request */
 const RUN_BYTES = 8 * 1024 * 1024
