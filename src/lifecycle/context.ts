@@ -42,7 +42,8 @@ export interface VmRunContext {
   /** selectDisks: the source VM, its disks to back up and those left out */
   vm?: VmRecord
   disks: SourceDisk[]
-  excluded: (ExcludedDisk & { readonly ref: Ref })[]
+  /** `ref` is the VDI, `vbd` its drive on the VM */
+  excluded: (ExcludedDisk & { readonly ref: Ref; readonly vbd: Ref })[]
 
   /** snapshot: when this restore point is dated, the reference snapshot found before, the new one */
   date?: Date
@@ -99,7 +100,7 @@ export function createVmRunContext(init: {
 /** moves a disk from the backup to the excluded list */
 export function excludeDisk(ctx: VmRunContext, disk: SourceDisk, reason: string): void {
   ctx.disks = ctx.disks.filter(candidate => candidate !== disk)
-  ctx.excluded.push({ vdi: disk.vdi.uuid, ref: disk.vdi.$ref, name: disk.vdi.name_label, reason })
+  ctx.excluded.push({ vdi: disk.vdi.uuid, ref: disk.vdi.$ref, vbd: disk.vbd.$ref, name: disk.vdi.name_label, reason })
   ctx.reporter.info(`disk "${disk.vdi.name_label}" left out: ${reason}`, { vdi: disk.vdi.uuid })
 }
 

@@ -5,6 +5,7 @@
  */
 import type { RemoteHandler } from '../repository/remote-handler.js'
 import type { XapiClient } from '../xapi/client.js'
+import type { RetryPolicy } from '../xapi/retry.js'
 
 export interface JobSpec {
   readonly id: string
@@ -39,6 +40,8 @@ export interface JobEnvironment {
   getRemoteHandler(remoteId: string): Promise<RemoteHandler>
   readonly reporter: RunReporter
   readonly signal?: AbortSignal
+  /** how transient XAPI errors are retried (default `DEFAULT_RETRY_POLICY`; tests inject `sleep`) */
+  readonly xapiRetry?: Partial<RetryPolicy>
   /** settings that apply to every job */
   readonly settings?: {
     readonly useVhdDirectory?: boolean

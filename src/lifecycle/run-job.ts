@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { BackupError } from '../errors.js'
+import { withTransientRetry } from '../xapi/retry.js'
 import type { JobEnvironment, JobRunResult, JobSpec, VmRunResult } from './job.js'
 import { createBackupLifecycle, runVm } from './run-vm.js'
 import type { BackupLifecycle } from './run-vm.js'
@@ -41,7 +42,8 @@ async function backupVm(job: JobSpec, env: JobEnvironment, vm: string, signal: A
     const { failure, ...result } = await runVm({
       job,
       vmUuid: vm,
-      xapi,
+      // every XAPI call of the run goes through the one retry layer
+      xapi: withTransientRetry(xapi, env.xapiRetry),
       handler,
       reporter,
       signal,

@@ -21,6 +21,7 @@ import type { BackupMetadata } from '../repository/metadata.js'
 import type { RemoteHandler } from '../repository/remote-handler.js'
 import type { Ref, XapiClient } from '../xapi/client.js'
 import { importVhdIntoVdi } from '../xapi/import-vdi.js'
+import { withTransientRetry, type RetryPolicy } from '../xapi/retry.js'
 import { xapiErrorCode } from '../xapi/xapi-error.js'
 import { vbdCreateRecord, vdiCreateRecord, vifCreateRecord, vmCreateRecord } from './create-records.js'
 import { findNetwork } from './network-map.js'
@@ -38,6 +39,8 @@ export interface RestoreVmOptions {
   readonly sr: string
   readonly reporter?: RunReporter
   readonly signal?: AbortSignal
+  /** how transient XAPI errors are retried (default `DEFAULT_RETRY_POLICY`) */
+  readonly xapiRetry?: Partial<RetryPolicy>
 }
 
 export interface MissingDisk {
@@ -110,7 +113,9 @@ async function restoreDisk(
   }
 }
 
-export async function restoreVm(opts: RestoreVmOptions): Promise<RestoreVmResult> {
+export async function restoreVm(options: RestoreVmOptions): Promise<RestoreVmResult> {
+  // every XAPI call of the restore goes through the one retry layer
+  const opts = { ...options, xapi: withTransientRetry(options.xapi, options.xapiRetry) }
   const { xapi, handler, signal } = opts
   const reporter = opts.reporter ?? quietReporter
   const metadata = await readMetadata(handler, opts.restorePoint)

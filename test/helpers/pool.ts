@@ -13,6 +13,7 @@ import { join } from 'node:path'
 
 import type { XapiClient } from '../../src/xapi/client.js'
 import { Simulator } from '../simulator/index.js'
+import type { PoolQuirks, ProfileName } from '../simulator/profiles.js'
 
 export interface StartPoolOptions {
   /** Default: a fresh temporary folder, removed by close(). */
@@ -21,12 +22,10 @@ export interface StartPoolOptions {
   user?: string
   /** Default 'secret'. */
   password?: string
-  /** Default '8.2.1'. */
-  productVersion?: string
-  /** Default 'XCP-ng'. */
-  productBrand?: string
-  /** Default true; false plays an XAPI whose VM.snapshot takes no ignore_vdis. */
-  supportsIgnoreVdis?: boolean
+  /** The version the pool plays (test/simulator/profiles.ts). Default: the oldest supported, XenServer 6.5. */
+  profile?: ProfileName
+  /** Quirks made to last longer than the profile's own. */
+  quirks?: Partial<PoolQuirks>
   /** Default 'default': vm1 (system, [NOBAK] scratch) and vm2 (one disk), with data written. */
   inventory?: 'default' | 'empty'
   /** 0 (default) = any free port. */

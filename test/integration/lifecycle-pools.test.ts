@@ -10,6 +10,7 @@ import type { VmRunResult } from '../../src/lifecycle/job.js'
 import { runJob } from '../../src/lifecycle/run-job.js'
 import { readMetadata } from '../../src/repository/metadata.js'
 import { openHandler } from '../helpers/remotes.js'
+import { PROFILES, SUPPORTED_PROFILES } from '../simulator/index.js'
 import { BLOCK, hashRestoredDisk, listTree, MiB, RecordingReporter, remoteProblems, restorePointsOf, startHarness } from '../lifecycle/harness.js'
 import type { Harness } from '../lifecycle/harness.js'
 
@@ -22,7 +23,7 @@ describe('lifecycle: the pool version gate', function () {
   let harness: Harness
 
   before(async function () {
-    harness = await startHarness({ productVersion: '6.2.0', productBrand: 'XenServer' })
+    harness = await startHarness({ profile: 'xenserver-6.2' })
   })
 
   after(async function () {
@@ -43,24 +44,36 @@ describe('lifecycle: the pool version gate', function () {
     assert.deepEqual(reporter.ended.at(-1), { scope: `job > VM ${vm1}`, status: 'failure' })
   })
 
-  for (const [version, brand] of [
-    ['6.5.0', 'XenServer'],
-    ['8.2.1', 'XCP-ng'],
-  ] as const) {
-    it(`backs up a ${brand} ${version} pool`, async function () {
-      harness.pool.sim.setSoftwareVersion({ product_version: version, product_brand: brand })
+})
+
+for (const profile of SUPPORTED_PROFILES) {
+  describe(`lifecycle: a ${PROFILES[profile].productBrand} ${PROFILES[profile].productVersion} pool (profile ${profile})`, function () {
+    let harness: Harness
+
+    before(async function () {
+      harness = await startHarness({ profile })
+    })
+
+    after(async function () {
+      await harness?.close()
+    })
+
+    it('backs up its halted VM, restorable byte for byte', async function () {
       const vm2 = harness.pool.sim.findVm('vm2').uuid
+      const [data] = harness.pool.sim.vdisOf(vm2)
       const result = await runJob(harness.job([vm2]), harness.env())
       assert.equal(result.status, 'success', JSON.stringify(result.vms))
+      const point = (await restorePointsOf(harness.handler, vm2, 'job-1')).at(-1)!
+      assert.equal(await hashRestoredDisk(harness.handler, point, data!.uuid), await harness.pool.sim.hashVdi(data!.uuid))
     })
-  }
-})
+  })
+}
 
 describe('lifecycle: [NOBAK] disks on a pool whose VM.snapshot takes no ignore list', function () {
   let harness: Harness
 
   before(async function () {
-    harness = await startHarness({ supportsIgnoreVdis: false, inventory: 'empty' })
+    harness = await startHarness({ profile: 'citrix-hypervisor-8.2', inventory: 'empty' })
   })
 
   after(async function () {
@@ -95,10 +108,13 @@ describe('lifecycle: [NOBAK] disks on a pool whose VM.snapshot takes no ignore l
     assert.equal(snapshotCalls.length, 2)
     // the snapshots of the excluded disks were destroyed before the only transfer started
     assert.equal(sim.calls.filter(call => call.method === 'Async.VDI.destroy').length, 2)
-    const destroyedAt = reporter.log.flatMap((entry, index) => (/snapshot of excluded disk/.test(entry.message) ? [index] : []))
+    const destroyedAt = reporter.log.flatMap((entry, index) => (/cannot leave disks out of the snapshot of a running VM/.test(entry.message) ? [index] : []))
     const transferAt = reporter.log.findIndex(entry => entry.scope.includes('transfer of disk'))
-    assert.equal(destroyedAt.length, 2)
-    assert.ok(transferAt > Math.max(...destroyedAt), reporter.log.map(entry => `${entry.scope}: ${entry.message}`).join('\n'))
+    assert.equal(destroyedAt.length, 1)
+    assert.ok(transferAt > destroyedAt[0]!, reporter.log.map(entry => `${entry.scope}: ${entry.message}`).join('\n'))
+    // the run says what it cost
+    assert.equal(run.warnings.length, 1)
+    assert.match(run.warnings[0]!, /"\[NOBAK\]tmp", "\[NOBAK\] swap".*up to 16 MiB more/)
     const leftovers = sim
       .all('VDI')
       .filter(record => record.is_a_snapshot === true)

@@ -121,6 +121,13 @@ export interface Harness {
   /** the handler `env.getRemoteHandler(remoteId)` answers; a test may swap it (the seed workflow) */
   handler: RemoteHandler
   readonly remoteId: string
+  /**
+   * The delays the product's XAPI retry layer asked for, in order: the harness does not sleep
+   * them (the simulator's quirks count attempts, not time).
+   */
+  readonly retryDelays: number[]
+  /** called at each retry delay, e.g. to end another client's operation meanwhile */
+  onRetryDelay?: (delayMs: number) => void
   job(vms: readonly string[], overrides?: Partial<JobSpec>): JobSpec
   env(reporter?: RunReporter, extra?: { signal?: AbortSignal }): JobEnvironment
   close(): Promise<void>
@@ -137,6 +144,7 @@ export async function startHarness(opts: StartPoolOptions & { remote?: RemoteKin
     remote,
     handler: remote.handler,
     remoteId: 'remote-1',
+    retryDelays: [],
     job(vms, overrides = {}) {
       return {
         id: 'job-1',
@@ -157,6 +165,12 @@ export async function startHarness(opts: StartPoolOptions & { remote?: RemoteKin
           return harness.handler
         },
         reporter,
+        xapiRetry: {
+          sleep: async delayMs => {
+            harness.retryDelays.push(delayMs)
+            harness.onRetryDelay?.(delayMs)
+          },
+        },
         ...extra,
       }
     },

@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict'
 import { BACKUP_KEYS, backupOtherConfig, formatXapiDate, setOtherConfig } from '../../src/xapi/other-config.js'
 import { asVdi } from '../../src/xapi/records.js'
-import { blockMigration, MIGRATION_BLOCKED_REASON, snapshotVm } from '../../src/xapi/snapshot.js'
+import { blockMigration, blockReasonOf, snapshotVm } from '../../src/xapi/snapshot.js'
 import { FakeXapi, FakeXapiError } from './fake-xapi.js'
+
+const RUNNING = { $ref: 'OpaqueRef:vm', uuid: 'vm-uuid', power_state: 'Running' }
+const NOBAK = [{ vbd: 'OpaqueRef:vbd', vdi: 'OpaqueRef:nobak' }]
+const REASON = blockReasonOf('job-1')
 
 const vmFields = (blocked: Record<string, string> = {}) => ({
   name_label: 'web',
@@ -23,18 +27,18 @@ const vmFields = (blocked: Record<string, string> = {}) => ({
 describe('XAPI modules', () => {
   it('snapshots with the ignore list where XAPI takes it', async () => {
     const xapi = new FakeXapi().answer('VM.snapshot', () => 'OpaqueRef:snap')
-    const taken = await snapshotVm(xapi, 'OpaqueRef:vm', 'backup', ['OpaqueRef:nobak'])
-    assert.deepEqual(taken, { ref: 'OpaqueRef:snap', ignoreListSupported: true })
+    const taken = await snapshotVm(xapi, RUNNING, 'backup', NOBAK, REASON)
+    assert.deepEqual(taken, { ref: 'OpaqueRef:snap', ignoredBy: 'ignore-list' })
     assert.deepEqual(xapi.calls.map(call => call.args), [['OpaqueRef:vm', 'backup', ['OpaqueRef:nobak']]])
   })
 
-  it('asks again with two arguments when XAPI answers MESSAGE_PARAMETER_COUNT_MISMATCH', async () => {
+  it('a running VM: asks again with two arguments when XAPI answers MESSAGE_PARAMETER_COUNT_MISMATCH', async () => {
     const xapi = new FakeXapi().answer('VM.snapshot', (...args: unknown[]) => {
       if (args.length === 3) throw new FakeXapiError('MESSAGE_PARAMETER_COUNT_MISMATCH', ['VM.snapshot', '2', '3'])
       return 'OpaqueRef:snap'
     })
-    const taken = await snapshotVm(xapi, 'OpaqueRef:vm', 'backup', ['OpaqueRef:nobak'])
-    assert.deepEqual(taken, { ref: 'OpaqueRef:snap', ignoreListSupported: false })
+    const taken = await snapshotVm(xapi, RUNNING, 'backup', NOBAK, REASON)
+    assert.deepEqual(taken, { ref: 'OpaqueRef:snap', ignoredBy: 'snapshotted' })
     assert.deepEqual(xapi.calls.map(call => call.args.length), [3, 2])
   })
 
@@ -42,19 +46,20 @@ describe('XAPI modules', () => {
     const xapi = new FakeXapi().answer('VM.snapshot', () => {
       throw new FakeXapiError('SR_BACKEND_FAILURE_44')
     })
-    await assert.rejects(snapshotVm(xapi, 'OpaqueRef:vm', 'backup', []), { code: 'SR_BACKEND_FAILURE_44' })
+    await assert.rejects(snapshotVm(xapi, RUNNING, 'backup', [], REASON), { code: 'SR_BACKEND_FAILURE_44' })
     assert.equal(xapi.calls.length, 1)
   })
 
   it('blocks migration during a backup and lifts only the blocks it added', async () => {
     const xapi = new FakeXapi()
     const vm = xapi.add('VM', vmFields({ migrate_send: 'the admin said so' }))
-    const unblock = await blockMigration(xapi, vm.$ref)
+    xapi.answer('VM.update_allowed_operations', () => '')
+    const block = await blockMigration(xapi, vm.$ref, 'job-1')
     assert.deepEqual(xapi.getObjectByRef(vm.$ref).blocked_operations, {
       migrate_send: 'the admin said so',
-      pool_migrate: MIGRATION_BLOCKED_REASON,
+      pool_migrate: REASON,
     })
-    await unblock()
+    await block.lift()
     assert.deepEqual(xapi.getObjectByRef(vm.$ref).blocked_operations, { migrate_send: 'the admin said so' })
   })
 

@@ -203,6 +203,8 @@ function crashSuite(kind: 'file' | 'file-vhd-directory', seed: number, kills: nu
             await normalRun()
             step = 'after the next run'
             await ledger.assertRestorable({ keep: RETENTION })
+            // the migration block of the killed run was lifted by the next one
+            assert.deepEqual(harness.pool.sim.findVm(vm).blocked_operations, {}, 'migration blocks left')
           } catch (error) {
             throw new Error(`${where}, ${phase}, ${step}: ${(error as Error).message}`, { cause: error })
           }

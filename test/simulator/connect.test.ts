@@ -11,7 +11,7 @@ describe('simulated pool: connection and inventory', () => {
   let xapi: Xapi
 
   before(async () => {
-    pool = await startSimulatedPool({ productVersion: '6.5.0', productBrand: 'XenServer' })
+    pool = await startSimulatedPool({ profile: 'xenserver-6.5' })
     xapi = await connectXapi(pool)
   })
   after(async () => {
@@ -50,9 +50,13 @@ describe('simulated pool: connection and inventory', () => {
   })
 
   it('gives every record of a class the full field set of that class', async () => {
+    const { absentClasses, absentFields } = pool.sim.profile
     for (const spec of CLASSES.values()) {
+      if (absentClasses.includes(spec.name)) continue
       const records = await xapi.call<Record<string, Record<string, unknown>>>(`${spec.name}.get_all_records`)
-      const expected = Object.keys(spec.defaults()).sort()
+      const expected = Object.keys(spec.defaults())
+        .filter(field => !(absentFields[spec.name] ?? []).includes(field))
+        .sort()
       for (const [ref, record] of Object.entries(records)) {
         assert.deepEqual(Object.keys(record).sort(), expected, `${spec.name} ${ref}`)
         for (const field of DATE_FIELDS) {

@@ -46,7 +46,7 @@ describe('simulated pool: disk export and import', () => {
   }
 
   async function snapshotDisk(vm: string): Promise<{ ref: string; uuid: string }> {
-    const snapshot = await xapi.callAsync<string>('VM.snapshot', pool.sim.record('VM', vm).$ref, 'backup', [])
+    const snapshot = await xapi.callAsync<string>('VM.snapshot', pool.sim.record('VM', vm).$ref, 'backup')
     const [vdi] = pool.sim.vdisOf(pool.sim.record('VM', snapshot).uuid)
     return { ref: vdi!.$ref, uuid: vdi!.uuid }
   }

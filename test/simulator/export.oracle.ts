@@ -37,7 +37,7 @@ describe('simulated pool exports, checked with qemu-img', () => {
     it(`a full export of a ${size} byte disk converts back to the same bytes`, async () => {
       const { vm, vdis } = pool.sim.createVm({ name: `guest-${size}`, disks: [{ name: 'disk', size }] })
       for (const offset of [0, 3 * MiB + 17 * 512, size - 300 * 1024]) await pool.sim.writeGuest(vdis[0]!, offset, randomBytes(200 * 1024))
-      const snapshot = await xapi.callAsync<string>('VM.snapshot', pool.sim.record('VM', vm).$ref, 'oracle', [])
+      const snapshot = await xapi.callAsync<string>('VM.snapshot', pool.sim.record('VM', vm).$ref, 'oracle')
       const [disk] = pool.sim.vdisOf(pool.sim.record('VM', snapshot).uuid)
 
       const vhdPath = join(tmp, `${size}.vhd`)

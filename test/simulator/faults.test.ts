@@ -90,12 +90,12 @@ describe('simulated pool: faults on demand', () => {
   it('fails the next call or task of a method with the code given', async () => {
     const vm = pool.sim.findVm('guest')
     pool.sim.faults.failNextCall('VM.snapshot', 'SR_BACKEND_FAILURE_44', ['', 'There is insufficient space'])
-    await assert.rejects(xapi.callAsync('VM.snapshot', vm.$ref, 'backup', []), {
+    await assert.rejects(xapi.callAsync('VM.snapshot', vm.$ref, 'backup'), {
       code: 'SR_BACKEND_FAILURE_44',
       params: ['', 'There is insufficient space'],
     })
     assert.equal(pool.sim.all('VM').filter(record => record.is_a_snapshot === true).length, 0)
-    await xapi.callAsync('VM.snapshot', vm.$ref, 'backup', [])
+    await xapi.callAsync('VM.snapshot', vm.$ref, 'backup')
 
     pool.sim.faults.failNextCall('VM.get_name_label', 'INTERNAL_ERROR', ['boom'])
     await assert.rejects(xapi.call('VM.get_name_label', vm.$ref), { code: 'INTERNAL_ERROR', params: ['boom'] })

@@ -17,6 +17,11 @@ export interface Faults {
    * a task which fails. `export_raw_vdi` and `import_raw_vdi` name the HTTP handlers.
    */
   failNextCall(method: string, code: string, params?: string[]): void
+  /**
+   * The next disk export answers HTTP 200 whose body is a whole HTTP 500 answer with an HTML
+   * page (XAPI's bug, xen-api issue 4603: e.g. SR_BACKEND_FAILURE_46 "VDI not detached cleanly").
+   */
+  answerExportWithHtmlError(detail?: string): void
   /** Every open session is forgotten: the next call answers SESSION_INVALID. */
   loseSession(): void
   /** The VDI (and its VBDs) vanish as if another client had destroyed them. */
@@ -29,6 +34,7 @@ export interface Faults {
 export class ArmedFaults {
   #cutAfter: number | undefined
   #stallMs: number | undefined
+  #html: string | undefined
   readonly #failures = new Map<string, XapiFault>()
 
   armCut(bytes: number): void {
@@ -41,6 +47,17 @@ export class ArmedFaults {
 
   armFailure(method: string, code: string, params: readonly string[] = []): void {
     this.#failures.set(method.replace(/^Async\./, ''), new XapiFault(code, params))
+  }
+
+  armHtml(detail = 'SR_BACKEND_FAILURE_46: [ ; The VDI is not available [opterr=VDI not detached cleanly];  ]'): void {
+    const page = `<html><body><h1>HTTP 500 internal server error</h1>An unexpected error occurred; please wait a while and try again. If the problem persists, please contact your support representative.<h1> Additional information </h1>${detail}</body></html>`
+    this.#html = `HTTP/1.1 500 Internal Error\r\ncontent-length: ${Buffer.byteLength(page)}\r\ncontent-type:text/html\r\nconnection:close\r\ncache-control:no-cache, no-store\r\n\r\n${page}`
+  }
+
+  takeHtmlAnswer(): string | undefined {
+    const value = this.#html
+    this.#html = undefined
+    return value
   }
 
   takeCut(): number | undefined {
@@ -66,6 +83,7 @@ export class ArmedFaults {
   reset(): void {
     this.#cutAfter = undefined
     this.#stallMs = undefined
+    this.#html = undefined
     this.#failures.clear()
   }
 }

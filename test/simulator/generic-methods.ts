@@ -12,9 +12,8 @@ const str = (value: unknown, name: string): string => {
   return value
 }
 
-function fieldOf(cls: string, method: string, field: string): string {
-  const spec = CLASSES.get(cls)
-  if (spec === undefined || !(field in spec.defaults())) throw new XapiFault('MESSAGE_METHOD_UNKNOWN', [method])
+function fieldOf(store: ObjectStore, cls: string, method: string, field: string): string {
+  if (!store.hasField(cls, field)) throw new XapiFault('MESSAGE_METHOD_UNKNOWN', [method])
   return field
 }
 
@@ -36,16 +35,16 @@ export function genericCall(store: ObjectStore, cls: string, op: string, args: r
 
   let match: RegExpExecArray | null
   if ((match = /^get_(.+)$/.exec(op)) !== null) {
-    const field = fieldOf(cls, method, match[1]!)
+    const field = fieldOf(store, cls, method, match[1]!)
     return { value: store.snapshot(cls, str(args[0], 'self'))[field] }
   }
   if ((match = /^set_(.+)$/.exec(op)) !== null) {
-    const field = fieldOf(cls, method, match[1]!)
+    const field = fieldOf(store, cls, method, match[1]!)
     store.update(cls, str(args[0], 'self'), { [field]: args[1] })
     return { value: undefined }
   }
   if ((match = /^add_to_(.+)$/.exec(op)) !== null) {
-    const field = fieldOf(cls, method, match[1]!)
+    const field = fieldOf(store, cls, method, match[1]!)
     const ref = str(args[0], 'self')
     const key = str(args[1], 'key')
     store.edit<Record<string, unknown>>(cls, ref, field, map => {
@@ -55,7 +54,7 @@ export function genericCall(store: ObjectStore, cls: string, op: string, args: r
     return { value: undefined }
   }
   if ((match = /^remove_from_(.+)$/.exec(op)) !== null) {
-    const field = fieldOf(cls, method, match[1]!)
+    const field = fieldOf(store, cls, method, match[1]!)
     const key = str(args[1], 'key')
     store.edit<Record<string, unknown>>(cls, str(args[0], 'self'), field, map => {
       const { [key]: _removed, ...rest } = map
@@ -64,7 +63,7 @@ export function genericCall(store: ObjectStore, cls: string, op: string, args: r
     return { value: undefined }
   }
   if ((match = /^(add|remove)_(.+)$/.exec(op)) !== null) {
-    const field = fieldOf(cls, method, match[2]!)
+    const field = fieldOf(store, cls, method, match[2]!)
     const value = args[1]
     store.edit<unknown[]>(cls, str(args[0], 'self'), field, set => {
       if (!Array.isArray(set)) throw new XapiFault('MESSAGE_METHOD_UNKNOWN', [method])
@@ -76,12 +75,13 @@ export function genericCall(store: ObjectStore, cls: string, op: string, args: r
   return undefined
 }
 
-/** Names of the generic methods of every class, for `system.listMethods`. */
-export function genericMethodNames(): string[] {
+/** Names of the generic methods of every class served, for `system.listMethods`. */
+export function genericMethodNames(store: ObjectStore, served: (cls: string) => boolean): string[] {
   const names: string[] = []
   for (const spec of CLASSES.values()) {
+    if (!served(spec.name)) continue
     names.push(`${spec.name}.get_all_records`, `${spec.name}.get_all`, `${spec.name}.get_record`, `${spec.name}.get_by_uuid`)
-    for (const field of Object.keys(spec.defaults())) names.push(`${spec.name}.get_${field}`)
+    for (const field of store.fieldNames(spec.name)) names.push(`${spec.name}.get_${field}`)
   }
   return names
 }

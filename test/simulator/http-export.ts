@@ -37,18 +37,49 @@ async function stallUnlessClosed(res: ServerResponse, ms: number): Promise<void>
   }
 }
 
+/**
+ * The VDIs an export reads (the disk, and the base of a delta) are plugged into the control
+ * domain while it runs; once it ends they stay in use for a while (PoolQuirks).
+ */
+function attachForExport(deps: ServerDeps, refsOrUuids: (string | null)[]): () => void {
+  const attached: { vdi: string; vbd: string }[] = []
+  for (const refOrUuid of refsOrUuids) {
+    const vdi = refOrUuid === null ? undefined : deps.model.store.resolve('VDI', refOrUuid)
+    if (vdi !== undefined) attached.push({ vdi, vbd: deps.model.attachToControlDomain(vdi) })
+  }
+  let released = false
+  return () => {
+    if (released) return
+    released = true
+    for (const { vdi, vbd } of attached) deps.model.exportEnded(vdi, vbd)
+  }
+}
+
 export async function handleExport(deps: ServerDeps, query: URLSearchParams, res: ServerResponse): Promise<void> {
   const task = deps.tasks.pending(query.get('task_id') ?? undefined)
   let body: Readable | undefined
   let length = 0
+  let release = (): void => {}
+  res.once('close', () => release())
   try {
     const fault = deps.faults.takeFailure('export_raw_vdi')
     if (fault !== undefined) throw fault
     const disk = diskOfVdi(deps.model, query.get('vdi'))
     const format = query.get('format') ?? 'raw'
+    const baseRef = format === 'vhd' ? query.get('base') : null
+    const base = baseRef === null ? undefined : diskOfVdi(deps.model, baseRef)
+    release = attachForExport(deps, [query.get('vdi'), baseRef])
+    const html = deps.faults.takeHtmlAnswer()
+    if (html !== undefined) {
+      // XAPI's own bug (xen-api issue 4603): a 200 whose body is a whole HTTP error answer
+      res.writeHead(200, { 'content-type': 'application/octet-stream' })
+      res.end(html)
+      release()
+      if (task !== undefined) deps.tasks.succeed(task, '')
+      return
+    }
     if (format === 'vhd') {
-      const baseRef = query.get('base')
-      const vhd = await exportVhd(disk, baseRef === null ? undefined : diskOfVdi(deps.model, baseRef))
+      const vhd = await exportVhd(disk, base)
       body = vhd
       length = vhd.length
       res.writeHead(200, { 'content-type': 'application/octet-stream' })
@@ -60,6 +91,7 @@ export async function handleExport(deps: ServerDeps, query: URLSearchParams, res
       throw new XapiFault('FORMAT_NOT_SUPPORTED', [format])
     }
   } catch (error) {
+    release()
     return fail(deps, res, task, error)
   }
 
@@ -85,9 +117,11 @@ export async function handleExport(deps: ServerDeps, query: URLSearchParams, res
       }
     }
     res.end()
+    release()
     if (task !== undefined) deps.tasks.succeed(task, '')
   } catch (error) {
     body.destroy()
+    release()
     fail(deps, res, task, error)
   }
 }

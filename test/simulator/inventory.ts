@@ -110,7 +110,20 @@ export function seedInfrastructure(model: PoolModel, version: SoftwareVersion): 
   })
   const pbd = store.create('PBD', { host, SR: sr, device_config: { device: '/dev/sim' }, currently_attached: true })
   store.update('SR', sr, { PBDs: [pbd] })
-  store.update('host', host, { PBDs: [pbd] })
+  // a second SR: disks restored elsewhere than their original SR
+  const shared = store.create('SR', {
+    name_label: 'Shared storage',
+    name_description: 'Simulated sparse-file storage, second SR',
+    type: 'nfs',
+    content_type: 'user',
+    shared: true,
+    physical_size: 4096 * GiB,
+    other_config: {},
+    sm_config: {},
+  })
+  const sharedPbd = store.create('PBD', { host, SR: shared, device_config: { server: '127.0.0.1', serverpath: '/sim' }, currently_attached: true })
+  store.update('SR', shared, { PBDs: [sharedPbd] })
+  store.update('host', host, { PBDs: [pbd, sharedPbd] })
   store.update('pool', pool, { default_SR: sr, suspend_image_SR: sr, crash_dump_SR: sr })
 
   const network = store.create('network', { name_label: 'Pool-wide network associated with eth0', bridge: 'xenbr0' })

@@ -8,10 +8,10 @@ import { fileURLToPath } from 'node:url'
 import { connectXapi } from '../helpers/pool.js'
 
 describe('simulator command line', () => {
-  it('serves the default inventory with the given credentials and version until killed', async () => {
+  it('serves the default inventory with the given credentials and profile until killed', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'sim-main-'))
     const main = join(dirname(fileURLToPath(import.meta.url)), 'main.js')
-    const child = spawn(process.execPath, [main, '--port', '0', '--data', dataDir, '--user', 'admin', '--password', 'pw', '--product-version', '6.5.0', '--product-brand', 'XenServer'], {
+    const child = spawn(process.execPath, [main, '--port', '0', '--data', dataDir, '--user', 'admin', '--password', 'pw', '--profile', 'xenserver-7.1'], {
       stdio: ['ignore', 'pipe', 'inherit'],
     })
     try {
@@ -29,7 +29,7 @@ describe('simulator command line', () => {
       const xapi = await connectXapi({ url, user: 'admin', password: 'pw' })
       try {
         const master = xapi.getObjectByRef(xapi.pool.master as string) as unknown as { software_version: Record<string, string> }
-        assert.equal(master.software_version.product_version, '6.5.0')
+        assert.equal(master.software_version.product_version, '7.1.2')
         const vm1 = Object.values(xapi.objects.all).find(o => o.$type === 'VM' && o.name_label === 'vm1')
         assert.ok(vm1 !== undefined)
         const vdiUuid = /system \(([0-9a-f-]{36})\)/.exec(output)![1]!

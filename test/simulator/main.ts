@@ -1,6 +1,6 @@
 /**
  * npm run simulator -- --port 4443 --data DIR [--user root] [--password secret]
- *                      [--product-version 8.2.1] [--product-brand XCP-ng] [--no-ignore-vdis] [--empty] [--fresh]
+ *                      [--profile xenserver-6.5] [--empty] [--fresh]
  * Serves a simulated pool until killed. The pool is saved in DIR/pool.json and found again by the
  * next start with the same DIR, unless --fresh (which seeds a new one).
  */
@@ -10,11 +10,12 @@ import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
 import { databasePath } from './persistence.js'
+import { DEFAULT_PROFILE, profileNamed, PROFILES } from './profiles.js'
 import { Simulator } from './simulator.js'
 
 const USAGE =
   'usage: npm run simulator -- --port 4443 --data DIR [--user root] [--password secret] ' +
-  '[--product-version 8.2.1] [--product-brand XCP-ng] [--no-ignore-vdis] [--empty] [--fresh]'
+  `[--profile ${DEFAULT_PROFILE}] [--empty] [--fresh]  (profiles: ${Object.keys(PROFILES).join(', ')})`
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -23,9 +24,7 @@ async function main(): Promise<void> {
       data: { type: 'string' },
       user: { type: 'string', default: 'root' },
       password: { type: 'string', default: 'secret' },
-      'product-version': { type: 'string', default: '8.2.1' },
-      'product-brand': { type: 'string', default: 'XCP-ng' },
-      'no-ignore-vdis': { type: 'boolean', default: false },
+      profile: { type: 'string', default: DEFAULT_PROFILE },
       empty: { type: 'boolean', default: false },
       fresh: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -48,13 +47,11 @@ async function main(): Promise<void> {
     port,
     user: values.user,
     password: values.password,
-    productVersion: values['product-version'],
-    productBrand: values['product-brand'],
-    supportsIgnoreVdis: !values['no-ignore-vdis'],
+    profile: profileNamed(values.profile).name,
     inventory: values.empty ? 'empty' : 'default',
     persist: true,
   })
-  console.log(`simulated pool listening on ${sim.url}${restored ? ` (restored from ${databasePath(dataDir)})` : ''}`)
+  console.log(`simulated ${sim.profile.productBrand} ${sim.profile.productVersion} pool (profile ${sim.profile.name}) listening on ${sim.url}${restored ? ` (restored from ${databasePath(dataDir)})` : ''}`)
   console.log(`credentials: ${sim.user} / ${sim.password}`)
   console.log(`VDI files: ${dataDir}/vdis/<VDI uuid>.raw`)
   for (const vm of sim.all('VM').filter(vm => vm.is_control_domain !== true)) {

@@ -1,6 +1,7 @@
 /** The class methods with behaviour beyond the generic field accessors. */
 import { vmAllowedOperations } from './classes/vm.js'
 import type { PoolModel } from './pool-model.js'
+import type { PoolProfile } from './profiles.js'
 import { snapshotVdi, snapshotVm } from './snapshot.js'
 import type { Tasks } from './tasks.js'
 import { xapiDate } from './xapi-date.js'
@@ -10,8 +11,8 @@ import { NULL_REF, type Fields } from './xapi-types.js'
 export interface MethodContext {
   readonly model: PoolModel
   readonly tasks: Tasks
-  /** False plays an XAPI older than the `ignore_vdis` parameter of `VM.snapshot`. */
-  readonly supportsIgnoreVdis: () => boolean
+  /** The version the pool plays: its method parameters, data model and quirks. */
+  readonly profile: PoolProfile
 }
 
 export interface MethodSpec {
@@ -80,7 +81,7 @@ function unlessBlocked(operation: string, spec: MethodSpec): MethodSpec {
 export const METHODS: Readonly<Record<string, MethodSpec>> = {
   'VM.snapshot': unlessBlocked('snapshot', {
     validate(ctx, args) {
-      if (ctx.supportsIgnoreVdis()) arity('VM.snapshot', 2, 3)(ctx, args)
+      if (ctx.profile.snapshotIgnoreVdis) arity('VM.snapshot', 2, 3)(ctx, args)
       else arity('VM.snapshot', 2)(ctx, args)
     },
     run: (ctx, [vm, name, ignore]) =>
@@ -94,8 +95,18 @@ export const METHODS: Readonly<Record<string, MethodSpec>> = {
   'VDI.resize': { run: (ctx, [vdi, size]) => ctx.model.resizeVdi(ref(vdi), Number(size)) },
   'VM.destroy': unlessBlocked('destroy', { run: (ctx, [vm]) => ctx.model.destroyVm(ref(vm)) }),
   'VDI.destroy': { run: (ctx, [vdi]) => ctx.model.destroyVdi(ref(vdi)) },
-  'VBD.destroy': { run: (ctx, [vbd]) => ctx.model.destroyVbd(ref(vbd)) },
+  'VBD.destroy': { run: (ctx, [vbd]) => ctx.model.destroyDetachedVbd(ref(vbd)) },
+  'VBD.unplug': { run: (ctx, [vbd]) => ctx.model.unplugVbd(ref(vbd)) },
   'VIF.destroy': { run: (ctx, [vif]) => ctx.model.destroyVif(ref(vif)) },
+  'VM.update_allowed_operations': {
+    run: (ctx, [vm]) => {
+      const record = ctx.model.store.get('VM', ref(vm))
+      if (record.is_a_snapshot === true) return
+      const blocked = record.blocked_operations as Record<string, string>
+      const allowed = vmAllowedOperations(String(record.power_state)).filter(operation => !Object.hasOwn(blocked, operation))
+      ctx.model.store.update('VM', ref(vm), { allowed_operations: allowed })
+    },
+  },
   'VM.get_allowed_VBD_devices': { run: (ctx, [vm]) => ctx.model.allowedVbdDevices(ref(vm)) },
   'VM.get_allowed_VIF_devices': { run: (ctx, [vm]) => ctx.model.allowedVifDevices(ref(vm)) },
   'VM.start': unlessBlocked('start', { run: (ctx, [vm]) => setPower(ctx, ref(vm), true) }),

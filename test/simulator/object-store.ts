@@ -38,6 +38,8 @@ const MAX_EVENTS = 100_000
 const clone = (fields: Fields): Fields => structuredClone(fields)
 
 export class ObjectStore {
+  /** class wire name → fields this pool's version lacks (see profiles.ts) */
+  readonly #absentFields: ReadonlyMap<string, ReadonlySet<string>>
   readonly #objects = new Map<string, StoredObject>()
   readonly #byUuid = new Map<string, string>()
   #events: XapiEvent[] = []
@@ -45,11 +47,28 @@ export class ObjectStore {
   readonly #waiters = new Set<() => void>()
   readonly #listeners = new Set<() => void>()
 
+  constructor(absentFields: Readonly<Record<string, readonly string[]>> = {}) {
+    this.#absentFields = new Map(Object.entries(absentFields).map(([cls, fields]) => [cls.toLowerCase(), new Set(fields)]))
+  }
+
+  /** The field names records of `cls` carry on this pool (the class's, less those its version lacks). */
+  fieldNames(cls: string): string[] {
+    const spec = classSpec(cls)
+    if (spec === undefined) return []
+    const absent = this.#absentFields.get(spec.name.toLowerCase())
+    return Object.keys(spec.defaults()).filter(field => absent?.has(field) !== true)
+  }
+
+  hasField(cls: string, field: string): boolean {
+    return this.fieldNames(cls).includes(field)
+  }
+
   /** Creates an object of `cls` from the class defaults overlaid with the known keys of `fields`. */
   create(cls: string, fields: Fields = {}, ref: string = `OpaqueRef:${randomUUID()}`): string {
     const spec = classSpec(cls)
     if (spec === undefined) throw new XapiFault('MESSAGE_METHOD_UNKNOWN', [`${cls}.create`])
     const record = spec.defaults()
+    for (const field of this.#absentFields.get(spec.name.toLowerCase()) ?? []) delete record[field]
     for (const key of Object.keys(record)) {
       if (key in fields && fields[key] !== undefined) record[key] = clone({ v: fields[key] }).v
     }

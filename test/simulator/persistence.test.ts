@@ -19,7 +19,7 @@ describe('simulated pool saved across restarts', () => {
     const first = await Simulator.start({ dataDir, persist: true })
     const xapi = await connectXapi(first)
     const vm = first.findVm('vm1')
-    const snapshot = await xapi.callAsync<string>('VM.snapshot', vm.$ref, 'kept', [])
+    const snapshot = await xapi.callAsync<string>('VM.snapshot', vm.$ref, 'kept')
     await xapi.call('VM.add_to_other_config', vm.$ref, 'xo:mark', 'set')
     const [disk] = first.vdisOf(vm.uuid)
     await first.writeGuest(disk!.uuid, 4096, randomBytes(8192))
@@ -28,7 +28,7 @@ describe('simulated pool saved across restarts', () => {
     await xapi.disconnect()
     await first.close()
 
-    const second = await Simulator.start({ dataDir, persist: true, productVersion: '7.1.2' })
+    const second = await Simulator.start({ dataDir, persist: true, profile: 'xenserver-7.1' })
     try {
       assert.deepEqual(second.all('VM').map(record => [record.uuid, record.name_label, record.snapshot_of]), records)
       assert.equal((second.findVm('vm1').other_config as Record<string, string>)['xo:mark'], 'set')
@@ -40,7 +40,7 @@ describe('simulated pool saved across restarts', () => {
       try {
         const master = client.getObjectByRef(client.pool.master as string) as unknown as { software_version: Record<string, string> }
         assert.equal(master.software_version.product_version, '7.1.2')
-        await client.callAsync('VM.snapshot', second.findVm('vm1').$ref, 'after restart', [])
+        await client.callAsync('VM.snapshot', second.findVm('vm1').$ref, 'after restart')
       } finally {
         await client.disconnect()
       }

@@ -33,14 +33,78 @@ export const asRefs = (value: unknown): string[] => (Array.isArray(value) ? (val
 const without = (ref: string) => (refs: string[]) => refs.filter(r => r !== ref)
 export const withRef = (ref: string) => (refs: string[]) => [...refs, ref]
 
+/** A VDI whose export ended while its control-domain VBD is still being unplugged. */
+interface Releasing {
+  /** `VDI.destroy` calls still answered VDI_IN_USE */
+  attempts: number
+  readonly vbd: string
+}
+
 export class PoolModel {
   readonly store: ObjectStore
   readonly files: VdiFiles
+  /** PoolQuirks.vdiInUseAfterExport of the pool's profile */
+  readonly vdiInUseAfterExport: number
   infra: Infrastructure = { pool: NULL_REF, host: NULL_REF, sr: NULL_REF, network: NULL_REF }
+  readonly #releasing = new Map<string, Releasing>()
+  /** VDI uuid → snapshots ever taken of it (what they cost the SR, even once destroyed) */
+  readonly snapshotsTaken = new Map<string, number>()
 
-  constructor(store: ObjectStore, files: VdiFiles) {
+  constructor(store: ObjectStore, files: VdiFiles, vdiInUseAfterExport = 0) {
     this.store = store
     this.files = files
+    this.vdiInUseAfterExport = vdiInUseAfterExport
+  }
+
+  /**
+   * An export attaches the VDI to the control domain (a plugged VBD of dom0) for its duration:
+   * meanwhile `VDI.destroy` answers VDI_IN_USE. Returns the VBD, for `exportEnded`.
+   */
+  attachToControlDomain(vdi: string): string {
+    const dom0 = String(this.store.get('host', this.infra.host).control_domain)
+    // the control domain takes as many as it needs: not bound by a guest's device count
+    const userdevice = String(100 + asRefs(this.store.get('VM', dom0).VBDs).length)
+    const ref = this.store.create('VBD', {
+      VM: dom0,
+      VDI: vdi,
+      userdevice,
+      device: `tapdev${userdevice}`,
+      type: 'Disk',
+      mode: 'RO',
+      empty: false,
+      currently_attached: true,
+      other_config: { task_id: 'export_raw_vdi' },
+    })
+    this.store.edit('VM', dom0, 'VBDs', withRef(ref))
+    this.store.edit('VDI', vdi, 'VBDs', withRef(ref))
+    return ref
+  }
+
+  /**
+   * The export is over but the disk is not fully unmounted yet (real pools: a few seconds): the
+   * next `vdiInUseAfterExport` destroys of the VDI answer VDI_IN_USE, then the VBD goes.
+   */
+  exportEnded(vdi: string, vbd: string): void {
+    const earlier = this.#releasing.get(vdi)
+    if (earlier !== undefined && this.store.has(earlier.vbd)) this.destroyVbd(earlier.vbd)
+    this.#releasing.delete(vdi)
+    if (this.vdiInUseAfterExport > 0 && this.store.has(vdi)) {
+      this.#releasing.set(vdi, { attempts: this.vdiInUseAfterExport, vbd })
+    } else if (this.store.has(vbd)) {
+      this.destroyVbd(vbd)
+    }
+  }
+
+  /** One destroy attempt of a VDI still being released: answers VDI_IN_USE while attempts remain. */
+  #assertReleased(vdi: string): void {
+    const releasing = this.#releasing.get(vdi)
+    if (releasing === undefined) return
+    releasing.attempts -= 1
+    if (releasing.attempts <= 0) {
+      this.#releasing.delete(vdi)
+      if (this.store.has(releasing.vbd)) this.destroyVbd(releasing.vbd)
+    }
+    throw new XapiFault('VDI_IN_USE', [vdi, 'destroy'])
   }
 
   /** Finds the infrastructure again in a loaded database: the pool, its master, default SR, a network. */
@@ -164,6 +228,7 @@ export class PoolModel {
   /** `VDI.destroy`: refused while attached to a running VM; detached VBDs go with it. */
   destroyVdi(vdi: string): void {
     const record = this.store.snapshot('VDI', vdi)
+    this.#assertReleased(vdi)
     for (const vbd of asRefs(record.VBDs)) {
       if (this.store.get('VBD', vbd).currently_attached === true) throw new XapiFault('VDI_IN_USE', [vdi, 'destroy'])
     }
@@ -173,6 +238,7 @@ export class PoolModel {
   /** Removes a VDI whatever its state (a VDI destroyed behind the client's back). */
   forgetVdi(vdi: string): void {
     const record = this.store.snapshot('VDI', vdi)
+    this.#releasing.delete(vdi)
     for (const vbd of asRefs(record.VBDs)) this.destroyVbd(vbd)
     const of = String(record.snapshot_of)
     if (this.store.has(of)) this.store.edit('VDI', of, 'snapshots', without(vdi))
@@ -180,6 +246,25 @@ export class PoolModel {
     if (this.store.has(sr)) this.store.edit('SR', sr, 'VDIs', without(vdi))
     this.store.destroy('VDI', vdi)
     this.files.remove(String(record.uuid))
+  }
+
+  /** `VBD.unplug`: the drive is detached (hot-unplug of a running guest's drive is not played). */
+  unplugVbd(vbd: string): void {
+    const record = this.store.get('VBD', vbd)
+    if (record.currently_attached !== true) throw new XapiFault('DEVICE_ALREADY_DETACHED', [vbd])
+    const vm = this.store.get('VM', String(record.VM))
+    if (vm.is_control_domain !== true && vm.power_state === 'Running') {
+      throw new XapiFault('OPERATION_NOT_ALLOWED', ['hot-unplug of a guest drive is not simulated'])
+    }
+    this.store.update('VBD', vbd, { currently_attached: false })
+  }
+
+  /** `VBD.destroy` as a client calls it: refused while the drive is plugged. */
+  destroyDetachedVbd(vbd: string): void {
+    if (this.store.get('VBD', vbd).currently_attached === true) {
+      throw new XapiFault('OPERATION_NOT_ALLOWED', ['VBD currently attached to a running VM'])
+    }
+    this.destroyVbd(vbd)
   }
 
   destroyVbd(vbd: string): void {

@@ -27,6 +27,33 @@ export interface Credentials {
   readonly password: string
 }
 
+/** Methods that hold their object (first argument) while they run, and the operation they hold it for. */
+const LOCKING_OPERATIONS: Readonly<Record<string, string>> = {
+  'VM.snapshot': 'snapshot',
+  'VM.destroy': 'destroy',
+  'VM.start': 'start',
+  'VM.clean_shutdown': 'clean_shutdown',
+  'VM.hard_shutdown': 'hard_shutdown',
+  'VDI.destroy': 'destroy',
+  'VDI.snapshot': 'snapshot',
+  'VDI.resize': 'resize',
+}
+
+/**
+ * Puts `operation` in the object's `current_operations` under `task`; OTHER_OPERATION_IN_PROGRESS
+ * if another one is there. Resolves the function that ends it.
+ */
+export function holdOperation(store: ObjectStore, cls: string, ref: string, task: string, operation: string): () => void {
+  const current = store.get(cls, ref).current_operations as Record<string, string>
+  const [other] = Object.values(current)
+  if (other !== undefined) throw new XapiFault('OTHER_OPERATION_IN_PROGRESS', [cls, ref, other])
+  store.edit<Record<string, string>>(cls, ref, 'current_operations', ops => ({ ...ops, [task]: operation }))
+  return () => {
+    if (!store.has(ref)) return
+    store.edit<Record<string, string>>(cls, ref, 'current_operations', ({ [task]: _done, ...rest }) => rest)
+  }
+}
+
 /** Longest `event.from` wait granted, in seconds (clients ask for ~60). */
 const MAX_EVENT_WAIT_S = 60
 
@@ -118,7 +145,7 @@ export class RpcDispatcher {
         Promise.resolve()
           .then(() => {
             if (fault !== undefined) throw fault
-            return this.#resolve(inner).run(this.#ctx, args)
+            return this.#locked(inner, args, task, () => this.#resolve(inner).run(this.#ctx, args))
           })
           .then(
             result => this.#ctx.tasks.succeed(task, result),
@@ -131,15 +158,40 @@ export class RpcDispatcher {
     spec.validate?.(this.#ctx, args)
     const fault = this.#faults.takeFailure(method)
     if (fault !== undefined) throw fault
-    return spec.run(this.#ctx, args)
+    return this.#locked(method, args, `OpaqueRef:${randomUUID()}`, () => spec.run(this.#ctx, args))
+  }
+
+  /**
+   * The pool serialises the operations on one object: while one runs it is in the object's
+   * `current_operations`, and a conflicting call answers OTHER_OPERATION_IN_PROGRESS.
+   */
+  async #locked(method: string, args: readonly unknown[], task: string, run: () => unknown): Promise<unknown> {
+    const operation = LOCKING_OPERATIONS[method]
+    const target = args[0]
+    if (operation === undefined || typeof target !== 'string' || !this.#store.has(target)) return run()
+    const cls = method.slice(0, method.indexOf('.'))
+    const release = holdOperation(this.#store, cls, target, task, operation)
+    try {
+      return await run()
+    } finally {
+      release()
+    }
+  }
+
+  /** Whether this pool's version has the class (`VTPM` only from 8.3). */
+  #serves(cls: string): boolean {
+    return !this.#ctx.profile.absentClasses.some(absent => absent.toLowerCase() === cls.toLowerCase())
   }
 
   #resolve(method: string): MethodSpec {
-    const specific = METHODS[method]
-    if (specific !== undefined) return specific
     const dot = method.indexOf('.')
     const cls = method.slice(0, dot)
     const op = method.slice(dot + 1)
+    if (this.#ctx.profile.absentMethods.includes(method) || (dot > 0 && !this.#serves(cls))) {
+      throw new XapiFault('MESSAGE_METHOD_UNKNOWN', [method])
+    }
+    const specific = METHODS[method]
+    if (specific !== undefined) return specific
     if (dot > 0 && CLASSES.has(cls)) {
       return {
         run: (_ctx, args) => {
@@ -168,9 +220,15 @@ export class RpcDispatcher {
       'system.listMethods',
       'event.from',
       'event.inject',
-      ...genericMethodNames(),
+      ...genericMethodNames(this.#store, cls => this.#serves(cls)),
     ])
-    for (const name of Object.keys(METHODS)) names.add(name).add(`Async.${name}`)
+    for (const name of Object.keys(METHODS)) {
+      if (this.#serves(name.slice(0, name.indexOf('.')))) names.add(name).add(`Async.${name}`)
+    }
+    for (const name of this.#ctx.profile.absentMethods) {
+      names.delete(name)
+      names.delete(`Async.${name}`)
+    }
     return [...names]
   }
 

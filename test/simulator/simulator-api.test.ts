@@ -57,7 +57,7 @@ describe('simulator API for tests', () => {
   it('destroys a VM with its snapshots, their disks and files', async () => {
     const vm = pool.sim.findVm('vm1')
     await pool.sim.writeGuest(pool.sim.vdisOf(vm.uuid)[0]!.uuid, MiB, randomBytes(512))
-    const snapshot = await xapi.callAsync<string>('VM.snapshot', vm.$ref, 'backup', [])
+    const snapshot = await xapi.callAsync<string>('VM.snapshot', vm.$ref, 'backup')
     const disks = [...pool.sim.vdisOf(vm.uuid), ...pool.sim.vdisOf(pool.sim.record('VM', snapshot).uuid)]
     const files = disks.map(vdi => pool.sim.vdiPath(vdi.uuid))
     assert.equal(disks.length, 4)

@@ -13,7 +13,8 @@ import { createGuest, seedDefaultVms, seedInfrastructure, softwareVersion, type 
 import { ObjectStore } from './object-store.js'
 import { DatabaseSaver, loadDatabase } from './persistence.js'
 import { PoolModel } from './pool-model.js'
-import { RpcDispatcher, type CallRecord } from './rpc.js'
+import { DEFAULT_PROFILE, profileNamed, withQuirks, type PoolProfile, type PoolQuirks, type ProfileName } from './profiles.js'
+import { holdOperation, RpcDispatcher, type CallRecord } from './rpc.js'
 import { Tasks } from './tasks.js'
 import { VdiFiles } from './vdi-files.js'
 import { NULL_REF, type SimRecord } from './xapi-types.js'
@@ -23,16 +24,19 @@ export interface SimulatorOptions {
   dataDir: string
   user?: string
   password?: string
-  productVersion?: string
-  productBrand?: string
-  /** False plays an XAPI whose `VM.snapshot` has no `ignore_vdis` parameter. */
-  supportsIgnoreVdis?: boolean
+  /**
+   * The version the pool plays, with every behaviour of that version (profiles.ts). Default:
+   * the oldest supported, XenServer 6.5.
+   */
+  profile?: ProfileName
+  /** Quirks made to last longer than the profile's own (never shorter). */
+  quirks?: Partial<PoolQuirks>
   inventory?: 'default' | 'empty'
   /** 0 (default) picks a free port. */
   port?: number
   /**
    * Keep the pool database in `<dataDir>/pool.json` (default false): a restart finds the saved
-   * pool instead of seeding one; the product version and brand still come from the options.
+   * pool instead of seeding one; the version reported still comes from the profile.
    */
   persist?: boolean
 }
@@ -41,11 +45,11 @@ export class Simulator {
   readonly dataDir: string
   readonly user: string
   readonly password: string
-  /** False plays an XAPI whose `VM.snapshot` answers MESSAGE_PARAMETER_COUNT_MISMATCH to 3 arguments. */
-  supportsIgnoreVdis: boolean
+  /** The version this pool plays. */
+  readonly profile: PoolProfile
   readonly faults: Faults
 
-  readonly #store = new ObjectStore()
+  readonly #store: ObjectStore
   readonly #files: VdiFiles
   readonly #model: PoolModel
   readonly #tasks: Tasks
@@ -59,13 +63,14 @@ export class Simulator {
     this.dataDir = opts.dataDir
     this.user = opts.user ?? 'root'
     this.password = opts.password ?? 'secret'
-    this.supportsIgnoreVdis = opts.supportsIgnoreVdis ?? true
+    this.profile = withQuirks(profileNamed(opts.profile ?? DEFAULT_PROFILE), opts.quirks ?? {})
+    this.#store = new ObjectStore(this.profile.absentFields)
     this.#files = new VdiFiles(opts.dataDir)
-    this.#model = new PoolModel(this.#store, this.#files)
+    this.#model = new PoolModel(this.#store, this.#files, this.profile.quirks.vdiInUseAfterExport)
     this.#tasks = new Tasks(this.#store, () => this.#model.infra.host)
     this.#rpc = new RpcDispatcher(
       this.#store,
-      { model: this.#model, tasks: this.#tasks, supportsIgnoreVdis: () => this.supportsIgnoreVdis },
+      { model: this.#model, tasks: this.#tasks, profile: this.profile },
       this.#armed,
       { user: this.user, password: this.password }
     )
@@ -73,6 +78,7 @@ export class Simulator {
     this.faults = {
       cutExportAfter: bytes => this.#armed.armCut(bytes),
       stallExport: ms => this.#armed.armStall(ms),
+      answerExportWithHtmlError: detail => this.#armed.armHtml(detail),
       failNextCall: (method, code, params) => this.#armed.armFailure(method, code, params),
       loseSession: () => this.#rpc.loseSessions(),
       destroyVdiBehindClient: uuid => this.#model.forgetVdi(this.#ref('VDI', uuid)),
@@ -84,7 +90,7 @@ export class Simulator {
   static async start(opts: SimulatorOptions): Promise<Simulator> {
     const sim = new Simulator(opts)
     await sim.#files.init()
-    const version = { product_version: opts.productVersion ?? '8.2.1', product_brand: opts.productBrand ?? 'XCP-ng' }
+    const version = { product_version: sim.profile.productVersion, product_brand: sim.profile.productBrand }
     const saved = opts.persist === true ? await loadDatabase(opts.dataDir) : undefined
     if (saved !== undefined) {
       for (const { cls, ref, fields } of saved) sim.#store.create(cls, fields, ref)
@@ -138,10 +144,21 @@ export class Simulator {
     return this.#uuid('SR', this.#model.infra.sr)
   }
 
+  /** The uuid of the pool's other SR (not the default one). */
+  secondSr(): string {
+    const other = this.#store.refs('SR').find(ref => ref !== this.#model.infra.sr)
+    if (other === undefined) throw new Error('the pool has one SR')
+    return this.#uuid('SR', other)
+  }
+
   defaultNetwork(): string {
     return this.#uuid('network', this.#model.infra.network)
   }
 
+  /**
+   * Changes what the master host reports (an update installed, as events show it); the pool's
+   * behaviours stay those of its profile.
+   */
   setSoftwareVersion(version: Partial<SoftwareVersion>): void {
     const host = this.#model.infra.host
     const current = this.#store.get('host', host).software_version as Record<string, string>
@@ -151,6 +168,27 @@ export class Simulator {
         product_brand: version.product_brand ?? current.product_brand!,
       }),
     })
+  }
+
+  /**
+   * Another client's operation on an object (XO snapshotting a VM, an SR scan...): until the
+   * returned function is called, a conflicting call answers OTHER_OPERATION_IN_PROGRESS.
+   */
+  holdOperation(cls: string, refOrUuid: string, operation: string): () => void {
+    const task = this.#tasks.create(`another client: ${operation}`)
+    const release = holdOperation(this.#store, cls, this.#ref(cls, refOrUuid), task, operation)
+    return () => {
+      release()
+      this.#tasks.succeed(task, '')
+    }
+  }
+
+  /**
+   * Other clients' pending tasks fill the pool: every call that would create a task answers
+   * TOO_MANY_PENDING_TASKS until the returned function ends them.
+   */
+  occupyPendingTasks(): () => void {
+    return this.#tasks.occupy()
   }
 
   renameVdi(uuid: string, name: string): void {
@@ -188,6 +226,11 @@ export class Simulator {
     const size = Number(this.#store.get('VDI', this.#ref('VDI', vdiUuid)).virtual_size)
     if (offset < 0 || offset + data.length > size) throw new RangeError(`write past the end of VDI ${vdiUuid}`)
     await this.#files.write(vdiUuid, offset, data)
+  }
+
+  /** How many snapshots were ever taken of a VDI (destroyed ones included): what they cost the SR. */
+  snapshotsTakenOf(vdiUuid: string): number {
+    return this.#model.snapshotsTaken.get(vdiUuid) ?? 0
   }
 
   /** sha256 (hex) of a VDI's whole raw content. */

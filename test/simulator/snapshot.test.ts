@@ -24,7 +24,7 @@ describe('simulated pool: snapshots and object life cycle', () => {
     const disks = pool.sim.vdisOf(vm.uuid)
     const hashesBefore = await Promise.all(disks.map(disk => pool.sim.hashVdi(disk.uuid)))
 
-    const snapshotRef = await xapi.callAsync<string>('VM.snapshot', vm.$ref, 'backup', [])
+    const snapshotRef = await xapi.callAsync<string>('VM.snapshot', vm.$ref, 'backup')
     // the new objects were announced before the task's success
     const cached = xapi.getObjectByRef(snapshotRef) as unknown as {
       uuid: string
@@ -61,17 +61,7 @@ describe('simulated pool: snapshots and object life cycle', () => {
     assert.notEqual(await pool.sim.hashVdi(disks[0]!.uuid), hashesBefore[0])
   })
 
-  it('leaves out the VDIs listed in ignore_vdis', async () => {
-    const vm = pool.sim.findVm('vm1')
-    const [system, scratch] = pool.sim.vdisOf(vm.uuid)
-    const snapshotRef = await xapi.callAsync<string>('VM.snapshot', vm.$ref, 'backup', [scratch!.$ref])
-    const snapDisks = pool.sim.vdisOf(pool.sim.record('VM', snapshotRef).uuid)
-    assert.deepEqual(snapDisks.map(vdi => vdi.snapshot_of), [system!.$ref])
-    assert.deepEqual(pool.sim.record('VDI', scratch!.uuid).snapshots, [])
-  })
-
-  it('plays an older XAPI whose VM.snapshot refuses a third argument', async () => {
-    pool.sim.supportsIgnoreVdis = false
+  it('on XenServer 6.5 (the default profile), VM.snapshot refuses a third argument', async () => {
     const vm = pool.sim.findVm('vm1')
     await assert.rejects(xapi.callAsync('VM.snapshot', vm.$ref, 'backup', []), {
       code: 'MESSAGE_PARAMETER_COUNT_MISMATCH',
@@ -83,7 +73,7 @@ describe('simulated pool: snapshots and object life cycle', () => {
 
   it('destroys snapshots and their VDIs; refuses to destroy a disk in use', async () => {
     const vm = pool.sim.findVm('vm1')
-    const snapshotRef = await xapi.callAsync<string>('VM.snapshot', vm.$ref, 'backup', [])
+    const snapshotRef = await xapi.callAsync<string>('VM.snapshot', vm.$ref, 'backup')
     const snapDisks = pool.sim.vdisOf(pool.sim.record('VM', snapshotRef).uuid)
     await xapi.callAsync('VM.destroy', snapshotRef)
     for (const vdi of snapDisks) await xapi.callAsync('VDI.destroy', vdi.$ref)
@@ -97,7 +87,7 @@ describe('simulated pool: snapshots and object life cycle', () => {
     const [attached] = pool.sim.vdisOf(vm.uuid)
     await assert.rejects(xapi.callAsync('VDI.destroy', attached!.$ref), { code: 'VDI_IN_USE' })
 
-    const blocked = await xapi.callAsync<string>('VM.snapshot', vm.$ref, 'blocked', [])
+    const blocked = await xapi.callAsync<string>('VM.snapshot', vm.$ref, 'blocked')
     await xapi.call('VM.add_to_blocked_operations', blocked, 'destroy', 'backup in progress')
     await assert.rejects(xapi.callAsync('VM.destroy', blocked), { code: 'OPERATION_BLOCKED', params: [blocked, 'backup in progress'] })
     await xapi.call('VM.remove_from_blocked_operations', blocked, 'destroy')
@@ -154,3 +144,26 @@ async function hashOfZeros(size: number): Promise<string> {
   for (let done = 0; done < size; done += MiB) hash.update(chunk.subarray(0, Math.min(MiB, size - done)))
   return hash.digest('hex')
 }
+
+describe('simulated pool: VM.snapshot with ignore_vdis (XCP-ng 8.3)', () => {
+  let pool: SimulatedPool
+  let xapi: Xapi
+
+  before(async () => {
+    pool = await startSimulatedPool({ profile: 'xcp-ng-8.3' })
+    xapi = await connectXapi(pool)
+  })
+  after(async () => {
+    await xapi.disconnect()
+    await pool.close()
+  })
+
+  it('leaves out the VDIs listed in ignore_vdis', async () => {
+    const vm = pool.sim.findVm('vm1')
+    const [system, scratch] = pool.sim.vdisOf(vm.uuid)
+    const snapshotRef = await xapi.callAsync<string>('VM.snapshot', vm.$ref, 'backup', [scratch!.$ref])
+    const snapDisks = pool.sim.vdisOf(pool.sim.record('VM', snapshotRef).uuid)
+    assert.deepEqual(snapDisks.map(vdi => vdi.snapshot_of), [system!.$ref])
+    assert.deepEqual(pool.sim.record('VDI', scratch!.uuid).snapshots, [])
+  })
+})

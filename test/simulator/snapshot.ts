@@ -74,6 +74,7 @@ export async function snapshotVdi(model: PoolModel, vdi: string, now: string = x
     current_operations: {},
   })
   await model.files.copy(String(sourceUuid), String(model.store.get('VDI', copy).uuid))
+  model.snapshotsTaken.set(String(sourceUuid), (model.snapshotsTaken.get(String(sourceUuid)) ?? 0) + 1)
   model.store.edit('VDI', vdi, 'snapshots', withRef(copy))
   return copy
 }

@@ -1,9 +1,13 @@
 import { BackupError } from '../../errors.js'
 import { fetchDisks, fetchVm, refOfUuid } from '../../xapi/records.js'
+import { reattachDetachedDrives } from '../../xapi/snapshot.js'
 import { xapiErrorCode } from '../../xapi/xapi-error.js'
 import type { VmRunContext } from '../context.js'
 
-/** every disk of the VM is a candidate; CD drives and empty drives are never backed up */
+/**
+ * Every disk of the VM is a candidate; CD drives and empty drives are never backed up. Drives an
+ * interrupted run detached for its snapshot are put back first.
+ */
 export async function selectDisks(ctx: VmRunContext): Promise<void> {
   let ref: string
   try {
@@ -13,6 +17,10 @@ export async function selectDisks(ctx: VmRunContext): Promise<void> {
       throw new BackupError('VM_NOT_FOUND', `no VM ${ctx.vmUuid} on its pool`, { vm: ctx.vmUuid }, { cause: error })
     }
     throw error
+  }
+  const reattached = await reattachDetachedDrives(ctx.xapi, ref, ctx.vmUuid)
+  if (reattached > 0) {
+    ctx.reporter.warning(`${reattached} drive(s) an interrupted run had detached for its snapshot were put back`, { reattached })
   }
   ctx.vm = await fetchVm(ctx.xapi, ref)
   ctx.disks = await fetchDisks(ctx.xapi, ctx.vm)

@@ -1,8 +1,9 @@
 import { BackupError } from '../../errors.js'
 import { backupOtherConfig, BACKUP_KEYS, setOtherConfig } from '../../xapi/other-config.js'
 import { fetchDisks, fetchVdi, fetchVm } from '../../xapi/records.js'
-import { blockMigration, destroyVdi, snapshotVm } from '../../xapi/snapshot.js'
+import { blockMigration, blockReasonOf, destroyVdi, snapshotVm } from '../../xapi/snapshot.js'
 import type { VmRunContext } from '../context.js'
+import { warn } from '../context.js'
 import { findReferenceSnapshot, isExported } from '../reference-snapshot.js'
 import { chooseRestorePointDate } from '../restore-point-date.js'
 
@@ -13,11 +14,24 @@ function requireVm(ctx: VmRunContext): NonNullable<VmRunContext['vm']> {
   return ctx.vm
 }
 
+function formatSize(bytes: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB']
+  let value = bytes
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit++
+  }
+  return `${Number.isInteger(value) ? value : value.toFixed(1)} ${units[unit]}`
+}
+
 /**
  * Snapshots the VM without its excluded disks and tags the snapshot (VM and disks) with the
- * `xo:backup:*` keys. Migration stays blocked until `cleanup`. Where XAPI cannot leave disks out
- * of a snapshot, the snapshots of the excluded disks are destroyed right away, before anything
- * is transferred.
+ * `xo:backup:*` keys. Migration stays blocked until `cleanup` (blocks a dead run of the job left
+ * are lifted first). Excluded disks are never snapshotted where the pool can avoid it: with
+ * `VM.snapshot`'s ignore list (8.3 on), or for a halted VM by detaching their drives for the
+ * snapshot. A running VM on an older pool is snapshotted with them: their snapshots are
+ * destroyed right away, before anything is transferred, and the run's warning says what it cost.
  */
 export async function takeSnapshot(ctx: VmRunContext): Promise<void> {
   const { xapi, job } = ctx
@@ -34,28 +48,46 @@ export async function takeSnapshot(ctx: VmRunContext): Promise<void> {
     deltaChainLength: ctx.reference !== undefined && isExported(ctx.reference) ? previousLength + 1 : 0,
   })
 
-  ctx.unblockMigration = await blockMigration(xapi, vm.$ref)
+  const block = await blockMigration(xapi, vm.$ref, job.id)
+  ctx.unblockMigration = block.lift
+  if (block.stale.length > 0) {
+    ctx.reporter.info(`migration blocks left by an interrupted run lifted: ${block.stale.join(', ')}`, { operations: block.stale })
+  }
+  const current = await fetchVm(xapi, vm.$ref)
   const taken = await snapshotVm(
     xapi,
-    vm.$ref,
+    current,
     `[XO Backup ${job.name}] ${vm.name_label}`,
-    ctx.excluded.map(disk => disk.ref)
+    ctx.excluded.map(disk => ({ vbd: disk.vbd, vdi: disk.ref })),
+    blockReasonOf(job.id)
   )
   ctx.snapshotRef = taken.ref
   await setOtherConfig(xapi, 'VM', taken.ref, tags)
 
   const excluded = new Set(ctx.excluded.map(disk => disk.ref))
   const snapshot = await fetchVm(xapi, taken.ref)
+  const destroyed: string[] = []
+  let cost = 0
   for (const { vdi } of await fetchDisks(xapi, snapshot)) {
     if (excluded.has(vdi.snapshot_of)) {
       await destroyVdi(xapi, vdi.$ref)
-      ctx.reporter.info(`snapshot of excluded disk "${vdi.name_label}" destroyed (this pool cannot leave disks out of a snapshot)`, {
-        vdi: vdi.uuid,
-      })
+      destroyed.push(`"${vdi.name_label}"`)
+      cost += vdi.virtual_size
       continue
     }
     await setOtherConfig(xapi, 'VDI', vdi.$ref, tags)
     ctx.snapshotDisks.set(vdi.snapshot_of, await fetchVdi(xapi, vdi.$ref))
+  }
+  if (destroyed.length > 0) {
+    const pool = ctx.pool === undefined ? 'this pool' : `${ctx.pool.productBrand} ${ctx.pool.productVersion}`.trim()
+    warn(
+      ctx,
+      `${pool} cannot leave disks out of the snapshot of a running VM: the excluded disk(s) ${destroyed.join(', ')} were ` +
+        `snapshotted with it and their snapshots destroyed before any transfer; for that moment the SR needed up to ` +
+        `${formatSize(cost)} more (their whole size on a thick-provisioned SR). Halting the VM for its backup, or ` +
+        `XCP-ng / XenServer 8.3, avoids it.`,
+      { excluded: destroyed.length, bytes: cost }
+    )
   }
   ctx.snapshot = await fetchVm(xapi, taken.ref)
 
@@ -67,5 +99,5 @@ export async function takeSnapshot(ctx: VmRunContext): Promise<void> {
       })
     }
   }
-  ctx.reporter.info(`snapshot "${snapshot.name_label}" taken`, { snapshot: snapshot.uuid, ignoreListSupported: taken.ignoreListSupported })
+  ctx.reporter.info(`snapshot "${snapshot.name_label}" taken`, { snapshot: snapshot.uuid, excludedDisks: taken.ignoredBy })
 }
