@@ -24,7 +24,7 @@ export async function takeSnapshot(ctx: VmRunContext): Promise<void> {
   const task = ctx.reporter.child('snapshot')
   try {
     const snapshot = await snapshotAndTag(ctx)
-    task.info(`snapshot "${snapshot.name_label}" taken`, { snapshot: snapshot.uuid })
+    task.info(`snapshot "${snapshot.name_label}" taken`, { snapshot: snapshot.uuid, ignoreListSupported: snapshot.ignoreListSupported })
     task.end({ status: 'success', data: { id: snapshot.uuid, name_label: snapshot.name_label } })
   } catch (error) {
     task.end({ status: 'failure', error: error instanceof Error ? error : new Error(String(error)) })
@@ -32,7 +32,7 @@ export async function takeSnapshot(ctx: VmRunContext): Promise<void> {
   }
 }
 
-async function snapshotAndTag(ctx: VmRunContext): Promise<{ readonly uuid: string; readonly name_label: string }> {
+async function snapshotAndTag(ctx: VmRunContext): Promise<{ readonly uuid: string; readonly name_label: string; readonly ignoreListSupported: boolean }> {
   const { xapi, job } = ctx
   const vm = requireVm(ctx)
 
@@ -80,6 +80,5 @@ async function snapshotAndTag(ctx: VmRunContext): Promise<{ readonly uuid: strin
       })
     }
   }
-  ctx.reporter.info(`snapshot "${snapshot.name_label}" taken`, { snapshot: snapshot.uuid, ignoreListSupported: taken.ignoreListSupported })
-  return { uuid: snapshot.uuid, name_label: snapshot.name_label }
+  return { uuid: snapshot.uuid, name_label: snapshot.name_label, ignoreListSupported: taken.ignoreListSupported }
 }
