@@ -279,7 +279,8 @@ class VmVerifier {
         return problems
       }
       case 'listed': {
-        const problems = integrity.source === 'sidecar' ? [] : [hint('checksums-rebuilt', path, integrity.note ?? integrity.source)]
+        // a list rebuilt after a merge is the expected state until the merge records its own: no hint
+        const problems = integrity.source === 'recomputed' ? [hint('checksums-rebuilt', path, integrity.note ?? integrity.source)] : []
         // recomputed with the recorded digest: every block was just read and matched
         if (integrity.source !== 'recomputed') problems.push(...(await this.#blockProblems(path, integrity.list)))
         return problems
