@@ -29,6 +29,12 @@ async function writeBlocks(harness: Harness, vdi: string, blocks: readonly numbe
   }
 }
 
+/**
+ * vm1 runs: on a pool without `ignore_vdis` its [NOBAK] disk is snapshotted with it and the run
+ * warns of that cost (lifecycle-real-pools.test.ts checks that warning)
+ */
+const notNobakCost = (warning: string): boolean => !/cannot leave disks out of the snapshot of a running VM/.test(warning)
+
 /** the job's snapshots of a VM on the SR */
 function jobSnapshots(harness: Harness, vmUuid: string) {
   return harness.pool.sim.all('VM').filter(vm => vm.is_a_snapshot === true && (vm.other_config as Record<string, string>)[BACKUP_KEYS.vm] === vmUuid)
@@ -71,7 +77,7 @@ onProfiles(({ profile, fullOnly }) => {
       assert.ok(vm.restorePoint !== undefined)
       hashes.set(vm.restorePoint, await harness.pool.sim.hashVdi(system))
       // a first export is expected: no warning
-      assert.deepEqual(vm.warnings, [])
+      assert.deepEqual(vm.warnings.filter(notNobakCost), [])
 
       // nothing of the [NOBAK] disk on the remote
       const files = await listTree(harness.handler)
@@ -122,7 +128,7 @@ onProfiles(({ profile, fullOnly }) => {
         assert.deepEqual(vm.disks.map(disk => disk.mode), ['delta'], `run ${run}: ${vm.warnings.join('; ')}`)
         const size = vm.disks[0]!.size
         assert.ok(size >= 3 * BLOCK && size < 3 * BLOCK + MiB, `run ${run}: ${size} bytes for 3 changed blocks`)
-        assert.deepEqual(vm.warnings, [])
+        assert.deepEqual(vm.warnings.filter(notNobakCost), [])
         hashes.set(vm.restorePoint!, await harness.pool.sim.hashVdi(system))
         assert.equal(jobSnapshots(harness, vm1).length, 1)
       }
@@ -157,8 +163,8 @@ onProfiles(({ profile, fullOnly }) => {
       assert.equal(back.status, 'success', back.error)
       // the reference snapshot of the last run holds no copy of `system`: a full, and the log says why
       assert.deepEqual(back.disks.map(disk => [disk.vdi, disk.mode]), [[system, 'full']])
-      assert.equal(back.warnings.length, 1)
-      assert.match(back.warnings[0]!, /holds no snapshot of this disk/)
+      assert.equal(back.warnings.filter(notNobakCost).length, 1)
+      assert.match(back.warnings.filter(notNobakCost)[0]!, /holds no snapshot of this disk/)
     })
 
     fullOnly('a deleted reference snapshot makes the next run a full, with a warning, nothing else lost', async function () {

@@ -80,7 +80,8 @@ describe('simulator API for tests', () => {
     pool.sim.destroySr(sr)
     await xapi.barrier()
     assert.deepEqual(pool.sim.all('VDI'), [])
-    assert.deepEqual(pool.sim.all('PBD'), [])
+    // the other SR keeps its PBD
+    assert.deepEqual(pool.sim.all('PBD').map(pbd => pbd.SR), [pool.sim.record('SR', pool.sim.secondSr()).$ref])
     assert.equal(xapi.getObjectByUuid(sr, undefined), undefined)
     assert.deepEqual(pool.sim.vdisOf(pool.sim.findVm('vm1').uuid), [])
   })
