@@ -16,6 +16,7 @@ import { exists } from './remote-files.js'
 import { assertSafeId, isUuid, normalizePath, resolveFromVmDir, resolveSibling, vdisDir, vhdBlockPath } from './layout.js'
 import { readMetadata, type BackupMetadata, type VhdChecksum } from './metadata.js'
 import { listBackedUpVms, listMetadataFiles, restorePointOf } from './restore-points.js'
+import { isMergeStateName } from './merge/state.js'
 import type { RemoteHandler } from './remote-handler.js'
 import { checksumOfVhd } from './vhd-checksum.js'
 import { Constants, computeBatSize, formatUuid, isVhdAlias, openVhd, resolveVhdAlias, type Vhd } from './vhd-lib.js'
@@ -315,7 +316,7 @@ class VmVerifier {
           }
         }
         const names = await this.#handler.list(dir, { ignoreMissing: true })
-        for (const name of names.filter(n => n.endsWith('.merge.json'))) {
+        for (const name of names.filter(isMergeStateName)) {
           problems.push(hint('merge-pending', `${dir}/${name}`, 'an interrupted merge; the next backup run or a restore of this disk finishes it'))
         }
         if (names.includes('data')) {

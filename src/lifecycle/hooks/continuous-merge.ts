@@ -3,13 +3,14 @@
  * oldest restore points past it are merged into the full, so the chain never grows beyond it.
  */
 import { enforceRetention } from '../../repository/retention.js'
+import { warn } from '../context.js'
 import type { BackupHook } from './hook.js'
 
 export const continuousMerge: BackupHook = {
   step: 'retention',
   name: 'continuous-merge',
   async run(ctx) {
-    const { removed, merges } = await enforceRetention(ctx.handler, {
+    const { removed, merges, deferred } = await enforceRetention(ctx.handler, {
       vm: ctx.vmUuid,
       jobId: ctx.job.id,
       keep: ctx.job.retention,
@@ -23,6 +24,9 @@ export const continuousMerge: BackupHook = {
     })
     for (const merge of merges) {
       ctx.merges.push({ vdi: merge.vdi, blocks: merge.blocks, durationMs: merge.durationMs })
+    }
+    for (const { message, dir, statePath } of deferred) {
+      warn(ctx, message, { dir, statePath })
     }
     if (removed.length > 0) {
       ctx.reporter.info(`retention ${ctx.job.retention}: ${removed.length} restore point(s) past it removed`, { removed })
