@@ -42,7 +42,6 @@ export interface JobEnvironment {
   /** settings that apply to every job */
   readonly settings?: {
     readonly useVhdDirectory?: boolean
-    readonly mergeBlockConcurrency?: number
     /** a disk transfer that receives no bytes for this long fails (default 10 minutes) */
     readonly transferTimeoutMs?: number
   }
@@ -56,7 +55,7 @@ export interface DiskResult {
   /** bytes transferred */
   readonly size: number
   readonly durationMs: number
-  /** sha256 of the VHD written, hex */
+  /** digest (sha256, hex) of the block-checksum list of the VHD written (its metadata records it) */
   readonly checksum?: string
 }
 
