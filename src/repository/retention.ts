@@ -73,12 +73,19 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new BackupError('CANCELLED', 'retention cancelled', {}, { cause: signal.reason })
 }
 
+/** the metadata read is a valid JSON backup of another mode than delta (`readMetadata`'s `mode` error) */
+function isOtherBackupMode(error: unknown): boolean {
+  return error instanceof BackupError && error.code === 'METADATA_INVALID' && (error.context as { field?: unknown } | undefined)?.field === 'mode'
+}
+
 async function readAllMetadata(handler: RemoteHandler, vm: string): Promise<MetadataFile[]> {
   const files: MetadataFile[] = []
   for (const path of await listMetadataFiles(handler, vm)) {
     try {
       files.push({ path, metadata: await readMetadata(handler, path) })
     } catch (error) {
+      // a backup of another mode (Xen Orchestra's full backup: an XVA beside it) uses no VHD
+      if (isOtherBackupMode(error)) continue
       // deciding which VHDs are unused needs every restore point: stop before deleting anything
       throw new BackupError(
         'METADATA_INVALID',

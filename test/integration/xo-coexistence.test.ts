@@ -15,80 +15,19 @@
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import type { VmRunResult } from '../../src/lifecycle/job.js'
 import { runJob } from '../../src/lifecycle/run-job.js'
-import { metadataPath, vmDir } from '../../src/repository/layout.js'
+import { readVhdInfo } from '../../src/repository/chain.js'
+import { vmDir } from '../../src/repository/layout.js'
 import { listMergeStates } from '../../src/repository/merge/state.js'
-import type { RemoteHandler } from '../../src/repository/remote-handler.js'
-import { BLOCK, hashRestoredDisk, listTree, MiB, remoteProblems, restorePointsOf, sha256Of, startHarness } from '../lifecycle/harness.js'
+import { BACKUP_KEYS } from '../../src/xapi/other-config.js'
+import { listTree, restorePointsOf, startHarness } from '../lifecycle/harness.js'
 import type { Harness } from '../lifecycle/harness.js'
 import { runMergeChild } from '../repository/merge-crash-runner.js'
 import { xoCleanVm, xoDeleteRestorePoint } from '../helpers/xo-backup-archive.js'
+import { assertRestorable, backUp, createGuest, errors, JOB, SEED, snapshotTree, type Guest } from '../helpers/xo-coexistence.js'
 
-const SEED = 1111
 /** the changes of our merge (test/repository/merge-crash-child.ts) to die before */
-const KILL_POINTS = (process.env['COEXIST_KILL_POINTS'] ?? '3,6').split(',').map(Number)
-const JOB = 'job-1'
-
-/** deterministic guest data: `length` bytes from `seed` and `n` */
-function bytes(seed: number, n: number, length: number): Buffer {
-  const out = Buffer.alloc(length)
-  for (let offset = 0, i = 0; offset < length; i++) {
-    offset += createHash('sha256').update(`${seed}:${n}:${i}`).digest().copy(out, offset)
-  }
-  return out
-}
-
-/** every file of the remote with the sha256 of its content */
-async function snapshotTree(handler: RemoteHandler): Promise<string[]> {
-  const lines: string[] = []
-  for (const path of await listTree(handler)) {
-    if (path.endsWith('.lock') || path.includes('.lock/')) continue // the chain lock folder, between runs
-    lines.push(`${path} ${await sha256Of(await handler.createReadStream(path))}`)
-  }
-  return lines
-}
-
-/** problems of severity error (hints left out) */
-async function errors(handler: RemoteHandler, vm: string): Promise<string[]> {
-  return (await remoteProblems(handler, vm)).filter(line => line.startsWith('error'))
-}
-
-interface Guest {
-  readonly vm: string
-  readonly disk: string
-  /** restore point id → sha256 of the guest disk when it was taken */
-  readonly hashes: Map<string, string>
-}
-
-async function createGuest(harness: Harness, name: string): Promise<Guest> {
-  const { vm, vdis } = harness.pool.sim.createVm({ name, disks: [{ name: 'root', size: 16 * MiB }] })
-  return { vm, disk: vdis[0]!, hashes: new Map() }
-}
-
-/** the guest writes in block `run % 8` (and a second place), then the job runs */
-async function backUp(harness: Harness, guest: Guest, run: number, retention: number, expected?: 'full' | 'delta'): Promise<VmRunResult> {
-  const { sim } = harness.pool
-  await sim.writeGuest(guest.disk, (run % 8) * BLOCK + 4096, bytes(SEED, run, 48 * 1024))
-  await sim.writeGuest(guest.disk, ((run * 3 + 1) % 8) * BLOCK, bytes(SEED + 1, run, 8 * 1024))
-  const result = await runJob(harness.job([guest.vm], { retention }), harness.env())
-  const vmResult = result.vms[0]!
-  assert.equal(vmResult.status, 'success', vmResult.error)
-  if (expected !== undefined) {
-    assert.deepEqual(vmResult.disks.map(disk => disk.mode), [expected], `run ${run}: ${vmResult.warnings.join('; ')}`)
-  }
-  guest.hashes.set(vmResult.restorePoint!, await harness.pool.sim.hashVdi(guest.disk))
-  return vmResult
-}
-
-/** every restore point of the job still on the remote restores to the guest disk at its time */
-async function assertRestorable(harness: Harness, guest: Guest, label: string): Promise<void> {
-  const points = await restorePointsOf(harness.handler, guest.vm, JOB)
-  assert.ok(points.length > 0, `${label}: no restore point left`)
-  for (const point of points) {
-    assert.equal(await hashRestoredDisk(harness.handler, point, guest.disk), guest.hashes.get(point.id), `${label}: ${point.id}`)
-  }
-}
+const KILL_POINTS = (process.env['COEXIST_KILL_POINTS'] ?? '6').split(',').map(Number)
 
 for (const remote of ['file', 'file-vhd-directory'] as const) {
   describe(`coexistence with Xen Orchestra's own backup code [${remote}] (seed ${SEED})`, function () {
@@ -132,25 +71,6 @@ for (const remote of ['file', 'file-vhd-directory'] as const) {
       assert.deepEqual((await xoCleanVm(harness.handler, guest.vm, { remove: true, merge: false })).warnings, [])
     })
 
-    it("after XO's clean-up merged the VHD of a deleted restore point (as an XO job of the same VM does), our next run is a delta and verify is clean", async function () {
-      const guest = await createGuest(harness, 'xo-merged')
-      for (let run = 0; run < 4; run++) await backUp(harness, guest, run, 10)
-      const points = await restorePointsOf(harness.handler, guest.vm, JOB)
-      await xoDeleteRestorePoint(harness.handler, guest.vm, points.at(-2)!.id)
-      const merged = await xoCleanVm(harness.handler, guest.vm, { remove: true, merge: true })
-      assert.equal(merged.merge, true, 'XO merged the deleted VHD into its child')
-      assert.deepEqual(merged.warnings.filter(w => !w.startsWith('unexpected number of entries in backup cache')), [])
-      await assertRestorable(harness, guest, "right after XO's merge")
-
-      await backUp(harness, guest, 4, 10, 'delta')
-      assert.deepEqual(await remoteProblems(harness.handler, guest.vm), [])
-      await assertRestorable(harness, guest, "after our run that followed XO's merge")
-      // retention merges past XO's merge too
-      await backUp(harness, guest, 5, 2, 'delta')
-      assert.deepEqual(await remoteProblems(harness.handler, guest.vm), [])
-      await assertRestorable(harness, guest, 'after our retention')
-    })
-
     /** VHD paths of the disk's chain, oldest first, from the metadata of the job's restore points */
     async function chainOf(guest: Guest): Promise<string[]> {
       return (await restorePointsOf(harness.handler, guest.vm, JOB)).map(point => point.disks[0]!.vhd)
@@ -185,7 +105,97 @@ for (const remote of ['file', 'file-vhd-directory'] as const) {
       })
     }
 
-    it('an interrupted merge of ours under the state name earlier versions used (`.<name>.merge.json`) is still finished', async function () {
+    if (remote === 'file') it("an interrupted merge of XO's own in our chain does not make our runs fail; XO then finishes it", async function () {
+      const guest = await createGuest(harness, 'xo-pending')
+      for (let run = 0; run < 3; run++) await backUp(harness, guest, run, 10)
+      const chain = await chainOf(guest)
+      const points = await restorePointsOf(harness.handler, guest.vm, JOB)
+      // XO's delete of the oldest restore point, then XO's merge of its VHD into the next, cut
+      // right after XO wrote its state (MergeRemoteDisk: the state comes before any block)
+      await xoDeleteRestorePoint(harness.handler, guest.vm, points[0]!.id)
+      guest.hashes.delete(points[0]!.id)
+      const dir = chain[0]!.slice(0, chain[0]!.lastIndexOf('/'))
+      const name = (path: string) => path.slice(path.lastIndexOf('/') + 1)
+      const xoState = `${dir}/.${name(chain[0]!)}.merge.json`
+      const [parent, child] = [await readVhdInfo(harness.handler, chain[0]!), await readVhdInfo(harness.handler, chain[1]!)]
+      await harness.handler.writeFile(
+        xoState,
+        JSON.stringify({
+          child: { uuid: child.uuid },
+          parent: { uuid: parent.uuid },
+          chain: [name(chain[0]!), name(chain[1]!)],
+          currentBlock: 0,
+          mergedDataSize: 0,
+          step: 'mergeBlocks',
+          diskSize: 0,
+        }),
+      )
+
+      const ours = await backUp(harness, guest, 3, 2, 'delta')
+      assert.match(ours.warnings.join('\n'), /Xen Orchestra's own interrupted merge/)
+      assert.deepEqual(await listMergeStates(harness.handler, dir), [xoState], "XO's state is left to XO")
+
+      const xo = await xoCleanVm(harness.handler, guest.vm, { remove: true, merge: true })
+      assert.deepEqual(xo.warnings.filter(w => !w.startsWith('unexpected number of entries in backup cache')), [], "XO's clean-up")
+      assert.deepEqual(await listMergeStates(harness.handler, dir), [], 'XO finished its merge')
+      await backUp(harness, guest, 4, 2, 'delta')
+      assert.deepEqual(await errors(harness.handler, guest.vm), [])
+      await assertRestorable(harness, guest, "after XO's merge and our retention")
+    })
+
+    it("with an XO full backup (XVA) and another XO job's chain in the same VM folder, both tools keep working and neither deletes the other's files", async function () {
+      const guest = await createGuest(harness, 'neighbours')
+      const folder = vmDir(guest.vm)
+      // another XO incremental job of the same VM: its chain, in XO's format (no extras of ours)
+      const xoJob = 'b1e2c3d4-0000-4000-8000-00000000a0b0'
+      await backUp(harness, guest, 0, 10)
+      await runJob(harness.job([guest.vm], { id: xoJob, retention: 10 }), harness.env())
+      await runJob(harness.job([guest.vm], { id: xoJob, retention: 10 }), harness.env())
+      const xoJsons = (await restorePointsOf(harness.handler, guest.vm, xoJob)).map(point => point.id)
+      for (const point of await restorePointsOf(harness.handler, guest.vm, xoJob)) {
+        const metadata = JSON.parse((await harness.handler.readFile(point.id)).toString()) as Record<string, unknown>
+        delete metadata['continuousDelta']
+        await harness.handler.writeFile(point.id, JSON.stringify(metadata), { flags: 'w' })
+      }
+      for (const path of (await listTree(harness.handler, `${folder}/vdis/${xoJob}`)).filter(p => p.endsWith('.checksums'))) {
+        await harness.handler.unlink(path)
+      }
+      // an XO full backup: metadata of mode "full", the XVA (a tar: 512-byte records, two zero
+      // records at its end) and its checksum file
+      const [any] = await restorePointsOf(harness.handler, guest.vm, JOB)
+      const ours = JSON.parse((await harness.handler.readFile(any!.id)).toString()) as Record<string, unknown>
+      const ts = '20200101T000000Z'
+      const xva = Buffer.concat([Buffer.from('vm-xva-header'.padEnd(512, ' ')), Buffer.alloc(1536)])
+      await harness.handler.writeFile(`${folder}/${ts}.xva`, xva)
+      await harness.handler.writeFile(`${folder}/${ts}.xva.checksum`, createHash('sha256').update(xva).digest('hex'))
+      await harness.handler.writeFile(
+        `${folder}/${ts}.json`,
+        JSON.stringify({ version: '2.0.0', mode: 'full', jobId: 'c0ffee00-0000-4000-8000-00000000f011', scheduleId: 'c0ffee00-0000-4000-8000-00000000f012', timestamp: Date.UTC(2020, 0, 1), vm: ours['vm'], vmSnapshot: ours['vmSnapshot'], xva: `./${ts}.xva`, size: xva.length }),
+      )
+      const theirs = async () =>
+        (await snapshotTree(harness.handler)).filter(
+          line => line.includes(`/vdis/${xoJob}/`) || line.includes(`/${ts}.`) || xoJsons.some(id => line.startsWith(`${id} `)),
+        )
+      const xoFiles = await theirs()
+      if (remote === 'file') assert.equal(xoFiles.length, 3 + 2 * 2, xoFiles.join('\n'))
+
+      // our runs, with merges past retention, leave XO's files as they were
+      for (let run = 1; run < 5; run++) await backUp(harness, guest, run, 2, 'delta')
+      assert.deepEqual(await theirs(), xoFiles, "XO's files after our runs")
+      assert.deepEqual(await errors(harness.handler, guest.vm), [])
+      await assertRestorable(harness, guest, 'beside the XO backups')
+
+      // XO's clean-up, as its job would run it: nothing of ours, nothing of its own deleted
+      const ourFiles = (await snapshotTree(harness.handler)).filter(line => line.includes(`/vdis/${JOB}/`))
+      const xo = await xoCleanVm(harness.handler, guest.vm, { remove: true, merge: true })
+      assert.deepEqual(xo.warnings.filter(w => !w.startsWith('unexpected number of entries in backup cache')), [], "XO's clean-up")
+      assert.deepEqual((await snapshotTree(harness.handler)).filter(line => line.includes(`/vdis/${JOB}/`)), ourFiles, 'our files after XO')
+      assert.deepEqual(await theirs(), xoFiles, "XO's files after XO's clean-up")
+      await backUp(harness, guest, 5, 2, 'delta')
+      await assertRestorable(harness, guest, "after XO's clean-up")
+    })
+
+    if (remote === 'file') it('an interrupted merge of ours under the state name earlier versions used (`.<name>.merge.json`) is still finished', async function () {
       const guest = await createGuest(harness, 'old-state-name')
       const dir = await crashOurMerge(guest, KILL_POINTS.at(-1)!)
       const [state] = await listMergeStates(harness.handler, dir)
@@ -198,3 +208,73 @@ for (const remote of ['file', 'file-vhd-directory'] as const) {
     })
   })
 }
+
+describe("Xen Orchestra's Backup → Health page and our reference snapshots", function () {
+  let harness: Harness
+
+  beforeEach(async function () {
+    harness = await startHarness({ inventory: 'empty' })
+  })
+
+  afterEach(async function () {
+    await harness?.close()
+  })
+
+  /**
+   * xo-web's `getLoneSnapshots` ("Detached VM snapshots", with a delete button): every VM snapshot
+   * whose other-config has `xo:backup:job`, when that names no XO backup job (or its schedule or
+   * VM is gone). No XO backup job exists here, as for a VM only our plugin backs up.
+   */
+  function detachedVmSnapshots(xoBackupJobs: ReadonlySet<string> = new Set()): string[] {
+    return harness.pool.sim
+      .all('VM')
+      .filter(vm => vm.is_a_snapshot === true)
+      .filter(vm => {
+        const jobId = (vm.other_config as Record<string, string>)['xo:backup:job']
+        return jobId !== undefined && !xoBackupJobs.has(jobId)
+      })
+      .map(vm => String(vm.uuid))
+  }
+
+  function ourSnapshots(vm: string): { $ref: string; uuid: string; other_config: Record<string, string> }[] {
+    return harness.pool.sim
+      .all('VM')
+      .filter(record => record.is_a_snapshot === true && (record.other_config as Record<string, string>)[BACKUP_KEYS.vm] === vm)
+      .map(record => ({ $ref: String(record.$ref), uuid: String(record.uuid), other_config: record.other_config as Record<string, string> }))
+  }
+
+  it('our reference snapshot is not a "detached VM snapshot" (no xo:backup:job), and is found by its own job key', async function () {
+    const guest = await createGuest(harness, 'health')
+    await backUp(harness, guest, 0, 3, 'full')
+    await backUp(harness, guest, 1, 3, 'delta')
+    const [reference] = ourSnapshots(guest.vm)
+    assert.ok(reference !== undefined, 'a reference snapshot is kept')
+    assert.equal(reference.other_config[BACKUP_KEYS.job], JOB)
+    assert.deepEqual(detachedVmSnapshots(), [])
+    for (const vdi of harness.pool.sim.all('VDI').filter(record => record.is_a_snapshot === true)) {
+      assert.equal((vdi.other_config as Record<string, string>)['xo:backup:job'], undefined, `VDI ${String(vdi.uuid)}`)
+    }
+  })
+
+  it('a reference snapshot written by an earlier version (xo:backup:job) is still the base: the next run is a delta', async function () {
+    const guest = await createGuest(harness, 'upgrade')
+    await backUp(harness, guest, 0, 3, 'full')
+    // what the previous version wrote: the job under xo:backup:job, on the VM snapshot and its VDIs
+    const [reference] = ourSnapshots(guest.vm)
+    const refs = [
+      { type: 'VM', ref: reference!.$ref },
+      ...harness.pool.sim
+        .all('VDI')
+        .filter(vdi => vdi.is_a_snapshot === true && (vdi.other_config as Record<string, string>)[BACKUP_KEYS.job] === JOB)
+        .map(vdi => ({ type: 'VDI', ref: String(vdi.$ref) })),
+    ]
+    for (const { type, ref } of refs) {
+      await harness.xapi.call(`${type}.remove_from_other_config`, ref, BACKUP_KEYS.job)
+      await harness.xapi.call(`${type}.add_to_other_config`, ref, 'xo:backup:job', JOB)
+    }
+    assert.deepEqual(detachedVmSnapshots(), [reference!.uuid], 'the old form is what XO lists as detached')
+    await backUp(harness, guest, 1, 3, 'delta')
+    assert.deepEqual(detachedVmSnapshots(), [], 'the old reference snapshot was replaced by one XO does not list')
+    await assertRestorable(harness, guest, 'after the upgrade')
+  })
+})
