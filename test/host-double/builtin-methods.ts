@@ -211,6 +211,12 @@ export function builtinMethods(app: XoApp): ApiMethods {
     },
 
     backupNg: {
+      getAllLogs: method(
+        { description: 'the backup logs keyed by run id, by xo-server\'s rule (Backup → Logs)', permission: admin },
+        function () {
+          return this.getAllBackupNgLogs()
+        }
+      ),
       getLogs: method<{ jobId?: string; limit?: number }>(
         {
           description: 'job run logs keyed by run id, with their linked task logs',
