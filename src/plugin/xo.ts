@@ -85,7 +85,7 @@ export interface XoObject {
   readonly name_label?: string
 }
 
-export interface XoApp {
+export interface XoApp extends XoReportTransports {
   addApiMethods(methods: { readonly [namespace: string]: { readonly [name: string]: XoApiMethod } }): () => void
   configurePlugin(id: string, configuration: unknown): Promise<void>
   registerJobExecutor(type: string, executor: XoJobExecutor): void
@@ -109,6 +109,17 @@ export interface XoApp {
   getRemoteHandler(id: string): Promise<RemoteHandler>
 
   readonly tasks: XoTasks
+}
+
+/**
+ * The report transports: each is installed on `xo` by its plugin while that plugin is loaded
+ * (`xo.defineProperty`), and absent otherwise.
+ */
+export interface XoReportTransports {
+  readonly sendEmail?: (message: { to: string[]; subject: string; markdown: string }) => unknown
+  readonly sendToXmppClient?: (message: { to: string[]; message: string }) => unknown
+  readonly sendSlackMessage?: (message: { message: string }) => unknown
+  readonly sendIcinga2Status?: (message: { status: 'OK' | 'WARNING' | 'CRITICAL'; message: string }) => unknown
 }
 
 /** what xo-server calls the default export with */
