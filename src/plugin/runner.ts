@@ -16,9 +16,9 @@ import { RunHistory } from './run-history.js'
 import type { RunRecord } from './run-history.js'
 import { LogReporter, TeeReporter } from './run-log.js'
 import { TaskReporter } from './task-reporter.js'
-import type { XoTasks } from './xo.js'
+import type { XoApp, XoTasks } from './xo.js'
 
-export type RunnerHost = ConnectionHost & { readonly tasks: Pick<XoTasks, 'create'> }
+export type RunnerHost = ConnectionHost & Pick<XoApp, 'invalidateVmBackupsListing'> & { readonly tasks: Pick<XoTasks, 'create'> }
 
 export interface RunOptions {
   readonly trigger: 'manual' | 'schedule'
@@ -45,6 +45,20 @@ export function redactRunResult(result: JobRunResult): JobRunResult {
   }
 }
 
+/** drops XO's cache of the remote's backup listing (a minute otherwise), when this xo-server has one */
+export function refreshBackupsListing(xo: Pick<XoApp, 'invalidateVmBackupsListing'>, remoteId: string): void {
+  try {
+    void Promise.resolve(xo.invalidateVmBackupsListing?.(remoteId)).catch(() => undefined)
+  } catch {
+    // the listing refreshes itself within a minute anyway
+  }
+}
+
+/** what a second run of a running job is refused with */
+export function alreadyRunning(name: string, id: string): BackupError {
+  return new BackupError('JOB_RUNNING', `job "${name}" is already running: a job runs once at a time; wait for its run to end, or cancel its task`, { job: id })
+}
+
 export class JobRunner {
   readonly #engine: Engine
   readonly #xo: RunnerHost
@@ -66,9 +80,7 @@ export class JobRunner {
   }
 
   async run(spec: JobSpec, { trigger, settings, cancel, onTask }: RunOptions): Promise<RunResult> {
-    if (this.#running.has(spec.id)) {
-      throw new BackupError('CHAIN_LOCKED', `job ${spec.name} (${spec.id}) is already running`, { job: spec.id })
-    }
+    if (this.#running.has(spec.id)) throw alreadyRunning(spec.name, spec.id)
     const controller = new AbortController()
     const done = this.#run(spec, trigger, settings, controller, onTask)
     this.#running.set(spec.id, { controller, done: done.catch(() => undefined) })
@@ -98,7 +110,7 @@ export class JobRunner {
       jobName: spec.name,
       trigger,
     })
-    const record: RunRecord = this.#history.add({
+    const record: RunRecord = await this.#history.start({
       id: randomUUID(),
       jobId: spec.id,
       jobName: spec.name,
@@ -148,7 +160,9 @@ export class JobRunner {
       const taskId = await task.id()
       if (taskId !== undefined) record.taskId = taskId
       await task.settled()
-      await this.#history.save()
+      await this.#history.finish(record)
+      // a run adds a restore point, or merges and removes some: XO's restore view must not show the old set
+      refreshBackupsListing(xo, spec.remoteId)
     }
   }
 }

@@ -107,6 +107,8 @@ export interface XoApp {
   getRemoteHandler(id: string): Promise<RemoteHandler>
 
   readonly tasks: XoTasks
+  /** drops XO's cached listing of a remote's backups (Backup → Restore); absent before xo-server 5.x with backups-ng */
+  readonly invalidateVmBackupsListing?: (remoteId: string) => unknown
 }
 
 /** what xo-server calls the default export with */

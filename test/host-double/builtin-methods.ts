@@ -211,6 +211,16 @@ export function builtinMethods(app: XoApp): ApiMethods {
     },
 
     backupNg: {
+      listVmBackups: method<{ remotes: string[] }>(
+        {
+          description: 'the VM backups on these remotes, by remote id then VM uuid (cached a minute per remote)',
+          permission: admin,
+          params: { remotes: { type: 'array', items: { type: 'string' } } },
+        },
+        function ({ remotes }) {
+          return this.listVmBackupsNg(remotes)
+        }
+      ),
       getLogs: method<{ jobId?: string; limit?: number }>(
         {
           description: 'job run logs keyed by run id, with their linked task logs',

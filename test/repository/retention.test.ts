@@ -179,7 +179,7 @@ describe('retention after a crash in the middle of a merge', () => {
         assert.equal(await rawHash(remote, points[4]!.vhds[DISK_A]!), expectedDiskHash(SIZE, chains[DISK_A]!))
         const report = await verifyRemote(remote.handler)
         assert.deepEqual([report.ok, report.problems], [true, []])
-        assert.deepEqual(await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 }), { removed: [], merges: [], deleted: [] })
+        assert.deepEqual(await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 }), { removed: [], merges: [], resumed: 0, deleted: [] })
       } finally {
         await remote.close()
       }
