@@ -42,7 +42,6 @@ export interface JobEnvironment {
   /** settings that apply to every job */
   readonly settings?: {
     readonly useVhdDirectory?: boolean
-    readonly mergeBlockConcurrency?: number
     /** a disk transfer that receives no bytes for this long fails (default 10 minutes) */
     readonly transferTimeoutMs?: number
   }

@@ -1,15 +1,16 @@
 /**
- * The plugin configuration: the single source of truth for jobs. xo-server validates it with
- * `configurationSchema` before `configure`; `parseConfiguration` validates it again (the same
- * schema, plus what a schema cannot say: cron patterns, timezones, unique ids and names) and
- * gives every job an id.
+ * The plugin configuration: the single source of truth for jobs. xo-server checks its shape with
+ * `configurationSchema` (the form) before `configure`; `parseConfiguration` then validates it
+ * with `settingsSchema` (the value rules, plus what a schema cannot say: cron patterns, timezones,
+ * unique ids and names), with errors naming the job and the field in the form's words, and gives
+ * every job an id.
  */
 import { randomUUID } from 'node:crypto'
 
 import { BackupError } from '../errors.js'
 import type { JobSpec } from '../lifecycle/job.js'
 import { assertValidSchedule } from './schedule.js'
-import { configurationSchema, jobSchema } from './schema.js'
+import { jobSchema, RETIRED_SETTINGS, settingsSchema } from './schema.js'
 import type { Configuration, ConfiguredJob } from './schema.js'
 import { compileValidator } from './validation.js'
 
@@ -21,7 +22,6 @@ export type Job = ConfiguredJob & { readonly id: string }
 export interface Settings {
   readonly defaultRetention: number
   readonly concurrency: number
-  readonly mergeBlockConcurrency: number
   readonly useVhdDirectory: boolean
 }
 
@@ -30,16 +30,26 @@ export interface ParsedConfiguration {
   readonly jobs: readonly Job[]
   /** the configuration to store: the input with its defaults filled in and every job id set */
   readonly configuration: Configuration
-  /** whether some jobs got their id now (the configuration must be written back) */
+  /** whether the configuration must be written back (ids given to new jobs, retired settings dropped) */
   readonly idsAssigned: boolean
 }
 
-const validateConfiguration = compileValidator<Configuration>(configurationSchema)
+const validateConfiguration = compileValidator<Configuration>(settingsSchema, { words: true })
 const validateJob = compileValidator<ConfiguredJob>(jobSchema)
 
+/** how the form names a job: `job 2 "Nightly"` */
+export function jobLabel(job: { readonly name?: unknown }, index: number): string {
+  return typeof job.name === 'string' && job.name !== '' ? `job ${index + 1} "${job.name}"` : `job ${index + 1}`
+}
+
 /** checks what the schema cannot: the schedule reads as XO's scheduler will read it */
-export function checkJob(job: ConfiguredJob, label = 'job'): ConfiguredJob {
-  if (job.schedule !== undefined) assertValidSchedule(job.schedule, `${label}.schedule`)
+export function checkJob(job: ConfiguredJob, label = 'job', words = false): ConfiguredJob {
+  if (job.schedule !== undefined) {
+    assertValidSchedule(
+      job.schedule,
+      words ? { cron: `${label}, Schedule › Cron pattern`, timezone: `${label}, Schedule › Timezone` } : `${label}.schedule`
+    )
+  }
   return job
 }
 
@@ -55,37 +65,79 @@ function assertUnique(jobs: readonly ConfiguredJob[]): void {
     if (job.id !== undefined) {
       const previous = ids.get(job.id)
       if (previous !== undefined) {
-        throw new BackupError('INVALID_PARAMETER', `jobs[${index}].id: "${job.id}" is already the id of jobs[${previous}]`)
+        throw new BackupError('INVALID_PARAMETER', `${jobLabel(job, index)}, Identifier: "${job.id}" is already the identifier of ${jobLabel(jobs[previous]!, previous)}`)
       }
       ids.set(job.id, index)
     }
     const key = job.name.trim().toLowerCase()
     const previous = names.get(key)
     if (previous !== undefined) {
-      throw new BackupError('INVALID_PARAMETER', `jobs[${index}].name: "${job.name}" is already the name of jobs[${previous}]`)
+      throw new BackupError('INVALID_PARAMETER', `${jobLabel(job, index)}, Name: "${job.name}" is already the name of job ${previous + 1}`)
     }
     names.set(key, index)
   })
 }
 
+/** the input without the settings earlier versions offered (accepted, ignored, dropped on write-back) */
+function withoutRetired(input: unknown): { readonly value: unknown; readonly dropped: boolean } {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return { value: input, dropped: false }
+  const value: Record<string, unknown> = { ...input }
+  let dropped = false
+  for (const key of RETIRED_SETTINGS) {
+    if (key in value) {
+      delete value[key]
+      dropped = true
+    }
+  }
+  return { value, dropped }
+}
+
 export function parseConfiguration(input: unknown, newId: (job: ConfiguredJob) => string = () => randomUUID()): ParsedConfiguration {
-  const configuration = validateConfiguration(input ?? {}, 'configuration')
-  configuration.jobs.forEach((job, index) => checkJob(job, `jobs[${index}]`))
+  const { value, dropped } = withoutRetired(input ?? {})
+  const configuration = validateConfiguration(value, 'the settings')
+  configuration.jobs.forEach((job, index) => checkJob(job, jobLabel(job, index), true))
   assertUnique(configuration.jobs)
 
-  let idsAssigned = false
+  let idsAssigned = dropped
   const jobs: Job[] = configuration.jobs.map(job => {
     if (job.id !== undefined) return { ...job, id: job.id }
     idsAssigned = true
     return { ...job, id: newId(job) }
   })
-  const { defaultRetention, concurrency, mergeBlockConcurrency, useVhdDirectory } = configuration
+  const { defaultRetention, concurrency, useVhdDirectory } = configuration
   return {
-    settings: { defaultRetention, concurrency, mergeBlockConcurrency, useVhdDirectory },
+    settings: { defaultRetention, concurrency, useVhdDirectory },
     jobs,
     configuration: { ...configuration, jobs },
     idsAssigned,
   }
+}
+
+/**
+ * Refuses a configuration that changes the identifier of a job in force (XO's form lets a user
+ * edit it): the job's restore points and reference snapshots are filed under it, so a new one
+ * would silently start a new full chain and orphan the old one. A job with an identifier nobody
+ * gave it is such a change; `expected` are the ids the plugin itself is writing now.
+ */
+export function assertIdentitiesKept(previous: readonly Job[], next: readonly Job[], input: unknown, expected: ReadonlySet<string>): void {
+  const known = new Set(previous.map(job => job.id))
+  const given: unknown[] = typeof input === 'object' && input !== null && Array.isArray(Reflect.get(input, 'jobs')) ? (Reflect.get(input, 'jobs') as unknown[]) : []
+  next.forEach((job, index) => {
+    const typed: unknown = given[index]
+    const hadId = typeof typed === 'object' && typed !== null && typeof Reflect.get(typed, 'id') === 'string'
+    if (!hadId || known.has(job.id) || expected.has(job.id)) return
+    const nextIds = new Set(next.map(other => other.id))
+    const lost = previous.filter(other => !nextIds.has(other.id))
+    const before = lost.find(other => other.name.trim().toLowerCase() === job.name.trim().toLowerCase()) ?? (lost.length === 1 ? lost[0] : undefined)
+    throw new BackupError(
+      'INVALID_PARAMETER',
+      `${jobLabel(job, index)}, Identifier: a job's identifier cannot be changed` +
+        (before === undefined ? ` ("${job.id}" is not the identifier of any job)` : ` (it is "${before.id}", not "${job.id}")`) +
+        ': its restore points and reference snapshot are filed under it. Put the identifier back' +
+        ' as it was, or, for a new job, leave the Identifier empty: the plugin fills it in.',
+      { job: before?.id ?? job.id }
+    )
+  })
 }
 
 /** what the lifecycle runs for a configured job */

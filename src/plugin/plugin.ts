@@ -13,7 +13,7 @@ import { deleteJobBackups, deleteRestorePoint, forgetVmBackups } from '../reposi
 import type { DeleteRestorePointResult, ForgetVmResult } from '../repository/delete.js'
 import { buildApiMethods, API_NAMESPACE } from './api.js'
 import type { DeleteJobResult, PluginApi } from './api.js'
-import { parseConfiguration, toJobSpec } from './configuration.js'
+import { assertIdentitiesKept, parseConfiguration, toJobSpec } from './configuration.js'
 import type { ConfiguredJob, Job, ParsedConfiguration } from './configuration.js'
 import { defaultEngine } from './engine.js'
 import type { Engine, RestorePoint, VerifyReport } from './engine.js'
@@ -66,6 +66,10 @@ export class ContinuousDeltaPlugin implements PluginApi {
   readonly #executor: JobExecutor
   readonly #operations = new Set<{ readonly controller: AbortController; readonly done: Promise<unknown> }>()
   #parsed: ParsedConfiguration = parseConfiguration({})
+  /** whether a configuration was applied (the first one, stored by xo-server, is taken as it is) */
+  #configured = false
+  /** ids of new jobs the plugin itself is writing into the configuration */
+  readonly #writingIds = new Set<string>()
   #loaded = false
   /** jobs handed to XO's job runner whose run has not reached the executor yet */
   readonly #starting = new Set<string>()
@@ -88,7 +92,15 @@ export class ContinuousDeltaPlugin implements PluginApi {
     })
     this.#store = new JobStore({
       current: () => this.#parsed,
-      write: configuration => xo.configurePlugin(PLUGIN_ID, configuration),
+      write: async configuration => {
+        const fresh = configuration.jobs.flatMap(job => (job.id === undefined ? [] : [job.id]))
+        for (const id of fresh) this.#writingIds.add(id)
+        try {
+          await xo.configurePlugin(PLUGIN_ID, configuration)
+        } finally {
+          for (const id of fresh) this.#writingIds.delete(id)
+        }
+      },
       references: xo,
     })
   }
@@ -99,7 +111,9 @@ export class ContinuousDeltaPlugin implements PluginApi {
 
   async configure(configuration: unknown): Promise<void> {
     const parsed = parseConfiguration(configuration, formJobId)
+    if (this.#configured) assertIdentitiesKept(this.#parsed.jobs, parsed.jobs, configuration, this.#writingIds)
     this.#parsed = parsed
+    this.#configured = true
     if (parsed.idsAssigned) this.#scheduleWriteBack(parsed)
     if (this.#loaded) await this.#xoJobs.sync(parsed.jobs)
   }

@@ -139,7 +139,7 @@ export class JobRunner {
       getRemoteHandler: remoteId => getRemoteHandler(xo, remoteId),
       reporter,
       signal,
-      settings: { useVhdDirectory: settings.useVhdDirectory, mergeBlockConcurrency: settings.mergeBlockConcurrency },
+      settings: { useVhdDirectory: settings.useVhdDirectory },
     }
     try {
       const result = redactRunResult(await this.#engine.runJob(spec, env))

@@ -28,10 +28,15 @@ function isKnownTimezone(zone: string): boolean {
 }
 
 /** the next `count` dates the schedule fires at; throws `INVALID_PARAMETER` naming the fault */
-export function nextRuns(schedule: { readonly cron: string; readonly timezone?: string }, count = 1, label = 'schedule'): Date[] {
+export function nextRuns(
+  schedule: { readonly cron: string; readonly timezone?: string },
+  count = 1,
+  label: string | { readonly cron: string; readonly timezone: string } = 'schedule'
+): Date[] {
+  const names = typeof label === 'string' ? { cron: `${label}.cron`, timezone: `${label}.timezone` } : label
   const zone = schedule.timezone ?? DEFAULT_TIMEZONE
   if (!isKnownTimezone(zone)) {
-    throw new BackupError('INVALID_PARAMETER', `${label}.timezone: unknown timezone "${zone}"`)
+    throw new BackupError('INVALID_PARAMETER', `${names.timezone}: unknown timezone "${zone}"`)
   }
   try {
     return cron.createSchedule(schedule.cron, zone).next(count)
@@ -39,11 +44,14 @@ export function nextRuns(schedule: { readonly cron: string; readonly timezone?: 
     const reason = error instanceof Error ? error.message : String(error)
     throw new BackupError(
       'INVALID_PARAMETER',
-      `${label}.cron: "${schedule.cron}" is not a valid cron pattern (<minute> <hour> <day of month> <month 0-11> <day of week>): ${reason}`
+      `${names.cron}: "${schedule.cron}" is not a valid cron pattern (five fields: minute hour day-of-month month(0-11) day-of-week): ${reason}`
     )
   }
 }
 
-export function assertValidSchedule(schedule: { readonly cron: string; readonly timezone?: string }, label?: string): void {
+export function assertValidSchedule(
+  schedule: { readonly cron: string; readonly timezone?: string },
+  label?: string | { readonly cron: string; readonly timezone: string }
+): void {
   nextRuns(schedule, 1, label)
 }

@@ -1,8 +1,18 @@
 /**
  * The JSON Schemas of the plugin, as `as const` values so that TypeScript derives the types
  * from them (`FromSchema`). `schema/*.json` holds the same schemas as files (a test keeps both
- * equal): xo-server renders its configuration form from `configurationSchema` and validates a
- * saved configuration with Ajv (`useDefaults`), and the plugin validates API input with them too.
+ * equal).
+ *
+ * Two schemas describe the settings. `settingsSchema` is the strict one: the plugin validates
+ * every configuration and API input with it, and its errors name the job and the field in words.
+ * `configurationSchema` is what xo-server gets: the same form (titles, descriptions, pickers,
+ * required fields) without the value rules, because xo-server validates with it BEFORE the plugin
+ * sees the configuration and its web UI shows such errors raw (JSON path and regex).
+ *
+ * What XO's web UI does with a schema (seen in XO 5): descriptions are rendered as Markdown/HTML
+ * (so placeholders are written in backticks), `readOnly` is ignored, and defaults inside array
+ * items are not shown: a job's field with a default would show one value and save another, so no
+ * job field has a default (absent means what an empty field shows: off, none).
  */
 import type { FromSchema } from 'json-schema-to-ts'
 
@@ -20,17 +30,16 @@ export const scheduleSchema = {
     cron: {
       type: 'string',
       title: 'Cron pattern',
-      description: '<minute> <hour> <day of month> <month 0-11> <day of week>, e.g. `0 * * * *` every hour',
+      description: 'Five fields: `minute hour day-of-month month(0-11) day-of-week`, e.g. `0 2 * * *` every day at 02:00, `0 * * * *` every hour',
       minLength: 1,
       maxLength: 100,
     },
     timezone: {
       type: 'string',
       title: 'Timezone',
-      description: 'IANA timezone the pattern is read in, e.g. `Europe/Paris`',
+      description: 'IANA timezone the pattern is read in, e.g. `Europe/Paris`; `UTC` when left empty',
       minLength: 1,
       maxLength: 64,
-      default: 'UTC',
     },
   },
   required: ['cron'],
@@ -44,8 +53,8 @@ export const jobSchema = {
     id: {
       type: 'string',
       title: 'Identifier',
-      description: 'Filled in by the plugin. Do not change it: restore points are filed under it.',
-      readOnly: true,
+      description:
+        'Filled in by the plugin when the job is first saved: leave it empty for a new job. It cannot be changed afterwards (the job\'s restore points and reference snapshots are filed under it): a change is refused.',
       pattern: ID_PATTERN,
       maxLength: 64,
     },
@@ -79,15 +88,27 @@ export const jobSchema = {
     enabled: {
       type: 'boolean',
       title: 'Enabled',
-      description: 'Whether the schedule fires. A disabled job can still be run on demand.',
-      default: true,
+      description: 'Whether the schedule fires; off unless turned on. A job that is off can still be run on demand (plugin test form, or `continuousDelta.runJob`).',
+    },
+    reportWhen: {
+      type: 'string',
+      title: 'Report',
+      description: 'When to send a report of a run through the transports XO has loaded (e-mail, XMPP, Slack, Icinga2): `never` when left empty.',
+      enum: ['never', 'failure', 'always'],
+    },
+    reportRecipients: {
+      type: 'array',
+      title: 'Report recipients',
+      description: 'E-mail (or XMPP) addresses the report is sent to; Slack and Icinga2 send to their own configured channel.',
+      items: { type: 'string', pattern: '^[^\\s@]+@[^\\s@]+$', maxLength: 254 },
+      uniqueItems: true,
     },
   },
   required: ['name', 'vms', 'remote'],
   additionalProperties: false,
 } as const
 
-export const configurationSchema = {
+export const settingsSchema = {
   type: 'object',
   properties: {
     defaultRetention: {
@@ -106,14 +127,6 @@ export const configurationSchema = {
       maximum: 32,
       default: 2,
     },
-    mergeBlockConcurrency: {
-      type: 'integer',
-      title: 'Merge block concurrency',
-      description: 'How many blocks a merge of old deltas into the full reads and writes at once.',
-      minimum: 1,
-      maximum: 64,
-      default: 2,
-    },
     useVhdDirectory: {
       type: 'boolean',
       title: 'VHD directories',
@@ -130,6 +143,31 @@ export const configurationSchema = {
   additionalProperties: false,
 } as const
 
+/** settings an earlier version offered and that are accepted, then ignored (never in the form) */
+export const RETIRED_SETTINGS = ['mergeBlockConcurrency'] as const
+
+/** the value rules xo-server must not check first (the plugin checks them, with worded errors) */
+const VALUE_RULES = new Set(['pattern', 'minimum', 'maximum', 'minLength', 'maxLength', 'minItems', 'maxItems', 'uniqueItems', 'additionalProperties'])
+
+function withoutValueRules(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(withoutValueRules)
+  if (typeof schema !== 'object' || schema === null) return schema
+  const result: Record<string, unknown> = {}
+  for (const [keyword, value] of Object.entries(schema)) {
+    if (VALUE_RULES.has(keyword)) continue
+    if (keyword === 'properties' && typeof value === 'object' && value !== null) {
+      result[keyword] = Object.fromEntries(Object.entries(value).map(([name, property]) => [name, withoutValueRules(property)]))
+    } else result[keyword] = keyword === 'enum' || keyword === 'required' ? value : withoutValueRules(value)
+  }
+  return result
+}
+
+/**
+ * The schema xo-server renders its form from and validates with: `settingsSchema`'s fields,
+ * titles, descriptions, pickers, required fields and top-level defaults, without the value rules.
+ */
+export const configurationSchema = withoutValueRules(settingsSchema) as Readonly<Record<string, unknown>>
+
 // ---------------------------------------------------------------------------------------------
 // API parameters, in standard JSON Schema; `xoParams()` turns them into XO's `params` style.
 
@@ -144,6 +182,8 @@ export const createJobParamsSchema = {
     retention: jobSchema.properties.retention,
     schedule: scheduleSchema,
     enabled: { type: 'boolean' },
+    reportWhen: jobSchema.properties.reportWhen,
+    reportRecipients: jobSchema.properties.reportRecipients,
   },
   required: ['name', 'vms', 'remote'],
   additionalProperties: false,
@@ -159,6 +199,8 @@ export const editJobParamsSchema = {
     retention: jobSchema.properties.retention,
     schedule: scheduleSchema,
     enabled: { type: 'boolean' },
+    reportWhen: jobSchema.properties.reportWhen,
+    reportRecipients: jobSchema.properties.reportRecipients,
   },
   required: ['id'],
   additionalProperties: false,
@@ -272,7 +314,7 @@ type WithDefaults = { keepDefaultedPropertiesOptional: false }
 /** what a caller may send: a property with a default may be left out */
 type AsInput = { keepDefaultedPropertiesOptional: true }
 
-export type Configuration = FromSchema<typeof configurationSchema, WithDefaults>
+export type Configuration = FromSchema<typeof settingsSchema, WithDefaults>
 export type ConfiguredJob = FromSchema<typeof jobSchema, WithDefaults>
 export type JobSchedule = FromSchema<typeof scheduleSchema, WithDefaults>
 export type CreateJobParams = FromSchema<typeof createJobParamsSchema, AsInput>

@@ -22,7 +22,7 @@ export interface XoJobLink {
 
 function wantedSchedule(job: Job): { cron: string; timezone: string; enabled: boolean } | undefined {
   if (job.schedule === undefined) return undefined
-  return { cron: job.schedule.cron, timezone: job.schedule.timezone ?? DEFAULT_TIMEZONE, enabled: job.enabled }
+  return { cron: job.schedule.cron, timezone: job.schedule.timezone ?? DEFAULT_TIMEZONE, enabled: job.enabled === true }
 }
 
 function sameSchedule(schedule: XoSchedule, wanted: { cron: string; timezone: string; enabled: boolean }): boolean {

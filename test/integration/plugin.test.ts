@@ -264,7 +264,7 @@ describe('plugin through the host double', function () {
     const nextMinute = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate(), now.getUTCHours(), now.getUTCMinutes() + 1))
     const clock = sinon.useFakeTimers({ now: nextMinute.getTime() - 2000, toFake: ['Date'], shouldAdvanceTime: true })
     try {
-      const scheduled = await call<string>('createJob', { name: 'Every minute', vms: [vm2], remote, schedule: { cron: '* * * * *', timezone: 'Europe/Paris' } })
+      const scheduled = await call<string>('createJob', { name: 'Every minute', vms: [vm2], remote, schedule: { cron: '* * * * *', timezone: 'Europe/Paris' }, enabled: true })
       const run = await until(
         'the scheduled run',
         async () => (await call<RunRecordView[]>('getRuns')).find(run => run.jobId === scheduled && run.status !== 'running'),

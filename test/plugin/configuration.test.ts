@@ -22,10 +22,10 @@ function invalid(configuration: unknown, ...fragments: string[]): void {
 describe('plugin configuration', () => {
   it('fills the defaults in, at the top and in jobs', () => {
     const parsed = parseConfiguration({ jobs: [{ ...job, schedule: { cron: '0 * * * *' } }] }, () => 'fixed-id')
-    assert.deepEqual(parsed.settings, { defaultRetention: 7, concurrency: 2, mergeBlockConcurrency: 2, useVhdDirectory: false })
+    assert.deepEqual(parsed.settings, { defaultRetention: 7, concurrency: 2, useVhdDirectory: false })
     const [first] = parsed.jobs
-    assert.equal(first?.enabled, true)
-    assert.deepEqual(first?.schedule, { cron: '0 * * * *', timezone: 'UTC' })
+    assert.equal(first?.enabled, undefined, 'a job is off unless turned on')
+    assert.deepEqual(first?.schedule, { cron: '0 * * * *' })
     assert.equal(first?.id, 'fixed-id')
     assert.equal(parsed.idsAssigned, true)
     assert.deepEqual(parsed.configuration.jobs, parsed.jobs)
@@ -51,39 +51,39 @@ describe('plugin configuration', () => {
   })
 
   it('refuses retention 0, negative, fractional or absurd, naming the job', () => {
-    invalid({ jobs: [{ ...job, retention: 0 }] }, 'jobs[0].retention', 'at least 1')
-    invalid({ jobs: [job, { ...job, name: 'other', retention: -3 }] }, 'jobs[1].retention')
-    invalid({ jobs: [{ ...job, retention: 2.5 }] }, 'jobs[0].retention', 'integer')
-    invalid({ jobs: [{ ...job, retention: MAX_RETENTION + 1 }] }, 'jobs[0].retention', `at most ${MAX_RETENTION}`)
-    invalid({ defaultRetention: 0 }, 'defaultRetention')
+    invalid({ jobs: [{ ...job, retention: 0 }] }, 'job 1 "Nightly", Retention', 'at least 1')
+    invalid({ jobs: [job, { ...job, name: 'other', retention: -3 }] }, 'job 2 "other", Retention')
+    invalid({ jobs: [{ ...job, retention: 2.5 }] }, 'job 1 "Nightly", Retention', 'whole number')
+    invalid({ jobs: [{ ...job, retention: MAX_RETENTION + 1 }] }, 'job 1 "Nightly", Retention', `at most ${MAX_RETENTION}`)
+    invalid({ defaultRetention: 0 }, 'Default retention')
   })
 
   it('refuses a malformed cron pattern and an unknown timezone', () => {
-    invalid({ jobs: [{ ...job, schedule: { cron: '61 * * * *' } }] }, 'jobs[0].schedule.cron', '61 * * * *')
-    invalid({ jobs: [{ ...job, schedule: { cron: 'every day' } }] }, 'jobs[0].schedule.cron')
-    invalid({ jobs: [{ ...job, schedule: { cron: '0 0 * *' } }] }, 'jobs[0].schedule.cron')
-    invalid({ jobs: [{ ...job, schedule: { cron: '0 0 * * *', timezone: 'Mars/Olympus' } }] }, 'jobs[0].schedule.timezone', 'Mars/Olympus')
+    invalid({ jobs: [{ ...job, schedule: { cron: '61 * * * *' } }] }, 'job 1 "Nightly", Schedule › Cron pattern', '61 * * * *')
+    invalid({ jobs: [{ ...job, schedule: { cron: 'every day' } }] }, 'job 1 "Nightly", Schedule › Cron pattern')
+    invalid({ jobs: [{ ...job, schedule: { cron: '0 0 * *' } }] }, 'job 1 "Nightly", Schedule › Cron pattern')
+    invalid({ jobs: [{ ...job, schedule: { cron: '0 0 * * *', timezone: 'Mars/Olympus' } }] }, 'job 1 "Nightly", Schedule › Timezone', 'Mars/Olympus')
     assert.equal(parseConfiguration({ jobs: [{ ...job, schedule: { cron: '30 2 * * sun', timezone: 'Europe/Paris' } }] }).jobs.length, 1)
   })
 
   it('refuses names with odd characters and accepts accented ones', () => {
     for (const name of ['a/b', '../x', '<script>', 'tab\there', '', ' leading', 'semi;colon']) {
-      invalid({ jobs: [{ ...job, name }] }, 'jobs[0].name')
+      invalid({ jobs: [{ ...job, name }] }, 'job 1', 'Name')
     }
     assert.equal(parseConfiguration({ jobs: [{ ...job, name: 'Sauvegarde été (prod) #2' }] }).jobs[0]?.name, 'Sauvegarde été (prod) #2')
   })
 
   it('refuses two jobs with the same id or the same name', () => {
-    invalid({ jobs: [{ ...job, id: 'x' }, { ...job, name: 'other', id: 'x' }] }, 'jobs[1].id', 'jobs[0]')
-    invalid({ jobs: [job, { ...job, name: 'NIGHTLY' }] }, 'jobs[1].name')
+    invalid({ jobs: [{ ...job, id: 'x' }, { ...job, name: 'other', id: 'x' }] }, 'job 2 "other", Identifier', 'job 1 "Nightly"')
+    invalid({ jobs: [job, { ...job, name: 'NIGHTLY' }] }, 'job 2 "NIGHTLY", Name', 'name of job 1')
   })
 
   it('refuses unknown properties, a job without VMs or remote, an unsafe id', () => {
-    invalid({ jobs: [{ ...job, vm: 'x' }] }, 'unknown property "vm"')
-    invalid({ jobs: [{ ...job, vms: [] }] }, 'jobs[0].vms')
-    invalid({ jobs: [{ name: 'x', vms: ['a'] }] }, 'missing property "remote"')
-    invalid({ jobs: [{ ...job, id: '../etc' }] }, 'jobs[0].id')
-    invalid({ jobs: [{ ...job, vms: ['a', 'a'] }] }, 'jobs[0].vms', 'twice')
+    invalid({ jobs: [{ ...job, vm: 'x' }] }, 'unknown field "vm"')
+    invalid({ jobs: [{ ...job, vms: [] }] }, 'job 1 "Nightly", VMs')
+    invalid({ jobs: [{ name: 'x', vms: ['a'] }] }, 'job 1 "x": Remote is missing')
+    invalid({ jobs: [{ ...job, id: '../etc' }] }, 'job 1 "Nightly", Identifier')
+    invalid({ jobs: [{ ...job, vms: ['a', 'a'] }] }, 'job 1 "Nightly", VMs', 'twice')
   })
 
   it('does not alter the configuration it is handed', () => {

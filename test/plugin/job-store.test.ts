@@ -65,7 +65,7 @@ describe('JobStore', () => {
     assert.equal(id, 'id-1')
     assert.equal(host.writes.length, 1)
     assert.deepEqual(host.writes[0]?.jobs, [
-      { id: 'id-1', name: 'Nightly', vms: ['vm-a'], remote: 'r1', schedule: { cron: '0 3 * * *', timezone: 'UTC' }, enabled: true },
+      { id: 'id-1', name: 'Nightly', vms: ['vm-a'], remote: 'r1', schedule: { cron: '0 3 * * *' } },
     ])
     assert.deepEqual(store.get(id).vms, ['vm-a'])
   })

@@ -74,7 +74,7 @@ describe('plugin instance', () => {
     const xo = new FakeXo()
     assert.equal(typeof pluginFactory, 'function')
     assert.equal(pluginFactory.configurationSchema.type, 'object')
-    assert.ok('jobs' in pluginFactory.configurationSchema.properties)
+    assert.ok('jobs' in (pluginFactory.configurationSchema['properties'] as object))
     const plugin = pluginFactory({ xo })
     assert.ok(plugin instanceof ContinuousDeltaPlugin)
     assert.deepEqual([...xo.executors.keys()], [JOB_TYPE])
@@ -107,8 +107,8 @@ describe('plugin instance', () => {
     assert.equal(params?.['retention']?.['optional'], true)
     assert.equal(params?.['schedule']?.['optional'], true)
     assert.deepEqual(params?.['schedule']?.['properties'], {
-      cron: { type: 'string', description: '<minute> <hour> <day of month> <month 0-11> <day of week>, e.g. `0 * * * *` every hour' },
-      timezone: { type: 'string', description: 'IANA timezone the pattern is read in, e.g. `Europe/Paris`', optional: true },
+      cron: { type: 'string', description: 'Five fields: `minute hour day-of-month month(0-11) day-of-week`, e.g. `0 2 * * *` every day at 02:00, `0 * * * *` every hour' },
+      timezone: { type: 'string', description: 'IANA timezone the pattern is read in, e.g. `Europe/Paris`; `UTC` when left empty', optional: true },
     })
     // value rules are checked by the method itself, with a message naming the parameter
     await assert.rejects(xo.call('continuousDelta.createJob', { name: 'A', vms: ['vm-a'], remote: 'r1', retention: 0 }), /retention must be at least 1/)
@@ -125,12 +125,11 @@ describe('plugin instance', () => {
     assert.deepEqual(xo.stored, {
       defaultRetention: 7,
       concurrency: 2,
-      mergeBlockConcurrency: 2,
       useVhdDirectory: false,
-      jobs: [{ id, name: 'Nightly', vms: ['vm-a'], remote: 'r1', schedule: { cron: '0 2 * * *', timezone: 'UTC' }, enabled: true }],
+      jobs: [{ id, name: 'Nightly', vms: ['vm-a'], remote: 'r1', schedule: { cron: '0 2 * * *' } }],
     })
     assert.deepEqual([...xo.jobs.values()].map(job => job.key), [id])
-    assert.deepEqual([...xo.schedules.values()].map(schedule => [schedule.cron, schedule.enabled]), [['0 2 * * *', true]])
+    assert.deepEqual([...xo.schedules.values()].map(schedule => [schedule.cron, schedule.enabled]), [['0 2 * * *', false]])
     await assert.rejects(xo.call('continuousDelta.createJob', { name: 'x', vms: ['vm-a'], remote: 'r1', extra: 1 }), /unknown property "extra"/)
   })
 
@@ -196,9 +195,8 @@ describe('plugin instance', () => {
     assert.deepEqual(xo.stored, {
       defaultRetention: 7,
       concurrency: 2,
-      mergeBlockConcurrency: 2,
       useVhdDirectory: false,
-      jobs: [{ id: job?.id, name: 'From the form', vms: ['vm-a'], remote: 'r1', enabled: true }],
+      jobs: [{ id: job?.id, name: 'From the form', vms: ['vm-a'], remote: 'r1' }],
     })
   })
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { readFile, readdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 
-import { apiParamsSchemas, configurationSchema, jobSchema } from '../../src/plugin/schema.js'
+import { apiParamsSchemas, configurationSchema, jobSchema, settingsSchema } from '../../src/plugin/schema.js'
 
 // build/test/plugin → repository root
 const root = fileURLToPath(new URL('../../../', import.meta.url))
@@ -12,8 +12,9 @@ async function readJson(path: string): Promise<unknown> {
 }
 
 describe('schema files', () => {
-  it('schema/configuration.json and schema/job.json are the schemas the plugin uses', async () => {
+  it('schema/configuration.json (the form), settings.json and job.json are the schemas the plugin uses', async () => {
     assert.deepEqual(await readJson('configuration.json'), configurationSchema)
+    assert.deepEqual(await readJson('settings.json'), settingsSchema)
     assert.deepEqual(await readJson('job.json'), jobSchema)
   })
 
@@ -26,7 +27,7 @@ describe('schema files', () => {
   })
 
   it('offers XO form pickers for VMs and the remote', () => {
-    const { items } = configurationSchema.properties.jobs
+    const { items } = settingsSchema.properties.jobs
     assert.equal(items.properties.vms.items.$type, 'vm')
     assert.equal(items.properties.remote.$type, 'remote')
   })

@@ -15,7 +15,7 @@ describe('XoJobs', () => {
   it('creates one XO job per configured job and a schedule for the scheduled ones', async () => {
     const xo = new FakeScheduling()
     const sync = new XoJobs(xo)
-    await sync.sync(jobs({ ...base, id: 'a', name: 'A', schedule: { cron: '0 * * * *', timezone: 'Europe/Paris' } }, { ...base, id: 'b', name: 'B' }))
+    await sync.sync(jobs({ ...base, id: 'a', name: 'A', schedule: { cron: '0 * * * *', timezone: 'Europe/Paris' }, enabled: true }, { ...base, id: 'b', name: 'B' }))
     assert.deepEqual([...xo.jobs.values()].map(job => [job.type, job.key, job.name]), [
       [JOB_TYPE, 'a', 'A'],
       [JOB_TYPE, 'b', 'B'],
