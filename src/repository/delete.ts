@@ -123,8 +123,8 @@ export async function deleteJobBackups(handler: RemoteHandler, vmUuid: string, j
     }
     if (ofJob.length === 0) return []
     const { removed } = await enforceRetention(handler, { vm, jobId, keep: Infinity, drop: ofJob })
-    const left = await handler.list(jobDisksDir(vm, jobId), { ignoreMissing: true })
-    if (left.length === 0) await handler.rmtree(jobDisksDir(vm, jobId))
+    // no restore point of the job is left: its disk folders hold nothing anything needs
+    await handler.rmtree(jobDisksDir(vm, jobId))
     return removed
   })
 }

@@ -88,7 +88,9 @@ describe('plugin instance', () => {
     assert.deepEqual(names, [
       'continuousDelta.createJob',
       'continuousDelta.deleteJob',
+      'continuousDelta.deleteRestorePoint',
       'continuousDelta.editJob',
+      'continuousDelta.forgetVm',
       'continuousDelta.getJobs',
       'continuousDelta.getRuns',
       'continuousDelta.listRestorePoints',

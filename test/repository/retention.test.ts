@@ -94,7 +94,7 @@ for (const directory of [false, true]) {
       }
 
       const again = await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 })
-      assert.deepEqual(again, { removed: [], merges: [], deleted: [] })
+      assert.deepEqual(again, { removed: [], merges: [], resumed: 0, deleted: [] })
     })
 
     it('finishes the work of a call interrupted after the metadata was removed', async () => {
