@@ -55,7 +55,7 @@ export interface DiskResult {
   /** bytes transferred */
   readonly size: number
   readonly durationMs: number
-  /** sha256 of the VHD written, hex */
+  /** digest (sha256, hex) of the block-checksum list of the VHD written (its metadata records it) */
   readonly checksum?: string
 }
 

@@ -1,8 +1,9 @@
 /**
  * Removes a VHD written by a run that did not commit: a VHD file, or a VHD directory and the
- * alias that points to it. A path already gone is not an error.
+ * alias that points to it, and its block-checksum sidecar. A path already gone is not an error.
  */
 import { posix } from 'node:path'
+import { removeSidecar } from '../repository/integrity/sidecar.js'
 import { normalizePath } from '../repository/layout.js'
 import type { RemoteHandler } from '../repository/remote-handler.js'
 
@@ -36,4 +37,5 @@ export async function removeVhd(handler: RemoteHandler, path: string): Promise<v
     }
   }
   await ignoreMissing(handler.unlink(path))
+  await removeSidecar(handler, path)
 }

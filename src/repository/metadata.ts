@@ -35,6 +35,7 @@ export interface ExcludedDiskRecord {
   readonly reason: string
 }
 
+/** the whole-VHD checksum restore points written before block checksums recorded */
 export interface VhdChecksum {
   /** sha256 (hex) of the VHD as written: the file's bytes, or for a VHD directory its canonical VHD stream */
   readonly sha256: string
@@ -45,8 +46,13 @@ export interface VhdChecksum {
 export interface ContinuousDeltaExtras {
   readonly version: 1
   readonly excluded: readonly ExcludedDiskRecord[]
-  /** VHD path relative to the VM folder (as in `vhds`) → checksum recorded at transfer time */
-  readonly checksums: Readonly<Record<string, VhdChecksum>>
+  /**
+   * VHD path relative to the VM folder (as in `vhds`) → digest (sha256, hex) of its block-checksum
+   * list, computed while it was written (src/repository/integrity/, docs/remote-format.md)
+   */
+  readonly blockChecksums?: Readonly<Record<string, string>>
+  /** restore points written before block checksums: VHD path → sha256 of the whole VHD */
+  readonly checksums?: Readonly<Record<string, VhdChecksum>>
 }
 
 export interface BackupMetadata {
@@ -106,8 +112,8 @@ export interface BuildMetadataInput {
   /** bytes transferred */
   readonly size: number
   readonly excluded: readonly ExcludedDiskRecord[]
-  /** snapshot VDI ref or uuid → what writeVhd returned */
-  readonly checksums?: Readonly<Record<string, { readonly checksum: string; readonly size: number } | VhdChecksum>>
+  /** snapshot VDI ref or uuid → digest of the VHD's block-checksum list (what writeVhd returned) */
+  readonly blockChecksums?: Readonly<Record<string, string>>
 }
 
 function invalid(message: string, context: Record<string, unknown> = {}): never {
@@ -159,7 +165,7 @@ export function buildMetadata(input: BuildMetadataInput): BackupMetadata {
   const vdis: Record<string, StoredVdi> = {}
   const vhds: Record<string, string> = {}
   const isVhdDifferencing: Record<string, boolean> = {}
-  const checksums: Record<string, VhdChecksum> = {}
+  const blockChecksums: Record<string, string> = {}
   for (const vdi of input.vdis) {
     const ref = refOf(vdi, 'VDI')
     const path = pick(input.vhds, vdi)
@@ -174,10 +180,8 @@ export function buildMetadata(input: BuildMetadataInput): BackupMetadata {
     } as StoredVdi
     vhds[ref] = relative
     isVhdDifferencing[ref] = differencing
-    const sum = pick(input.checksums, vdi)
-    if (sum !== undefined) {
-      checksums[relative] = { sha256: 'sha256' in sum ? sum.sha256 : sum.checksum, size: sum.size }
-    }
+    const digest = pick(input.blockChecksums, vdi)
+    if (digest !== undefined) blockChecksums[relative] = digest
   }
 
   const vbds: Record<string, StoredRecord> = {}
@@ -217,7 +221,7 @@ export function buildMetadata(input: BuildMetadataInput): BackupMetadata {
     tags: [],
     // disks are exported by XAPI as VHD: not touched by the qcow2 export defect this flag tracks
     includeNonNbdQcow2Fix: true,
-    continuousDelta: { version: 1, excluded: input.excluded.map(e => ({ vdi: e.vdi, name: e.name, reason: e.reason })), checksums },
+    continuousDelta: { version: 1, excluded: input.excluded.map(e => ({ vdi: e.vdi, name: e.name, reason: e.reason })), blockChecksums },
   }
   return validateMetadata(metadata, '(built metadata)')
 }
@@ -270,10 +274,18 @@ export function validateMetadata(value: unknown, file: string): BackupMetadata {
   if (extras !== undefined) {
     if (!isObject(extras)) return fail('continuousDelta', 'must be an object')
     if (!Array.isArray(extras.excluded)) fail('continuousDelta.excluded', 'must be an array')
-    if (!isObject(extras.checksums)) fail('continuousDelta.checksums', 'must be an object')
-    for (const [path, sum] of Object.entries(extras.checksums as Json)) {
-      if (!isObject(sum) || typeof sum.sha256 !== 'string' || typeof sum.size !== 'number') {
-        fail(`continuousDelta.checksums.${path}`, 'must be { sha256, size }')
+    if (extras.checksums !== undefined) {
+      if (!isObject(extras.checksums)) fail('continuousDelta.checksums', 'must be an object')
+      for (const [path, sum] of Object.entries(extras.checksums as Json)) {
+        if (!isObject(sum) || typeof sum.sha256 !== 'string' || typeof sum.size !== 'number') {
+          fail(`continuousDelta.checksums.${path}`, 'must be { sha256, size }')
+        }
+      }
+    }
+    if (extras.blockChecksums !== undefined) {
+      if (!isObject(extras.blockChecksums)) fail('continuousDelta.blockChecksums', 'must be an object')
+      for (const [path, digest] of Object.entries(extras.blockChecksums as Json)) {
+        if (typeof digest !== 'string' || !/^[0-9a-f]{64}$/.test(digest)) fail(`continuousDelta.blockChecksums.${path}`, 'must be a sha256 (hex)')
       }
     }
   }

@@ -31,6 +31,7 @@ import {
   resolveFromVmDir,
   vmDir,
 } from './layout.js'
+import { removeSidecar } from './integrity/sidecar.js'
 import { mergeChain, resumeMerges, type MergeResult } from './merge/index.js'
 import { invalidateMetadataCache, readMetadata, updateMetadata, type BackupMetadata } from './metadata.js'
 import { listMetadataFiles } from './restore-points.js'
@@ -266,6 +267,7 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
     for (const path of plan.deletions) {
       throwIfAborted(signal)
       await VhdAbstract.unlink(handler, path)
+      await removeSidecar(handler, path)
       deleted.push(path)
     }
     // a merge finished by an earlier call that stopped before updating the metadata

@@ -13,11 +13,17 @@
  * `<name>.alias.vhd` is written as a VHD directory `data/<name>.vhd/` (header, footer, bat,
  * parentLocatorEntry0, blocks/<id/1000>/<id%1000>, as vhd-lib's VhdDirectory lays it out),
  * and the alias last. On failure, everything written is removed.
+ *
+ * While the VHD streams in, a sha256 of each block (bitmap + data, as stored) and of the footer,
+ * header, BAT and parent locator as written is taken (integrity/block-checksums.ts): the list is
+ * written as the VHD's sidecar once the VHD is whole, and its digest returned for the metadata.
+ * Nothing is read back.
  */
-import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { BackupError } from '../errors.js'
-import { canonicalHead, blockOrderOfBat, copyHeader, hashCanonicalVhd, isAscending } from './canonical-vhd.js'
+import { canonicalHead, blockOrderOfBat, copyHeader } from './canonical-vhd.js'
+import { BlockChecksumsBuilder, type BlockChecksums } from './integrity/block-checksums.js'
+import { removeSidecar, writeSidecar } from './integrity/sidecar.js'
 import { normalizePath, relativeName, vhdDataPath } from './layout.js'
 import { exists } from './remote-files.js'
 import type { RemoteHandler } from './remote-handler.js'
@@ -29,6 +35,7 @@ import {
   formatUuid,
   openVhd,
   packFooter,
+  packHeader,
   parseUuid,
   parseVhdStream,
   type VhdFooter,
@@ -51,8 +58,9 @@ export interface WriteVhdOptions {
 export interface WriteVhdResult {
   /** bytes of the canonical VHD (the file's size for a VHD file) */
   readonly size: number
-  /** sha256, hex (see canonical-vhd.ts) */
+  /** digest (sha256, hex) of the VHD's block-checksum list, as its metadata records it */
   readonly checksum: string
+  readonly blockChecksums: BlockChecksums
 }
 
 interface ParentInfo {
@@ -62,8 +70,15 @@ interface ParentInfo {
   readonly name: string
 }
 
+/** the footer, header and BAT of a VHD file as written, and its locator data */
+interface RawHead {
+  readonly footer: Buffer
+  readonly header: Buffer
+  readonly bat: Buffer
+}
+
 type Piece =
-  | { readonly kind: 'head'; readonly buffer: Buffer; readonly footer: VhdFooter; readonly header: VhdHeader; readonly ascending: boolean; readonly locator?: Buffer }
+  | { readonly kind: 'head'; readonly buffer: Buffer; readonly footer: VhdFooter; readonly header: VhdHeader; readonly order: readonly number[]; readonly raw: RawHead; readonly locator?: Buffer }
   | { readonly kind: 'block'; readonly buffer: Buffer; readonly id: number }
   | { readonly kind: 'tail'; readonly buffer: Buffer }
 
@@ -130,9 +145,9 @@ async function* canonicalPieces(items: AsyncIterable<VhdStreamItem>, uuid: Buffe
           locators[0] = locator
         }
         const head = canonicalHead(footer, header, locators, order, computeFullBlockSize(header.blockSize))
-        const ascending = isAscending(order)
+        const raw = { footer: head.pieces[0]!, header: head.pieces[1]!, bat: head.pieces[2]! }
         for (const buffer of head.pieces) {
-          yield { kind: 'head', buffer, footer, header: head.header, ascending, ...(locator === undefined ? {} : { locator }) }
+          yield { kind: 'head', buffer, footer, header: head.header, order, raw, ...(locator === undefined ? {} : { locator }) }
         }
         break
       }
@@ -157,12 +172,33 @@ function cancelled(signal: AbortSignal): BackupError {
   return new BackupError('CANCELLED', 'VHD transfer cancelled', {}, { cause: signal.reason })
 }
 
-async function writeVhdFile(handler: RemoteHandler, path: string, pieces: AsyncIterable<Piece>): Promise<void> {
+function newBuilder(header: VhdHeader, parent: string): BlockChecksumsBuilder {
+  return new BlockChecksumsBuilder({ blockSize: header.blockSize, maxTableEntries: header.maxTableEntries, parent })
+}
+
+async function writeVhdFile(handler: RemoteHandler, path: string, pieces: AsyncIterable<Piece>, parent: string): Promise<BlockChecksums> {
+  let builder: BlockChecksumsBuilder | undefined
   async function* bytes() {
-    for await (const piece of pieces) yield piece.buffer
+    for await (const piece of pieces) {
+      if (piece.kind === 'head' && builder === undefined) {
+        builder = newBuilder(piece.header, parent)
+        builder.setStructures({ ...piece.raw, locators: [piece.locator] })
+      } else if (piece.kind === 'block') {
+        builder!.addBlock(piece.id, piece.buffer)
+      }
+      yield piece.buffer
+    }
   }
   // outputStream writes to a hidden temporary file and renames it, or removes it on error
   await handler.outputStream(path, Readable.from(bytes(), { objectMode: false }), { checksum: false })
+  return builder!.build()
+}
+
+/** the `bat` chunk vhd-lib's VhdDirectory writes: one bit per BAT entry, set for each block written */
+function directoryBat(maxTableEntries: number, ids: Iterable<number>): Buffer {
+  const bat = Buffer.alloc(maxTableEntries)
+  for (const id of ids) bat[id >> 3] |= 0x80 >> (id & 7)
+  return bat
 }
 
 /** block files written at once to a VHD directory (each holds one 2 MiB block in memory) */
@@ -206,12 +242,13 @@ class BoundedWrites {
   }
 }
 
-async function writeVhdDirectory(handler: RemoteHandler, aliasPath: string, pieces: AsyncIterable<Piece>): Promise<{ ascending: boolean }> {
+async function writeVhdDirectory(handler: RemoteHandler, aliasPath: string, pieces: AsyncIterable<Piece>, parent: string): Promise<BlockChecksums> {
   const dataPath = vhdDataPath(aliasPath)
   if (await exists(handler, dataPath)) {
     throw new BackupError('TRANSFER_FAILED', `refusing to overwrite the existing VHD directory ${dataPath}`, { path: dataPath })
   }
-  let ascending = true
+  let builder: BlockChecksumsBuilder | undefined
+  let order: readonly number[] = []
   const writes = new BoundedWrites(DIRECTORY_WRITE_CONCURRENCY)
   try {
     const disposable = await VhdDirectory.create(handler, dataPath, { flags: 'wx' })
@@ -222,14 +259,16 @@ async function writeVhdDirectory(handler: RemoteHandler, aliasPath: string, piec
       if (piece.kind === 'head') {
         if (headerSet) continue
         headerSet = true
-        ascending = piece.ascending
+        order = piece.order
         locator = piece.locator
+        builder = newBuilder(piece.header, parent)
         vhd.footer = piece.footer
         // a VHD directory keeps locator data in its own chunk: no offset
         const header = copyHeader(piece.header)
         for (const entry of header.parentLocatorEntry) entry.platformDataOffset = 0
         vhd.header = header
       } else if (piece.kind === 'block') {
+        builder!.addBlock(piece.id, piece.buffer)
         await writes.add(vhd.writeEntireBlock({ id: piece.id, buffer: piece.buffer }))
       }
     }
@@ -240,6 +279,8 @@ async function writeVhdDirectory(handler: RemoteHandler, aliasPath: string, piec
     await vhd.writeBlockAllocationTable()
     await vhd.writeHeader()
     await vhd.writeFooter()
+    // the bytes vhd-lib just wrote: the objects packed with the checksums it set
+    builder!.setStructures({ footer: packFooter(vhd.footer), header: packHeader(vhd.header), bat: directoryBat(vhd.header.maxTableEntries, order), locators: [locator] })
     await disposable.dispose()
     // the alias is written last: until it exists, the directory is an orphan nobody reads
     await VhdAbstract.createAlias(handler, aliasPath, dataPath)
@@ -249,7 +290,7 @@ async function writeVhdDirectory(handler: RemoteHandler, aliasPath: string, piec
     await handler.unlink(aliasPath).catch(() => {})
     throw error
   }
-  return { ascending }
+  return builder!.build()
 }
 
 /**
@@ -276,29 +317,25 @@ export async function writeVhd(handler: RemoteHandler, path: string, input: Read
     const parent = opts.parent === undefined ? undefined : await readParent(handler, path, normalizePath(opts.parent))
     signal?.addEventListener('abort', onAbort, { once: true })
 
-    const hash = createHash('sha256')
     let size = 0
     async function* counted(): AsyncGenerator<Piece> {
       for await (const piece of canonicalPieces(parseVhdStream(input), uuid, parent)) {
         if (signal?.aborted) throw cancelled(signal)
-        hash.update(piece.buffer)
         size += piece.buffer.length
         yield piece
         onProgress?.(size)
       }
     }
 
-    if (directory) {
-      const { ascending } = await writeVhdDirectory(handler, path, counted())
-      if (!ascending) {
-        // the directory's canonical checksum has its blocks in ascending order: read them back
-        const canonical = await hashCanonicalVhd(handler, path, signal)
-        return { size: canonical.size, checksum: canonical.sha256 }
-      }
-    } else {
-      await writeVhdFile(handler, path, counted())
+    const parentName = parent?.name ?? ''
+    const list = directory ? await writeVhdDirectory(handler, path, counted(), parentName) : await writeVhdFile(handler, path, counted(), parentName)
+    try {
+      await writeSidecar(handler, path, list)
+    } catch (error) {
+      await removeVhdWritten(handler, path)
+      throw error
     }
-    return { size, checksum: hash.digest('hex') }
+    return { size, checksum: list.digest, blockChecksums: list }
   } catch (error) {
     input.destroy()
     if (signal?.aborted) throw cancelled(signal)
@@ -307,6 +344,15 @@ export async function writeVhd(handler: RemoteHandler, path: string, input: Read
   } finally {
     signal?.removeEventListener('abort', onAbort)
   }
+}
+
+/** what writeVhd wrote at `path`, when its sidecar could not be written */
+async function removeVhdWritten(handler: RemoteHandler, path: string): Promise<void> {
+  await removeSidecar(handler, path).catch(() => {})
+  if (path.endsWith('.alias.vhd')) {
+    await handler.rmtree(vhdDataPath(path)).catch(() => {})
+  }
+  await handler.unlink(path).catch(() => {})
 }
 
 /** footer UUID of the VHD at `path`, as a canonical string */

@@ -1,7 +1,7 @@
 /**
- * The VHD a delta would be based on is checked against the checksum recorded when it was
- * transferred: damaged data is never built upon. A full rewritten by a merge has no recorded
- * checksum and is checked structurally only.
+ * The VHD a delta would be based on is checked against the block checksums recorded when it was
+ * written (structures, the list's digest, a few sampled blocks): damaged data is never built
+ * upon. A full rewritten by a merge keeps checksums: its blocks are the merged VHDs' blocks.
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
@@ -9,6 +9,7 @@ import { open } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { VmRunResult } from '../../src/lifecycle/job.js'
 import { runJob } from '../../src/lifecycle/run-job.js'
+import { checkBlocks, checksumsOf, readRecordedIntegrity } from '../../src/repository/integrity/index.js'
 import { readMetadata } from '../../src/repository/metadata.js'
 import { BLOCK, hashRestoredDisk, MiB, restorePointsOf, startHarness } from '../lifecycle/harness.js'
 import type { Harness } from '../lifecycle/harness.js'
@@ -73,7 +74,7 @@ describe('lifecycle: the base of a delta is checked against its recorded checksu
     assert.deepEqual(next.disks.map(d => d.mode), ['full'])
     assert.equal(next.warnings.length, 1, next.warnings.join('; '))
     assert.ok(next.warnings[0]!.includes(newest), next.warnings[0])
-    assert.match(next.warnings[0]!, /is damaged: its sha256 [0-9a-f]{64} \(\d+ bytes\) differs from [0-9a-f]{64} \(\d+ bytes\) recorded when it was transferred/)
+    assert.match(next.warnings[0]!, /is damaged: block \d+: its sha256 differs from the one recorded when the VHD was written/)
     await assertNewestRestores(vm, disk)
 
     // the new full is intact: the run after it is a delta again
@@ -84,7 +85,7 @@ describe('lifecycle: the base of a delta is checked against its recorded checksu
     await assertNewestRestores(vm, disk)
   })
 
-  it('a full rewritten by a merge has no recorded checksum: the next run is a delta on it, without a warning', async function () {
+  it('a full rewritten by a merge keeps block checksums: the next run is a delta on it, without a warning', async function () {
     const { vm, disk } = createVm('merged full')
     await harness.pool.sim.writeGuest(disk, 0, randomBytes(BLOCK))
     await run(vm, 1)
@@ -92,11 +93,15 @@ describe('lifecycle: the base of a delta is checked against its recorded checksu
     const merged = await run(vm, 1)
     assert.deepEqual(merged.disks.map(d => d.mode), ['delta'])
 
-    // retention 1: the only restore point left names the merged full, with no checksum for it
+    // retention 1: the only restore point left names the merged full; its block checksums are trusted and every block verifies
     const points = await restorePointsOf(harness.handler, vm, 'job-1')
     assert.equal(points.length, 1)
     const metadata = await readMetadata(harness.handler, points[0]!.id)
-    assert.deepEqual(metadata.continuousDelta?.checksums, {})
+    assert.equal(Object.keys(metadata.continuousDelta?.blockChecksums ?? {}).length, 1)
+    const full = points[0]!.disks[0]!.vhd
+    const integrity = await checksumsOf(harness.handler, full, await readRecordedIntegrity(harness.handler, vm))
+    assert.ok(integrity.status === 'listed', JSON.stringify(integrity))
+    assert.deepEqual((await checkBlocks(harness.handler, full, integrity.list, { kind: 'all' })).damaged, [])
 
     await harness.pool.sim.writeGuest(disk, 4 * BLOCK, randomBytes(4096))
     const next = await run(vm, 1)

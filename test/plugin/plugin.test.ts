@@ -46,8 +46,8 @@ class FakeEngine implements Engine {
   async listRestorePoints(): Promise<never[]> {
     return []
   }
-  async verifyRemote(): Promise<{ ok: boolean; restorePoints: never[]; problems: never[] }> {
-    return { ok: true, restorePoints: [], problems: [] }
+  async verifyRemote(): Promise<{ ok: boolean; read: { blocks: number; bytes: number }; restorePoints: never[]; problems: never[] }> {
+    return { ok: true, read: { blocks: 0, bytes: 0 }, restorePoints: [], problems: [] }
   }
   async restoreVm(): Promise<never> {
     throw new Error('not in this double')

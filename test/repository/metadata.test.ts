@@ -28,7 +28,7 @@ function rebuild(reference: Json) {
     differencing: reference.isVhdDifferencing as Record<string, boolean>,
     size: reference.size as number,
     excluded: [],
-    checksums: {},
+    blockChecksums: {},
   })
 }
 
@@ -81,7 +81,7 @@ describe('metadata', () => {
   it('writes and reads back, and removes XO\'s stale listing cache', async () => {
     const vm = '997e38ca-c27e-4baa-8e5f-19d95c27c74b'
     const metadata = testMetadata(vm, 'job-1', new Date('2026-11-26T05:50:24Z'), [
-      { vdi: 'f5d48e13-15db-4d9e-a2b3-a53af12b0b04', vhd: `${vmDir(vm)}/vdis/job-1/f5d48e13-15db-4d9e-a2b3-a53af12b0b04/20261126T055024Z.vhd`, differencing: false, checksum: { checksum: 'ab'.repeat(32), size: 4096 } },
+      { vdi: 'f5d48e13-15db-4d9e-a2b3-a53af12b0b04', vhd: `${vmDir(vm)}/vdis/job-1/f5d48e13-15db-4d9e-a2b3-a53af12b0b04/20261126T055024Z.vhd`, differencing: false, checksum: { checksum: 'ab'.repeat(32) } },
     ])
     await remote.handler.outputFile(metadataCachePath(vm), 'stale')
     const path = metadataPath(vm, '20261126T055024Z')
@@ -89,7 +89,7 @@ describe('metadata', () => {
     assert.deepEqual(await readMetadata(remote.handler, path), metadata)
     assert.deepEqual(JSON.parse(await readFile(join(remote.root, path), 'utf8')), JSON.parse(JSON.stringify(metadata)))
     assert.deepEqual(await readdir(join(remote.root, vmDir(vm))), ['20261126T055024Z.json'])
-    assert.deepEqual(metadata.continuousDelta?.checksums, { 'vdis/job-1/f5d48e13-15db-4d9e-a2b3-a53af12b0b04/20261126T055024Z.vhd': { sha256: 'ab'.repeat(32), size: 4096 } })
+    assert.deepEqual(metadata.continuousDelta?.blockChecksums, { 'vdis/job-1/f5d48e13-15db-4d9e-a2b3-a53af12b0b04/20261126T055024Z.vhd': 'ab'.repeat(32) })
   })
 
   it('leaves no .json when the write is interrupted before its rename', async () => {

@@ -58,7 +58,8 @@ export interface TestDisk {
   readonly name?: string
   readonly vhd: string
   readonly differencing: boolean
-  readonly checksum?: { checksum: string; size: number }
+  /** digest of the VHD's block-checksum list (what writeVhd returned) */
+  readonly checksum?: { checksum: string }
 }
 
 /** metadata of a VM `vm` with the given disks, built from the reference's records */
@@ -70,7 +71,7 @@ export function testMetadata(vm: string, jobId: string, date: Date, disks: reado
   const sourceVdis: XapiRecordInput[] = []
   const vhds: Record<string, string> = {}
   const differencing: Record<string, boolean> = {}
-  const checksums: Record<string, { checksum: string; size: number }> = {}
+  const blockChecksums: Record<string, string> = {}
   const template = records.vdis[0]!
   disks.forEach((disk, i) => {
     const ref = 'OpaqueRef:' + randomUUID()
@@ -81,7 +82,7 @@ export function testMetadata(vm: string, jobId: string, date: Date, disks: reado
     vbds.push({ ...records.vbds[0]!, $ref: vbdRef, uuid: randomUUID(), VM: snapshotVm, VDI: ref, userdevice: String(i) })
     vhds[ref] = disk.vhd
     differencing[ref] = disk.differencing
-    if (disk.checksum !== undefined) checksums[ref] = disk.checksum
+    if (disk.checksum !== undefined) blockChecksums[ref] = disk.checksum.checksum
   })
   return buildMetadata({
     job: { id: jobId },
@@ -99,7 +100,7 @@ export function testMetadata(vm: string, jobId: string, date: Date, disks: reado
     differencing,
     size: 0,
     excluded: [],
-    checksums,
+    blockChecksums,
   })
 }
 

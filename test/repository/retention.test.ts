@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { chainOf, listDiskVhds, readVhdInfo } from '../../src/repository/chain.js'
-import { hashCanonicalVhd } from '../../src/repository/canonical-vhd.js'
+import { checkBlocks, checksumsOf, computeBlockChecksums, readRecordedIntegrity } from '../../src/repository/integrity/index.js'
 import { diskDir, vhdPath } from '../../src/repository/layout.js'
 import { readMetadata } from '../../src/repository/metadata.js'
 import { enforceRetention, planDisk } from '../../src/repository/retention.js'
@@ -83,14 +83,22 @@ for (const directory of [false, true]) {
         assert.equal(await rawHash(remote, points[3]!.vhds[vdi]!), expectedDiskHash(SIZE, chain.slice(0, 4)))
         assert.equal(await rawHash(remote, points[4]!.vhds[vdi]!), expectedDiskHash(SIZE, chain))
       }
-      // the merged VHD's transfer checksum is gone and it is marked full; the delta's is intact
+      // the merged VHD is marked full and still has block checksums every block of it verifies against; the delta's are intact
       const oldest = await readMetadata(remote.handler, points[3]!.metadata)
-      assert.deepEqual(oldest.continuousDelta?.checksums, {})
       assert.deepEqual(Object.values(oldest.isVhdDifferencing), [false, false])
       const newest = await readMetadata(remote.handler, points[4]!.metadata)
-      assert.equal(Object.keys(newest.continuousDelta?.checksums ?? {}).length, 2)
+      assert.equal(Object.keys(newest.continuousDelta?.blockChecksums ?? {}).length, 2)
+      const recorded = await readRecordedIntegrity(remote.handler, VM)
       for (const vdi of [DISK_A, DISK_B]) {
-        assert.equal((await hashCanonicalVhd(remote.handler, points[4]!.vhds[vdi]!)).sha256, points[4]!.checksums[vdi])
+        for (const vhd of [points[3]!.vhds[vdi]!, points[4]!.vhds[vdi]!]) {
+          const integrity = await checksumsOf(remote.handler, vhd, recorded)
+          assert.equal(integrity.status, 'listed', `${vhd}: ${JSON.stringify(integrity)}`)
+          if (integrity.status !== 'listed') continue
+          const check = await checkBlocks(remote.handler, vhd, integrity.list, { kind: 'all' })
+          assert.deepEqual(check.damaged, [])
+          assert.equal(check.blocksRead, integrity.list.blockCount)
+        }
+        assert.equal((await computeBlockChecksums(remote.handler, points[4]!.vhds[vdi]!)).digest, points[4]!.checksums[vdi])
       }
 
       const again = await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 })
@@ -124,7 +132,9 @@ for (const directory of [false, true]) {
       assert.deepEqual(result.removed, [])
       assert.deepEqual(result.merges, [])
       assert.ok(result.deleted.includes(orphan))
-      const names = (await readdir(dir)).filter(n => n !== 'data').sort()
+      const names = (await readdir(dir)).filter(n => n !== 'data' && !n.endsWith('.checksums')).sort()
+      // the deleted VHD's sidecar went with it
+      assert.deepEqual((await readdir(dir)).filter(n => n.endsWith('.checksums')).sort(), points.map(p => `${p.vhds[DISK_A]!.split('/').pop()}.checksums`).sort())
       assert.deepEqual(names, points.map(p => p.vhds[DISK_A]!.split('/').pop()).sort())
       if (directory) {
         assert.deepEqual((await readdir(join(dir, 'data'))).sort(), points.map(p => p.vhds[DISK_A]!.split('/').pop()!.replace('.alias', '')).sort())

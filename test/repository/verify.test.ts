@@ -77,8 +77,9 @@ for (const directory of [false, true]) {
       assert.deepEqual(codes(problemsOf(report, points[0]!.metadata)), [])
       for (const point of points.slice(1)) {
         const problems = problemsOf(report, point.metadata)
-        assert.deepEqual(codes(problems), ['checksum-mismatch'])
+        assert.deepEqual(codes(problems), ['block-checksum-mismatch'])
         assert.equal(problems[0]!.path, points[1]!.vhds[DISK])
+        assert.match(problems[0]!.message, /^block \d+: its sha256 differs/)
       }
     })
 

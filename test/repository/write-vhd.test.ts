@@ -6,6 +6,7 @@ import { chainOf, readVhdInfo } from '../../src/repository/chain.js'
 import { hashCanonicalVhd } from '../../src/repository/canonical-vhd.js'
 import { vhdDataPath, vhdPath } from '../../src/repository/layout.js'
 import { openVhd } from '../../src/repository/vhd-lib.js'
+import { computeBlockChecksums, readSidecar } from '../../src/repository/integrity/index.js'
 import { writeVhd } from '../../src/repository/write-vhd.js'
 import { openChainRawStream, openChainVhdStream } from '../../src/restore/read-chain.js'
 import { BLOCK, exportBytes, exportStream, expectedDiskHash, hashStream, seededBlock, seededChain, sha256, type ExportSpec } from './exports.js'
@@ -96,13 +97,15 @@ for (const directory of [false, true]) {
         assert.deepEqual([...blocks.keys()].sort(), [...chain[i]!.blocks.keys()].sort())
         for (const [id, data] of chain[i]!.blocks) assert.equal(blocks.get(id), sha256(data), `block ${id} of VHD ${i}`)
 
-        // the checksum returned is the file's bytes / the directory's canonical stream
-        const canonical = await hashCanonicalVhd(remote.handler, paths[i]!)
-        assert.equal(results[i]!.checksum, canonical.sha256)
-        assert.equal(results[i]!.size, canonical.size)
+        // the digest returned is the one of the block-checksum list of what is on the remote, and of its sidecar
+        const recomputed = await computeBlockChecksums(remote.handler, paths[i]!)
+        assert.equal(results[i]!.checksum, recomputed.digest)
+        const sidecar = await readSidecar(remote.handler, paths[i]!)
+        assert.equal(sidecar.status === 'ok' ? sidecar.list.digest : sidecar.status, recomputed.digest)
+        assert.equal(recomputed.blockCount, chain[i]!.blocks.size)
+        assert.equal(results[i]!.size, (await hashCanonicalVhd(remote.handler, paths[i]!)).size)
         if (!directory) {
           const bytes = await readFile(join(remote.root, paths[i]!))
-          assert.equal(results[i]!.checksum, sha256(bytes))
           assert.equal(results[i]!.size, bytes.length)
         }
       }
@@ -152,8 +155,7 @@ for (const directory of [false, true]) {
       const path = vhdPath(VM, 'job-1', VDI, '20261126T055010Z', directory)
       const result = await writeVhd(remote.handler, path, exportStream(spec), { uuid: randomUUID() })
       assert.equal((await hashStream((await openChainRawStream(remote.handler, path)).stream)).sha256, expectedDiskHash(SIZE, [spec]))
-      if (directory) assert.equal(result.checksum, (await hashCanonicalVhd(remote.handler, path)).sha256)
-      else assert.equal(result.checksum, sha256(await readFile(join(remote.root, path))))
+      assert.equal(result.checksum, (await computeBlockChecksums(remote.handler, path)).digest)
     })
 
     /** the disk folder exists (the write had started) and holds no file */
@@ -197,7 +199,7 @@ for (const directory of [false, true]) {
       const next = vhdPath(VM, 'job-1', VDI, '20261126T055020Z', directory)
       await assert.rejects(writeVhd(remote.handler, next, exportStream(chain[0]!), { uuid: randomUUID(), parent: paths[0]! }), { code: 'TRANSFER_FAILED' })
       await assert.rejects(writeVhd(remote.handler, paths[0]!, exportStream(chain[0]!), { uuid: randomUUID() }), /refusing to overwrite/)
-      assert.deepEqual((await listTree(join(remote.root, paths[0]!, '..'))).filter(f => !f.startsWith('data/')), [paths[0]!.split('/').pop()])
+      assert.deepEqual((await listTree(join(remote.root, paths[0]!, '..'))).filter(f => !f.startsWith('data/')), [paths[0]!.split('/').pop(), `${paths[0]!.split('/').pop()}.checksums`])
     })
   })
 }

@@ -1,5 +1,6 @@
+import { randomInt } from 'node:crypto'
 import { newestVhd } from '../../repository/chain.js'
-import { checkRecordedChecksum } from '../../repository/vhd-checksum.js'
+import { checkBlocks, checksumsOf, legacyMismatch, readRecordedIntegrity } from '../../repository/integrity/index.js'
 import { fetchDisks } from '../../xapi/records.js'
 import type { VdiRecord } from '../../xapi/records.js'
 import type { Ref } from '../../xapi/client.js'
@@ -14,9 +15,16 @@ import { isExported } from '../reference-snapshot.js'
  * 3. it holds a snapshot of this very source disk,
  * 4. the newest readable VHD of the disk on the remote was exported from that snapshot (footer
  *    UUID = snapshot VDI uuid),
- * 5. that VHD still has the checksum recorded when it was transferred, when one was recorded.
+ * 5. that VHD still has the checksums recorded when it was written: its footer, header, BAT and
+ *    locators, the block-checksum list itself (its digest in the metadata), and a few blocks
+ *    picked at random. This costs the VHD's structure, not its size (a sidecar gone costs one
+ *    read of the VHD, and is written back). Restore points written before block checksums are
+ *    checked against their whole-VHD sha256, reading the VHD.
  * Otherwise the disk is exported full, and the run log says which check failed.
  */
+
+/** blocks of the base read and checked before a delta is built on it */
+export const BASE_SAMPLED_BLOCKS = 4
 async function chooseDiskBase(ctx: VmRunContext, disk: SourceDisk, referenceDisks: ReadonlyMap<Ref, VdiRecord>): Promise<DiskBase> {
   const reference = ctx.reference
   if (reference === undefined) {
@@ -53,24 +61,35 @@ async function chooseDiskBase(ctx: VmRunContext, disk: SourceDisk, referenceDisk
 }
 
 /**
- * Why the VHD a delta would be based on cannot be trusted, if its data no longer has the checksum
- * recorded when it was transferred; `undefined` when it has, or when none was recorded (a full
- * rewritten by a merge: its footer, header and chain were checked, its data is not).
+ * Why the VHD a delta would be based on cannot be trusted, if it no longer has the checksums
+ * recorded when it was written; `undefined` when it has, or when none were recorded.
  */
 async function checksumDamage(ctx: VmRunContext, path: string): Promise<string | undefined> {
-  let check
+  const damaged = (why: string) => `the newest VHD on the remote (${path}) is damaged: ${why}`
   try {
-    check = await checkRecordedChecksum(ctx.handler, ctx.vmUuid, path, ctx.signal)
+    const recorded = await readRecordedIntegrity(ctx.handler, ctx.vmUuid)
+    const integrity = await checksumsOf(ctx.handler, path, recorded, { repair: true, signal: ctx.signal })
+    switch (integrity.status) {
+      case 'damaged':
+        return damaged(integrity.reason)
+      case 'unrecorded':
+        return undefined
+      case 'legacy': {
+        const why = await legacyMismatch(ctx.handler, path, integrity.recorded, ctx.signal)
+        return why === undefined ? undefined : damaged(why)
+      }
+      case 'listed': {
+        // a list recomputed from the VHD had the recorded digest: every block was just checked
+        if (integrity.source === 'recomputed') return undefined
+        const check = await checkBlocks(ctx.handler, path, integrity.list, { kind: 'count', count: BASE_SAMPLED_BLOCKS, seed: randomInt(2 ** 31) }, { signal: ctx.signal })
+        if (check.damaged.length === 0) return undefined
+        return damaged(check.damaged.map(b => `block ${b.id}: ${b.reason}`).join('; '))
+      }
+    }
   } catch (error) {
     ctx.signal.throwIfAborted()
-    return `the newest VHD on the remote (${path}) cannot be read to check its checksum: ${(error as Error).message}`
+    return `the newest VHD on the remote (${path}) cannot be read to check its checksums: ${(error as Error).message}`
   }
-  if (check.status !== 'mismatch') return undefined
-  const { actual, recorded } = check
-  return (
-    `the newest VHD on the remote (${path}) is damaged: its sha256 ${actual.sha256} (${actual.size} bytes) ` +
-    `differs from ${recorded.sha256} (${recorded.size} bytes) recorded when it was transferred`
-  )
 }
 
 export async function chooseBases(ctx: VmRunContext): Promise<void> {

@@ -34,7 +34,7 @@ export async function commitRestorePoint(ctx: VmRunContext): Promise<void> {
 
   const vhds: Record<string, string> = {}
   const differencing: Record<string, boolean> = {}
-  const checksums: Record<string, { checksum: string; size: number }> = {}
+  const blockChecksums: Record<string, string> = {}
   for (const disk of ctx.disks) {
     const vdi = ctx.snapshotDisks.get(disk.vdi.$ref)
     const path = ctx.written.get(disk.vdi.$ref)
@@ -45,7 +45,7 @@ export async function commitRestorePoint(ctx: VmRunContext): Promise<void> {
     vhds[vdi.$ref] = path
     differencing[vdi.$ref] = result.mode === 'delta'
     if (result.checksum !== undefined) {
-      checksums[vdi.$ref] = { checksum: result.checksum, size: result.size }
+      blockChecksums[vdi.$ref] = result.checksum
     }
   }
 
@@ -65,7 +65,7 @@ export async function commitRestorePoint(ctx: VmRunContext): Promise<void> {
     differencing,
     size: ctx.results.reduce((total, result) => total + result.size, 0),
     excluded: ctx.excluded.map(({ vdi, name, reason }) => ({ vdi, name, reason })),
-    checksums,
+    blockChecksums,
   })
   const path = metadataPath(ctx.vmUuid, formatTimestamp(ctx.date))
   await writeMetadata(ctx.handler, path, metadata)
