@@ -139,7 +139,7 @@ export class JobRunner {
       getRemoteHandler: remoteId => getRemoteHandler(xo, remoteId),
       reporter,
       signal,
-      settings: { useVhdDirectory: settings.useVhdDirectory },
+      settings: { useVhdDirectory: settings.useVhdDirectory, transferTimeoutMs: settings.transferTimeoutSeconds * 1000 },
     }
     try {
       const result = redactRunResult(await this.#engine.runJob(spec, env))

@@ -113,7 +113,7 @@ export const settingsSchema = {
   properties: {
     defaultRetention: {
       type: 'integer',
-      title: 'Default retention',
+      title: 'Default retention (restore points)',
       description: 'Restore points kept per VM by a job that does not set its own.',
       minimum: 1,
       maximum: MAX_RETENTION,
@@ -121,11 +121,19 @@ export const settingsSchema = {
     },
     concurrency: {
       type: 'integer',
-      title: 'VMs at once',
+      title: 'VMs at once (per job)',
       description: 'How many VMs of a job are backed up at the same time.',
       minimum: 1,
       maximum: 32,
       default: 2,
+    },
+    transferTimeoutSeconds: {
+      type: 'integer',
+      title: 'Transfer inactivity timeout (seconds)',
+      description: 'A disk transfer that receives no data for this many seconds fails (its VM is retried on the next run); 600 (10 minutes) when left empty.',
+      minimum: 5,
+      maximum: 86400,
+      default: 600,
     },
     useVhdDirectory: {
       type: 'boolean',

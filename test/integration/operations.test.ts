@@ -152,6 +152,23 @@ describe('operations through the host double', function () {
     }
   })
 
+  it('the transfer inactivity timeout is a setting of the form, in seconds, and is what a transfer is held to', async function () {
+    const plugin = await host.app.getPlugin('continuous-delta')
+    const property = field(field(plugin.configurationSchema, 'properties'), 'transferTimeoutSeconds')
+    assert.match(String(field(property, 'title')), /\(seconds\)/)
+    const configuration = plugin.configuration ?? {}
+    await admin.call('plugin.configure', { id: 'continuous-delta', configuration: { ...configuration, transferTimeoutSeconds: 5 } })
+    pool.sim.faults.stallExport(60_000)
+    try {
+      const run = await call<RunView & { vms: { error?: string }[] }>('runJob', { id: jobA })
+      assert.equal(run.status, 'failure')
+      assert.match(run.vms[0]?.error ?? '', /received no data for 5 s/)
+    } finally {
+      pool.sim.faults.reset()
+      await admin.call('plugin.configure', { id: 'continuous-delta', configuration: { ...(await host.app.getPlugin('continuous-delta')).configuration, transferTimeoutSeconds: 600 } })
+    }
+  })
+
   it('deletes one restore point: the others stay restorable, the full is merged into the next', async function () {
     await runA(2 * MiB)
     await runA(3 * MiB)

@@ -127,6 +127,7 @@ describe('plugin instance', () => {
     assert.deepEqual(xo.stored, {
       defaultRetention: 7,
       concurrency: 2,
+      transferTimeoutSeconds: 600,
       useVhdDirectory: false,
       jobs: [{ id, name: 'Nightly', vms: ['vm-a'], remote: 'r1', schedule: { cron: '0 2 * * *' } }],
     })
@@ -197,6 +198,7 @@ describe('plugin instance', () => {
     assert.deepEqual(xo.stored, {
       defaultRetention: 7,
       concurrency: 2,
+      transferTimeoutSeconds: 600,
       useVhdDirectory: false,
       jobs: [{ id: job?.id, name: 'From the form', vms: ['vm-a'], remote: 'r1' }],
     })
