@@ -3,31 +3,27 @@
  * oldest restore points past it are merged into the full, so the chain never grows beyond it.
  */
 import { enforceRetention } from '../../repository/retention.js'
-import type { DiskMergeResult } from '../../repository/retention.js'
-import type { VmRunContext } from '../context.js'
 import type { BackupHook } from './hook.js'
-
-/** a merge done for the run: in its log and in its result */
-export function reportMerge(ctx: VmRunContext, merge: DiskMergeResult): void {
-  ctx.reporter.info(`merged ${merge.blocks} blocks of disk ${merge.vdi} in ${merge.durationMs} ms`, {
-    vdi: merge.vdi,
-    blocks: merge.blocks,
-    durationMs: merge.durationMs,
-  })
-  ctx.merges.push({ vdi: merge.vdi, blocks: merge.blocks, durationMs: merge.durationMs })
-}
 
 export const continuousMerge: BackupHook = {
   step: 'retention',
   name: 'continuous-merge',
   async run(ctx) {
-    const { removed } = await enforceRetention(ctx.handler, {
+    const { removed, merges } = await enforceRetention(ctx.handler, {
       vm: ctx.vmUuid,
       jobId: ctx.job.id,
       keep: ctx.job.retention,
       signal: ctx.signal,
-      onMerge: merge => reportMerge(ctx, merge),
+      onMerge: merge =>
+        ctx.reporter.info(`merged ${merge.blocks} blocks of disk ${merge.vdi} in ${merge.durationMs} ms`, {
+          vdi: merge.vdi,
+          blocks: merge.blocks,
+          durationMs: merge.durationMs,
+        }),
     })
+    for (const merge of merges) {
+      ctx.merges.push({ vdi: merge.vdi, blocks: merge.blocks, durationMs: merge.durationMs })
+    }
     if (removed.length > 0) {
       ctx.reporter.info(`retention ${ctx.job.retention}: ${removed.length} restore point(s) past it removed`, { removed })
     }

@@ -7,7 +7,6 @@
  */
 import { enforceRetention } from '../../repository/retention.js'
 import type { BackupHook } from './hook.js'
-import { reportMerge } from './continuous-merge.js'
 
 export const recoverChain: BackupHook = {
   step: 'selectDisks',
@@ -18,7 +17,14 @@ export const recoverChain: BackupHook = {
       jobId: ctx.job.id,
       keep: ctx.job.retention,
       signal: ctx.signal,
-      onMerge: merge => reportMerge(ctx, merge),
+      onMerge: merge => {
+        ctx.reporter.info(`merged ${merge.blocks} blocks of disk ${merge.vdi} in ${merge.durationMs} ms`, {
+          vdi: merge.vdi,
+          blocks: merge.blocks,
+          durationMs: merge.durationMs,
+        })
+        ctx.merges.push({ vdi: merge.vdi, blocks: merge.blocks, durationMs: merge.durationMs })
+      },
     })
     if (resumed > 0) {
       ctx.reporter.info(`chain recovered: ${resumed} interrupted merge(s) finished`, { merges: resumed })
