@@ -6,6 +6,8 @@
  */
 import { randomUUID } from 'node:crypto'
 import { BackupError } from '../errors.js'
+import type { RemoteHandler } from '../repository/remote-handler.js'
+import type { XapiClient } from '../xapi/client.js'
 import type { JobEnvironment, JobRunResult, JobSpec, VmRunResult } from './job.js'
 import { createBackupLifecycle, runVm } from './run-vm.js'
 import type { BackupLifecycle } from './run-vm.js'
@@ -31,13 +33,37 @@ function failedVm(vm: string, error: unknown): VmRunResult {
   }
 }
 
+/** the VM's name in its pool's cache, if the pool holds it */
+function vmNameOf(xapi: XapiClient, vm: string): string | undefined {
+  for (const record of Object.values(xapi.objects.all)) {
+    if (record.$type === 'VM' && record.uuid === vm && typeof record['name_label'] === 'string') return record['name_label']
+  }
+  return undefined
+}
+
 async function backupVm(job: JobSpec, env: JobEnvironment, vm: string, signal: AbortSignal, lifecycle: BackupLifecycle): Promise<VmRunResult> {
-  const reporter = env.reporter.child(`VM ${vm}`, { vm })
+  let connected: readonly [XapiClient, RemoteHandler] | undefined
+  let failedToConnect: unknown
+  if (!signal.aborted) {
+    connected = await Promise.all([env.getXapi(vm), env.getRemoteHandler(job.remoteId)] as const).catch((error: unknown) => {
+      failedToConnect = error
+      return undefined
+    })
+  }
+  const name = connected === undefined ? undefined : vmNameOf(connected[0], vm)
+  // named by the VM's name; `type`/`id` as XO's backup logs know a VM task
+  const reporter = env.reporter.child(name === undefined ? `VM ${vm}` : `VM "${name}"`, {
+    type: 'VM',
+    id: vm,
+    vm,
+    ...(name === undefined ? {} : { name_label: name }),
+  })
   try {
     if (signal.aborted) {
       throw new BackupError('CANCELLED', 'the run was cancelled before this VM started', { vm })
     }
-    const [xapi, handler] = await Promise.all([env.getXapi(vm), env.getRemoteHandler(job.remoteId)])
+    if (connected === undefined) throw failedToConnect
+    const [xapi, handler] = connected
     const { failure, ...result } = await runVm({
       job,
       vmUuid: vm,

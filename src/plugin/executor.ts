@@ -1,6 +1,6 @@
 /**
  * The executor of XO jobs of type `continuousDeltaBackup`: what XO's scheduler (and a manual run
- * through XO's job runner) calls. It looks the configured job up by the XO job's `key`, runs it,
+ * through XO's job runner) calls. It looks the configured job up by the XO job's `continuousDeltaJobId`, runs it,
  * and hands the result back to a manual caller: `runThroughXo` passes a request id in the run's
  * `data`, the executor files the result under it.
  */
@@ -10,7 +10,7 @@ import { BackupError } from '../errors.js'
 import { toJobSpec } from './configuration.js'
 import type { Job, Settings } from './configuration.js'
 import type { JobRunner, RunResult } from './runner.js'
-import { JOB_TYPE } from './xo-jobs.js'
+import { configuredJobIdOf } from './xo-jobs.js'
 import type { XoApp, XoJobExecutorParams } from './xo.js'
 
 export interface ExecutorHost {
@@ -43,10 +43,11 @@ export class JobExecutor {
   readonly execute = async ({ job: xoJob, schedule, data, cancelToken, jobUpdateFct }: XoJobExecutorParams): Promise<string> => {
     const host = this.#host
     if (!host.isLoaded()) throw new Error('the continuous-delta plugin is not loaded: its jobs do not run')
-    if (xoJob.type !== JOB_TYPE || xoJob.key === undefined) {
+    const jobId = configuredJobIdOf(xoJob)
+    if (jobId === undefined) {
       throw new BackupError('JOB_NOT_FOUND', `XO job ${xoJob.id} is not a continuous delta job`)
     }
-    const job = host.job(xoJob.key)
+    const job = host.job(jobId)
     // a schedule fired just before it was disabled
     if (schedule !== undefined && !job.enabled) return 'skipped'
     const settings = host.settings()

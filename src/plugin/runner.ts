@@ -145,7 +145,13 @@ export class JobRunner {
       const result = redactRunResult(await this.#engine.runJob(spec, env))
       record.result = result
       if (signal.aborted) throw new BackupError('CANCELLED', `the run of job ${spec.name} was cancelled`, { job: spec.id }, { cause: signal.reason })
-      reporter.end({ status: result.status === 'failure' ? 'failure' : 'success', data: { status: result.status } })
+      // XO's backup logs give a run the status of this task: a VM that failed fails the run
+      const failed = result.vms.filter(vm => vm.status === 'failure')
+      if (failed.length === 0) reporter.end({ status: 'success', data: { status: result.status } })
+      else {
+        const names = failed.map(vm => `${vm.name === undefined ? vm.vm : `"${vm.name}"`}: ${vm.error ?? 'failed'}`)
+        reporter.end({ status: 'failure', error: new BackupError('BACKUP_FAILED', `${failed.length} of ${result.vms.length} VM(s) failed: ${names.join('; ')}`, { job: spec.id }) })
+      }
       record.status = result.status
       const taskId = await task.id()
       return { ...result, ...(taskId === undefined ? {} : { taskId }) }

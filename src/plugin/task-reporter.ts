@@ -102,7 +102,9 @@ export class TaskReporter implements RunReporter {
     )
     // created on the parent's queue: the parent runs only for the instant of the construction
     this.#enqueue(async parent => {
-      created(await createSubtask(parent, { name: redactText(name), ...(data === undefined ? {} : { data: redactValue(data) }) }))
+      // the data are the task's own properties: XO's backup logs read them there (`type`, `id`...)
+      const properties = data === undefined ? {} : (redactValue(data) as Record<string, unknown>)
+      created(await createSubtask(parent, { ...properties, name: redactText(name) }))
     })
     this.#queue.then(() => created(undefined), noop)
     return child

@@ -1,5 +1,5 @@
 /**
- * Keeps one XO job (type `continuousDeltaBackup`, `key` = the plugin's job id) and at most one
+ * Keeps one XO job (type `continuousDeltaBackup`, `continuousDeltaJobId` = the plugin's job id) and at most one
  * XO schedule per configured job, so that XO's scheduler fires enabled jobs on their cron and
  * their runs appear in XO's backup logs. `sync` makes XO match the configuration (creating,
  * renaming and removing what differs); `clear` removes them all. Calls are applied one at a time.
@@ -9,6 +9,20 @@ import { DEFAULT_TIMEZONE } from './schedule.js'
 import type { XoApp, XoJob, XoSchedule } from './xo.js'
 
 export const JOB_TYPE = 'continuousDeltaBackup'
+
+/**
+ * The property of an XO job naming the plugin's job. Not XO's `key`: xo-server keeps a run in its
+ * backup logs (Backup → Logs) only when the job's type is `backup` or it has no `key`, and `backup`
+ * is XO's own engine's type. An XO job with a `key` (earlier versions) is replaced.
+ */
+export const JOB_ID_PROPERTY = 'continuousDeltaJobId'
+
+/** the plugin's job id an XO job of its type carries */
+export function configuredJobIdOf(xoJob: XoJob): string | undefined {
+  if (xoJob.type !== JOB_TYPE || xoJob.key !== undefined) return undefined
+  const id = xoJob[JOB_ID_PROPERTY]
+  return typeof id === 'string' ? id : undefined
+}
 
 export type XoJobsHost = Pick<
   XoApp,
@@ -45,7 +59,7 @@ export class XoJobs {
 
   /** the configured job id of an XO job */
   jobIdOf(xoJob: XoJob): string | undefined {
-    return xoJob.type === JOB_TYPE ? xoJob.key : undefined
+    return configuredJobIdOf(xoJob)
   }
 
   sync(jobs: readonly Job[]): Promise<void> {
@@ -63,7 +77,7 @@ export class XoJobs {
 
     const xoJobs = new Map<string, XoJob>()
     for (const xoJob of await xo.getAllJobs(JOB_TYPE)) {
-      const key = xoJob.key
+      const key = configuredJobIdOf(xoJob)
       if (xoJob.type !== JOB_TYPE) continue
       if (key === undefined || !wanted.has(key) || xoJobs.has(key)) {
         await xo.removeJob(xoJob.id) // XO removes its schedules with it
@@ -76,7 +90,7 @@ export class XoJobs {
     for (const job of jobs) {
       let xoJob = xoJobs.get(job.id)
       if (xoJob === undefined) {
-        xoJob = await xo.createJob({ type: JOB_TYPE, name: job.name, key: job.id })
+        xoJob = await xo.createJob({ type: JOB_TYPE, name: job.name, [JOB_ID_PROPERTY]: job.id })
       } else if (xoJob.name !== job.name) {
         await xo.updateJob({ id: xoJob.id, name: job.name })
       }

@@ -22,8 +22,10 @@ export interface XoJob {
   readonly id: string
   readonly type: string
   readonly name?: string
-  /** the plugin's own job id */
+  /** XO's own key of a job (the plugin's jobs have none: see `xo-jobs.ts`) */
   readonly key?: string
+  /** the plugin's own job id */
+  readonly continuousDeltaJobId?: string
 }
 
 export interface XoSchedule {
@@ -88,7 +90,7 @@ export interface XoApp {
   configurePlugin(id: string, configuration: unknown): Promise<void>
   registerJobExecutor(type: string, executor: XoJobExecutor): void
 
-  createJob(job: { type: string; name: string; key: string }): Promise<XoJob>
+  createJob(job: { type: string; name: string; continuousDeltaJobId: string }): Promise<XoJob>
   updateJob(job: { id: string; name: string }): Promise<unknown>
   getAllJobs(type?: string): Promise<XoJob[]>
   removeJob(id: string): Promise<unknown>

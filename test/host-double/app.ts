@@ -9,6 +9,8 @@ import { ApiRegistry } from './api.js'
 import type { ApiCallEvent, ApiContext, ApiMethod, ApiMethods } from './api.js'
 import { XoApiError } from './api-errors.js'
 import { Connection } from './connection.js'
+import { consolidateBackupLogs } from './backup-logs.js'
+import type { BackupLog } from './backup-logs.js'
 import { Jobs } from './jobs.js'
 import type { Job, JobExecutor, NewJob, RunLog, Schedule } from './jobs.js'
 import { Logs } from './logs.js'
@@ -285,6 +287,25 @@ export class XoApp extends EventEmitter {
   /** consolidated run logs keyed by run id, with the task logs linked by `jobUpdateFct` */
   getBackupNgLogs(): Record<string, RunLog & { tasks?: TaskLog[] }> {
     return this.#jobs.getRunLogs()
+  }
+
+  /**
+   * XO's backup logs by xo-server 5.207's rule (`backupNg.getAllLogs`, Backup → Logs): runs of
+   * `backup` jobs and of jobs without `key` only, each with the tree of the task its executor
+   * linked with `jobUpdateFct`
+   */
+  getAllBackupNgLogs(): Record<string, BackupLog> {
+    return consolidateBackupLogs(
+      this.#logs.entries('jobs'),
+      id => {
+        try {
+          return this.tasks.get(id)
+        } catch {
+          return undefined
+        }
+      },
+      this.#jobs.runningJobs
+    )
   }
 
   createSchedule(props: ScheduleProps): Promise<Schedule> {

@@ -221,6 +221,12 @@ export function builtinMethods(app: XoApp): ApiMethods {
           return this.listVmBackupsNg(remotes)
         }
       ),
+      getAllLogs: method(
+        { description: 'the backup logs keyed by run id, by xo-server\'s rule (Backup → Logs)', permission: admin },
+        function () {
+          return this.getAllBackupNgLogs()
+        }
+      ),
       getLogs: method<{ jobId?: string; limit?: number }>(
         {
           description: 'job run logs keyed by run id, with their linked task logs',

@@ -185,6 +185,11 @@ export class Jobs<App> {
     return result
   }
 
+  /** job id → id of its run in progress */
+  get runningJobs(): ReadonlyMap<string, string> {
+    return this.#running
+  }
+
   /** cancels running jobs and waits for pending writes */
   async close(): Promise<void> {
     for (const cancel of this.#cancels.values()) cancel()
@@ -234,6 +239,8 @@ export class Jobs<App> {
         jobData: { jobId: id, jobName: job.name, runJobId, scheduleId: schedule?.id, type, userId: job.userId },
         jobUpdateFct: async taskId => {
           if (!run.taskIds.includes(taskId)) run.taskIds.push(taskId)
+          // as xo-server: the entry that links the task as the run's tree in the backup logs
+          logger.notice(`Backup task started for ${id}.`, { event: 'job.backupTaskStart', runJobId, backupTaskId: taskId })
         },
         logger,
         runJobId,

@@ -40,7 +40,7 @@ describe('lifecycle: the pool version gate', function () {
     assert.match(vm.error ?? '', /"sim-pool".*"sim-host".*XenServer 6\.2\.0/)
     assert.equal(harness.pool.sim.all('VM').length, vmsBefore, 'no snapshot taken')
     assert.deepEqual(await listTree(harness.handler, 'xo-vm-backups'), [])
-    assert.deepEqual(reporter.ended.at(-1), { scope: `job > VM ${vm1}`, status: 'failure' })
+    assert.deepEqual(reporter.ended.at(-1), { scope: `job > VM "vm1"`, status: 'failure' })
   })
 
   for (const [version, brand] of [
@@ -96,7 +96,7 @@ describe('lifecycle: [NOBAK] disks on a pool whose VM.snapshot takes no ignore l
     // the snapshots of the excluded disks were destroyed before the only transfer started
     assert.equal(sim.calls.filter(call => call.method === 'Async.VDI.destroy').length, 2)
     const destroyedAt = reporter.log.flatMap((entry, index) => (/snapshot of excluded disk/.test(entry.message) ? [index] : []))
-    const transferAt = reporter.log.findIndex(entry => entry.scope.includes('transfer of disk'))
+    const transferAt = reporter.log.findIndex(entry => entry.scope.endsWith('> transfer'))
     assert.equal(destroyedAt.length, 2)
     assert.ok(transferAt > Math.max(...destroyedAt), reporter.log.map(entry => `${entry.scope}: ${entry.message}`).join('\n'))
     const leftovers = sim

@@ -158,7 +158,7 @@ describe('plugin through the host double', function () {
     assert.deepEqual(jobs, [{ id: jobId, name: 'Nightly', vms: [vm1], remote, retention: 5, enabled: false }])
     assert.deepEqual(await storedJobs(), jobs)
     const xoJobs = await host.app.getAllJobs(JOB_TYPE)
-    assert.deepEqual(xoJobs.map(job => [job.name, job.key]), [['Nightly', jobId]])
+    assert.deepEqual(xoJobs.map(job => [job.name, job.continuousDeltaJobId]), [['Nightly', jobId]])
   })
 
   it('runs a disabled job on demand: a full, then deltas of what the guest wrote', async function () {
@@ -255,7 +255,7 @@ describe('plugin through the host double', function () {
     assert.ok((await call<JobView[]>('getJobs')).some(job => job.id === added))
     await call('deleteJob', { id: added })
     assert.ok(!(await call<JobView[]>('getJobs')).some(job => job.id === added))
-    assert.ok(!(await host.app.getAllJobs(JOB_TYPE)).some(job => job.key === added))
+    assert.ok(!(await host.app.getAllJobs(JOB_TYPE)).some(job => job.continuousDeltaJobId === added))
   })
 
   it('fires a scheduled job from its cron', async function () {

@@ -15,7 +15,7 @@ export class FakeScheduling implements XoJobsHost {
   readonly schedules = new Map<string, XoSchedule>()
   #next = 0
 
-  async createJob(job: { type: string; name: string; key: string }): Promise<XoJob> {
+  async createJob(job: { type: string; name: string; key?: string; continuousDeltaJobId?: string }): Promise<XoJob> {
     const created = { ...job, id: `xo-job-${++this.#next}` }
     this.jobs.set(created.id, created)
     return created

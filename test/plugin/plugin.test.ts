@@ -131,7 +131,7 @@ describe('plugin instance', () => {
       useVhdDirectory: false,
       jobs: [{ id, name: 'Nightly', vms: ['vm-a'], remote: 'r1', schedule: { cron: '0 2 * * *' } }],
     })
-    assert.deepEqual([...xo.jobs.values()].map(job => job.key), [id])
+    assert.deepEqual([...xo.jobs.values()].map(job => job.continuousDeltaJobId), [id])
     assert.deepEqual([...xo.schedules.values()].map(schedule => [schedule.cron, schedule.enabled]), [['0 2 * * *', false]])
     await assert.rejects(xo.call('continuousDelta.createJob', { name: 'x', vms: ['vm-a'], remote: 'r1', extra: 1 }), /unknown property "extra"/)
   })
@@ -183,7 +183,7 @@ describe('plugin instance', () => {
     assert.equal(xo.jobs.size, 0)
     assert.equal(xo.schedules.size, 0)
     assert.equal(xo.methods.size, 0)
-    await assert.rejects(plugin.executeXoJob({ job: { id: 'x', type: JOB_TYPE, key: 'j1' } }), /not loaded/)
+    await assert.rejects(plugin.executeXoJob({ job: { id: 'x', type: JOB_TYPE, continuousDeltaJobId: 'j1' } }), /not loaded/)
     const [root] = taskTrees(FakeTask.events)
     assert.equal(root?.status, 'failure')
   })
@@ -240,7 +240,7 @@ describe('plugin instance', () => {
     assert.equal(await plugin.executeXoJob({ job: xoJob, schedule }), 'skipped')
     assert.equal(engine.runs.length, 0)
     await assert.rejects(plugin.executeXoJob({ job: { id: 'other', type: 'backup' } }), /not a continuous delta job/)
-    await assert.rejects(plugin.executeXoJob({ job: { id: 'gone', type: JOB_TYPE, key: 'deleted-job' } }), /no job with id deleted-job/)
+    await assert.rejects(plugin.executeXoJob({ job: { id: 'gone', type: JOB_TYPE, continuousDeltaJobId: 'deleted-job' } }), /no job with id deleted-job/)
     await plugin.unload()
   })
 })

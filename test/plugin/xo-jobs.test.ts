@@ -16,7 +16,7 @@ describe('XoJobs', () => {
     const xo = new FakeScheduling()
     const sync = new XoJobs(xo)
     await sync.sync(jobs({ ...base, id: 'a', name: 'A', schedule: { cron: '0 * * * *', timezone: 'Europe/Paris' }, enabled: true }, { ...base, id: 'b', name: 'B' }))
-    assert.deepEqual([...xo.jobs.values()].map(job => [job.type, job.key, job.name]), [
+    assert.deepEqual([...xo.jobs.values()].map(job => [job.type, job.continuousDeltaJobId, job.name]), [
       [JOB_TYPE, 'a', 'A'],
       [JOB_TYPE, 'b', 'B'],
     ])
@@ -46,20 +46,23 @@ describe('XoJobs', () => {
     assert.equal(xo.schedules.size, 2)
 
     await sync.sync(jobs({ ...base, id: 'b', name: 'B' }))
-    assert.deepEqual([...xo.jobs.values()].map(job => job.key), ['b'])
+    assert.deepEqual([...xo.jobs.values()].map(job => job.continuousDeltaJobId), ['b'])
     assert.equal(xo.schedules.size, 0)
   })
 
   it('removes XO jobs of its type that no configured job claims, and leaves other types alone', async () => {
     const xo = new FakeScheduling()
-    await xo.createJob({ type: JOB_TYPE, name: 'stray', key: 'gone' })
+    await xo.createJob({ type: JOB_TYPE, name: 'stray', continuousDeltaJobId: 'gone' })
     await xo.createJob({ type: 'backup', name: 'other engine', key: 'x' })
+    // an XO job of an earlier version, keyed: its runs were dropped from XO's backup logs
+    await xo.createJob({ type: JOB_TYPE, name: 'A', key: 'a' })
     const sync = new XoJobs(xo)
     await sync.sync(jobs({ ...base, id: 'a', name: 'A' }))
-    assert.deepEqual([...xo.jobs.values()].map(job => [job.type, job.key]).sort(), [
+    assert.deepEqual([...xo.jobs.values()].map(job => [job.type, job.key ?? job.continuousDeltaJobId]).sort(), [
       ['backup', 'x'],
       [JOB_TYPE, 'a'],
     ])
+    assert.ok([...xo.jobs.values()].every(job => job.type !== JOB_TYPE || job.key === undefined), 'no keyed job of ours left')
   })
 
   it('clear removes every XO job and schedule of the plugin', async () => {

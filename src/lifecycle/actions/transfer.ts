@@ -80,7 +80,8 @@ async function transferDisk(ctx: VmRunContext, { vdi }: SourceDisk, timestamp: s
     throw new BackupError('TRANSFER_FAILED', `disk "${vdi.name_label}" has no snapshot or no plan`, { vdi: vdi.uuid })
   }
   const path = vhdPath(ctx.vmUuid, assertSafeId('job', ctx.job.id), assertSafeId('vdi', vdi.uuid), timestamp, directory)
-  const reporter = ctx.reporter.child(`transfer of disk "${vdi.name_label}"`, { vdi: vdi.uuid, mode: base.mode })
+  // named `transfer` as XO's backup logs name the task they show with its size, duration and speed
+  const reporter = ctx.reporter.child('transfer', { disk: vdi.name_label, vdi: vdi.uuid, mode: base.mode })
   const start = Date.now()
   // from here on, cleanup removes whatever this transfer leaves
   ctx.written.set(vdi.$ref, path)

@@ -3,29 +3,48 @@
  * oldest restore points past it are merged into the full, so the chain never grows beyond it.
  */
 import { enforceRetention } from '../../repository/retention.js'
+import type { RunReporter } from '../job.js'
 import type { BackupHook } from './hook.js'
+
+/** the block size of the VHDs the product writes (2 MiB): a merged block moves that many bytes */
+const VHD_BLOCK_SIZE = 2 * 1024 * 1024
 
 export const continuousMerge: BackupHook = {
   step: 'retention',
   name: 'continuous-merge',
   async run(ctx) {
-    const { removed, merges } = await enforceRetention(ctx.handler, {
-      vm: ctx.vmUuid,
-      jobId: ctx.job.id,
-      keep: ctx.job.retention,
-      signal: ctx.signal,
-      onMerge: merge =>
-        ctx.reporter.info(`merged ${merge.blocks} blocks of disk ${merge.vdi} in ${merge.durationMs} ms`, {
-          vdi: merge.vdi,
-          blocks: merge.blocks,
-          durationMs: merge.durationMs,
-        }),
-    })
-    for (const merge of merges) {
-      ctx.merges.push({ vdi: merge.vdi, blocks: merge.blocks, durationMs: merge.durationMs })
+    // a `merge` task, as XO's backup logs show one (with the bytes merged) beside the transfers
+    const task = ctx.reporter.child('merge')
+    let outcome
+    try {
+      outcome = await merge(ctx, task)
+    } catch (error) {
+      task.end({ status: 'failure', error: error instanceof Error ? error : new Error(String(error)) })
+      throw error
     }
+    task.end({ status: 'success', data: { size: outcome.merges.reduce((total, merge) => total + merge.blocks * VHD_BLOCK_SIZE, 0), merges: outcome.merges.length } })
+    const { removed } = outcome
     if (removed.length > 0) {
       ctx.reporter.info(`retention ${ctx.job.retention}: ${removed.length} restore point(s) past it removed`, { removed })
     }
   },
+}
+
+async function merge(ctx: Parameters<BackupHook['run']>[0], task: RunReporter): Promise<Awaited<ReturnType<typeof enforceRetention>>> {
+  const outcome = await enforceRetention(ctx.handler, {
+    vm: ctx.vmUuid,
+    jobId: ctx.job.id,
+    keep: ctx.job.retention,
+    signal: ctx.signal,
+    onMerge: merge =>
+      task.info(`merged ${merge.blocks} blocks of disk ${merge.vdi} in ${merge.durationMs} ms`, {
+        vdi: merge.vdi,
+        blocks: merge.blocks,
+        durationMs: merge.durationMs,
+      }),
+  })
+  for (const merge of outcome.merges) {
+    ctx.merges.push({ vdi: merge.vdi, blocks: merge.blocks, durationMs: merge.durationMs })
+  }
+  return outcome
 }
