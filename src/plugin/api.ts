@@ -111,7 +111,7 @@ export function buildApiMethods(api: PluginApi): Record<MethodName, XoApiMethod>
     ),
     deleteRestorePoint: method<DeleteRestorePointParams>(
       'deleteRestorePoint',
-      'Deletes one restore point; the others stay restorable (merged into the next one when it was the full)',
+      'Deletes the oldest or the newest restore point of its job; the others stay restorable (the full is merged into the next one)',
       params => api.deleteRestorePoint(params)
     ),
     forgetVm: method<ForgetVmParams>(

@@ -1,10 +1,10 @@
 /**
  * Deleting backups on request, under the VM's chain lock, with the retention machinery:
  *
- * - one restore point: its `.json` goes, then the same pass as retention merges what preceded
- *   it into the next restore point when it was the full, and deletes what no restore point uses
- *   any more. Every other restore point stays restorable (a delta between two kept points stays
- *   where it is: the later point's chain reads through it until retention merges it).
+ * - one restore point, the oldest or the newest of its job: its `.json` goes, then the same pass
+ *   as retention merges the full into the next restore point (the oldest), or deletes what no
+ *   restore point uses any more (the newest). Every other restore point stays restorable. One
+ *   between two others is refused for now: its delta would stay in the chain unreferenced.
  * - a VM's backups (`forgetVm`): every restore point this product wrote for the VM (those whose
  *   metadata carries its `continuousDelta` field), then the disk folders no restore point uses.
  *   Restore points written by Xen Orchestra's own jobs beside ours are left as they are.
@@ -40,7 +40,17 @@ export async function deleteRestorePoint(handler: RemoteHandler, id: string, opt
   const vm = vmOfRestorePoint(id)
   return withChainLock(handler, vm, async () => {
     const metadata = await readMetadata(handler, id)
-    const newest = await newestOfJob(handler, vm, metadata.jobId)
+    const ofJob = await pointsOfJob(handler, vm, metadata.jobId)
+    const newest = ofJob.at(-1)
+    if (id !== ofJob[0] && id !== newest) {
+      // its delta would stay in the chain unreferenced, and the later merge across it is not yet
+      // recognised by the block checksums of the merged VHD: refused rather than risk a restore
+      throw new BackupError(
+        'INVALID_PARAMETER',
+        `restore point ${id} is between two others of its job: only the oldest (merged into the next) or the newest can be deleted; nothing was deleted`,
+        { restorePoint: id }
+      )
+    }
     const { merges, deleted } = await enforceRetention(handler, {
       vm,
       jobId: metadata.jobId,
@@ -52,14 +62,14 @@ export async function deleteRestorePoint(handler: RemoteHandler, id: string, opt
   })
 }
 
-async function newestOfJob(handler: RemoteHandler, vm: string, jobId: string): Promise<string | undefined> {
-  let newest: { path: string; timestamp: number } | undefined
+/** the metadata paths of the job's restore points of the VM, oldest first */
+async function pointsOfJob(handler: RemoteHandler, vm: string, jobId: string): Promise<string[]> {
+  const points: { path: string; timestamp: number }[] = []
   for (const path of await listMetadataFiles(handler, vm)) {
     const metadata = await readMetadata(handler, path).catch(() => undefined)
-    if (metadata?.jobId !== jobId) continue
-    if (newest === undefined || metadata.timestamp >= newest.timestamp) newest = { path, timestamp: metadata.timestamp }
+    if (metadata?.jobId === jobId) points.push({ path, timestamp: metadata.timestamp })
   }
-  return newest?.path
+  return points.sort((a, b) => a.timestamp - b.timestamp || (a.path < b.path ? -1 : 1)).map(point => point.path)
 }
 
 export interface ForgetVmResult {

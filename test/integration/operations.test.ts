@@ -186,24 +186,22 @@ describe('operations through the host double', function () {
     assert.deepEqual(steps, [...steps].sort((a, b) => a - b))
   })
 
-  it('deletes one restore point: the others stay restorable, the full is merged into the next', async function () {
+  it('deletes the oldest or newest restore point: the others stay restorable, the full is merged into the next', async function () {
     await runA(3 * MiB)
     assert.deepEqual((await points(vm1)).map(point => point.id), ids)
     assert.deepEqual(await xoListing(vm1), [...ids].sort())
 
-    // a delta between two others
-    const middle = await call<{ merges: unknown[]; wasNewest: boolean }>('deleteRestorePoint', { remote, restorePoint: ids[1] })
-    assert.equal(middle.wasNewest, false)
-    assert.deepEqual((await points(vm1)).map(point => point.id), [ids[0], ids[2]])
-    assert.deepEqual(await xoListing(vm1), [ids[0], ids[2]].sort(), "XO's listing follows at once")
-    assert.equal(await restoredHash(ids[0]!), hashes[0])
-    assert.equal(await restoredHash(ids[2]!), hashes[2])
+    // one between two others is refused, nothing changed
+    await rejectsWith(call('deleteRestorePoint', { remote, restorePoint: ids[1] }), 'INVALID_PARAMETER', 'between two others', 'nothing was deleted')
+    assert.deepEqual((await points(vm1)).map(point => point.id), ids)
 
     // the full: merged into the next restore point, which becomes the full
-    const oldest = await call<{ merges: unknown[] }>('deleteRestorePoint', { remote, restorePoint: ids[0] })
+    const oldest = await call<{ merges: unknown[]; wasNewest: boolean }>('deleteRestorePoint', { remote, restorePoint: ids[0] })
     assert.ok(oldest.merges.length >= 1, JSON.stringify(oldest))
-    const [left] = await points(vm1)
-    assert.equal(left?.id, ids[2])
+    assert.equal(oldest.wasNewest, false)
+    assert.deepEqual((await points(vm1)).map(point => point.id), [ids[1], ids[2]])
+    assert.deepEqual(await xoListing(vm1), [ids[1], ids[2]].sort(), "XO's listing follows at once")
+    assert.equal(await restoredHash(ids[1]!), hashes[1])
     assert.equal(await restoredHash(ids[2]!), hashes[2])
     assert.equal((await call<{ ok: boolean }>('verify', { remote, vm: vm1 })).ok, true)
 
@@ -213,8 +211,14 @@ describe('operations through the host double', function () {
     assert.equal(await restoredHash(ids[3]!), hashes[3])
     assert.equal(await restoredHash(ids[2]!), hashes[2])
 
+    // the newest: gone; the job's next run of the VM exports full disks
+    const newest = await call<{ wasNewest: boolean }>('deleteRestorePoint', { remote, restorePoint: ids[3] })
+    assert.equal(newest.wasNewest, true)
+    assert.deepEqual((await points(vm1)).map(point => point.id), [ids[1], ids[2]])
+    assert.equal(await restoredHash(ids[2]!), hashes[2])
+
     await rejectsWith(call('deleteRestorePoint', { remote, restorePoint: '../../etc/passwd' }), 'RESTORE_POINT_NOT_FOUND', 'not a restore point id')
-    await rejectsWith(call('deleteRestorePoint', { remote, restorePoint: ids[0] }), 'RESTORE_POINT_NOT_FOUND', 'no restore point')
+    await rejectsWith(call('deleteRestorePoint', { remote, restorePoint: ids[3] }), 'RESTORE_POINT_NOT_FOUND', 'no restore point')
   })
 
   it('a lowered retention is logged as the retention it is, not as a recovery', async function () {
