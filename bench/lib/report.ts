@@ -26,6 +26,7 @@ export function formatTable(results: BenchResults): string {
     ['merge_vhd_file', results.merge_vhd_file],
     ['merge_vhd_directory', results.merge_vhd_directory],
     ['delta_transfer', results.delta_transfer],
+    ['first_delta', results.first_delta],
     ['restore_read', results.restore_read],
     ['huge_2040g', results.huge_2040g],
   ]

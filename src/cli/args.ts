@@ -24,8 +24,15 @@ const remoteOptions = {
   help: { type: 'boolean', short: 'h', default: false },
 } as const
 
+const verifyOptions = {
+  ...remoteOptions,
+  sample: { type: 'string' },
+  seed: { type: 'string' },
+} as const
+
 const restoreOptions = {
   ...remoteOptions,
+  'allow-damaged': { type: 'boolean', default: false },
   'restore-point': { type: 'string' },
   pool: { type: 'string' },
   user: { type: 'string', default: 'root' },
@@ -52,6 +59,19 @@ function url(value: string, option: string): string {
   return value
 }
 
+/** `--sample 5%` (or `5`): a share of blocks in (0, 100] */
+function percent(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)%?$/.exec(value)
+  const share = match === null ? NaN : Number(match[1])
+  if (!(share > 0 && share <= 100)) throw new UsageError(`--sample must be a share of blocks in (0, 100] %, e.g. 5%, not "${value}"`)
+  return share
+}
+
+function integer(value: string, option: string): number {
+  if (!/^\d{1,10}$/.test(value) || Number(value) > 2 ** 31 - 1) throw new UsageError(`--${option} must be an integer from 0 to ${2 ** 31 - 1}, not "${value}"`)
+  return Number(value)
+}
+
 /** `parseArgs`' own errors (unknown option, missing value...) are usage errors */
 function asUsage<T>(parse: () => T): T {
   try {
@@ -65,13 +85,27 @@ export function parseCommandLine(argv: readonly string[]): Command {
   const [name, ...args] = argv
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') return { name: 'help' }
   switch (name) {
-    case 'list':
-    case 'verify': {
+    case 'list': {
       const { values } = asUsage(() => parseArgs({ args, options: remoteOptions, strict: true, allowPositionals: false }))
       if (values.help === true) return { name: 'help' }
       const vm = uuid(values.vm, 'vm')
-      const options = { remote: url(required(values.remote, 'remote'), 'remote'), json: values.json === true, ...(vm === undefined ? {} : { vm }) }
-      return name === 'list' ? { name, options } : { name, options }
+      return { name, options: { remote: url(required(values.remote, 'remote'), 'remote'), json: values.json === true, ...(vm === undefined ? {} : { vm }) } }
+    }
+    case 'verify': {
+      const { values } = asUsage(() => parseArgs({ args, options: verifyOptions, strict: true, allowPositionals: false }))
+      if (values.help === true) return { name: 'help' }
+      const vm = uuid(values.vm, 'vm')
+      if (values.seed !== undefined && values.sample === undefined) throw new UsageError('--seed goes with --sample')
+      const sample = values.sample === undefined ? undefined : { percent: percent(values.sample), ...(values.seed === undefined ? {} : { seed: integer(values.seed, 'seed') }) }
+      return {
+        name,
+        options: {
+          remote: url(required(values.remote, 'remote'), 'remote'),
+          json: values.json === true,
+          ...(vm === undefined ? {} : { vm }),
+          ...(sample === undefined ? {} : { sample }),
+        },
+      }
     }
     case 'restore': {
       const { values } = asUsage(() => parseArgs({ args, options: restoreOptions, strict: true, allowPositionals: false }))
@@ -87,6 +121,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
           pool: url(required(values.pool, 'pool'), 'pool'),
           user: required(values.user, 'user'),
           json: values.json === true,
+          allowDamaged: values['allow-damaged'] === true,
           ...(vm === undefined ? {} : { vm }),
           ...(sr === undefined ? {} : { sr }),
           ...(passwordFile === undefined ? {} : { passwordFile }),

@@ -18,14 +18,15 @@ export const HELP = `xo-continuous-delta: disaster recovery for continuous delta
 
 Usage:
   xo-continuous-delta list    --remote <url> [--vm <uuid>] [--json]
-  xo-continuous-delta verify  --remote <url> [--vm <uuid>] [--json]
+  xo-continuous-delta verify  --remote <url> [--vm <uuid>] [--sample <N>%] [--seed <n>] [--json]
   xo-continuous-delta restore --remote <url> --restore-point <id|latest> [--vm <uuid>]
-                              --pool <url> [--user <name>] [--password-file <path>] [--sr <uuid>] [--json]
+                              --pool <url> [--user <name>] [--password-file <path>] [--sr <uuid>]
+                              [--allow-damaged] [--json]
   xo-continuous-delta --help
 
 Commands:
   list      the restore points on the remote, oldest first
-  verify    checks every chain, VHD and metadata file on the remote (exit code 1 if it finds problems)
+  verify    checks every chain, VHD, block and metadata file on the remote (exit code 1 if it finds problems)
   restore   creates a new VM from a restore point on a pool (its disks on --sr, or the pool's default SR)
 
 Options:
@@ -37,6 +38,10 @@ Options:
   --password-file <path>  a file whose first line is the pool password; else the ${PASSWORD_ENV}
                           environment variable. The password is never printed.
   --sr <uuid>             the SR that receives the disks
+  --sample <N>%           verify: check a random N % of each VHD's blocks instead of all (the seed is printed)
+  --seed <n>              verify --sample: the draw to repeat (an integer; default: a random one)
+  --allow-damaged         restore: go on when blocks do not match their recorded checksums, and list them
+                          (without it such a restore fails, naming the VHD, the block and the restore point)
   --json                  machine-readable output on stdout
   -h, --help              this help
 

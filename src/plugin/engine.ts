@@ -6,7 +6,7 @@
 import type { JobEnvironment, JobRunResult, JobSpec } from '../lifecycle/job.js'
 import type { RemoteHandler } from '../repository/remote-handler.js'
 import type { RestorePoint } from '../repository/restore-points.js'
-import type { VerifyReport } from '../repository/verify.js'
+import type { VerifyOptions, VerifyReport } from '../repository/verify.js'
 import type { RestoreVmOptions, RestoreVmResult } from '../restore/restore-vm.js'
 
 export type { RestorePoint, RestoreVmOptions, RestoreVmResult, VerifyReport }
@@ -14,7 +14,7 @@ export type { RestorePoint, RestoreVmOptions, RestoreVmResult, VerifyReport }
 export interface Engine {
   runJob(job: JobSpec, env: JobEnvironment): Promise<JobRunResult>
   listRestorePoints(handler: RemoteHandler, filter?: { vm?: string; jobId?: string }): Promise<RestorePoint[]>
-  verifyRemote(handler: RemoteHandler, filter?: { vm?: string }): Promise<VerifyReport>
+  verifyRemote(handler: RemoteHandler, opts?: VerifyOptions): Promise<VerifyReport>
   restoreVm(opts: RestoreVmOptions): Promise<RestoreVmResult>
 }
 
@@ -27,9 +27,9 @@ export const defaultEngine: Engine = {
     const { listRestorePoints } = await import('../repository/restore-points.js')
     return listRestorePoints(handler, filter)
   },
-  async verifyRemote(handler, filter) {
+  async verifyRemote(handler, opts) {
     const { verifyRemote } = await import('../repository/verify.js')
-    return verifyRemote(handler, filter)
+    return verifyRemote(handler, opts)
   },
   async restoreVm(opts) {
     const { restoreVm } = await import('../restore/restore-vm.js')

@@ -4,7 +4,7 @@
  * progress cancelled and awaited). The job executor is registered once, by `createPlugin`,
  * because xo-server cannot unregister one; while unloaded it refuses to run.
  */
-import { createHash } from 'node:crypto'
+import { createHash, randomInt } from 'node:crypto'
 import { join } from 'node:path'
 
 import { BackupError } from '../errors.js'
@@ -258,21 +258,25 @@ export class ContinuousDeltaPlugin implements PluginApi {
     return this.#engine.listRestorePoints(handler, vm === undefined ? undefined : { vm })
   }
 
-  async verify({ remote, vm }: VerifyParams): Promise<VerifyReport> {
+  async verify({ remote, vm, sample, seed }: VerifyParams): Promise<VerifyReport> {
+    if (seed !== undefined && sample === undefined) throw new BackupError('INVALID_PARAMETER', 'seed goes with sample')
     const handler = await getRemoteHandler(this.#xo, remote)
-    return this.#engine.verifyRemote(handler, vm === undefined ? undefined : { vm })
+    return this.#engine.verifyRemote(handler, {
+      ...(vm === undefined ? {} : { vm }),
+      ...(sample === undefined ? {} : { sample: { percent: sample, seed: seed ?? randomInt(2 ** 31 - 1) } }),
+    })
   }
 
-  async restore({ remote, restorePoint, sr }: RestoreParams): Promise<string> {
+  async restore({ remote, restorePoint, sr, allowDamaged }: RestoreParams): Promise<string> {
     assertRestorePointId(restorePoint)
     const handler = await getRemoteHandler(this.#xo, remote)
     const xapi = getXapiOfSr(this.#xo, sr)
     return this.#track(async signal => {
       const reporter = TaskReporter.create(this.#xo.tasks, { name: `restore ${restorePoint}`, type: 'restore.continuousDelta', objectId: sr })
       try {
-        const { vm, missingDisks } = await this.#engine.restoreVm({ handler, restorePoint, xapi, sr, reporter, signal })
+        const { vm, missingDisks, damaged } = await this.#engine.restoreVm({ handler, restorePoint, xapi, sr, reporter, signal, allowDamaged: allowDamaged === true })
         for (const disk of missingDisks) reporter.warning(`disk ${disk.name} was not restored: ${disk.reason}`, { vdi: disk.vdi })
-        reporter.end({ status: 'success', data: { vm } })
+        reporter.end({ status: 'success', data: { vm, ...(damaged.length > 0 ? { damaged } : {}) } })
         return vm
       } catch (error) {
         reporter.end({ status: 'failure', error: error instanceof Error ? error : new Error(String(error)) })

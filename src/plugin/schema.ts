@@ -243,12 +243,31 @@ export const restoreParamsSchema = {
     remote: { type: 'string', minLength: 1 },
     restorePoint: { type: 'string', minLength: 1 },
     sr: { type: 'string', minLength: 1 },
+    allowDamaged: {
+      type: 'boolean',
+      description: 'restore even when blocks do not match the checksums recorded when they were written; the task lists them',
+    },
   },
   required: ['remote', 'restorePoint', 'sr'],
   additionalProperties: false,
 } as const
 
-export const verifyParamsSchema = listRestorePointsParamsSchema
+export const verifyParamsSchema = {
+  type: 'object',
+  properties: {
+    remote: { type: 'string', minLength: 1 },
+    vm: { type: 'string', minLength: 1 },
+    sample: {
+      type: 'number',
+      exclusiveMinimum: 0,
+      maximum: 100,
+      description: 'check a random share (in %) of the blocks of each VHD instead of all of them',
+    },
+    seed: { type: 'integer', minimum: 0, maximum: 2147483647, description: 'with sample: the draw to repeat (the report gives the one used)' },
+  },
+  required: ['remote'],
+  additionalProperties: false,
+} as const
 
 export const deleteJobParamsSchema = {
   type: 'object',

@@ -149,6 +149,8 @@ interface VhdLibModule {
   VhdFile: VhdClass<Vhd>
   VhdDirectory: VhdClass<VhdDirectoryInstance>
   VhdSynthetic: {
+    /** `vhds`: the chain, oldest (the full) first, opened; call `readHeaderAndFooter()` before use */
+    new (vhds: readonly Vhd[]): Vhd & { readHeaderAndFooter(): Promise<void> }
     /** `paths`: the chain, oldest (the full) first */
     open(handler: RemoteHandler, paths: readonly string[], opts?: { flags?: string }): Promise<DisposableValue<Vhd>>
     fromVhdChain(handler: RemoteHandler, childPath: string): Promise<DisposableValue<Vhd>>

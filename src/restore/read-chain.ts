@@ -4,13 +4,23 @@
  * directories alike. Each block is read once, from the one VHD that holds its newest version:
  * a chain of 30 deltas costs one pass over the blocks, not 30; one block is in memory at a time.
  *
+ * Every block streamed is checked against the block checksums recorded when its VHD was written
+ * (src/repository/integrity/), as it passes: a block that differs fails the stream with
+ * DATA_DAMAGED naming the VHD, the block and the restore point, so a restore never reports success
+ * with wrong bytes. Before the first byte, each VHD's footer, header, BAT and locators are checked
+ * the same way (a VHD whose sidecar is gone is read once to recompute its list against the digest
+ * its metadata records). With `allowDamaged`, the stream goes on and `onDamage` hears each damage.
+ * VHDs written before block checksums (or with none recorded) are streamed unchecked.
+ *
  * A merge interrupted in the disk's folder is finished first (see `finishPendingMerges`): until
  * then part of the chain has moved and its restore points would not read.
  */
 import { Readable } from 'node:stream'
+import { BackupError } from '../errors.js'
 import { chainOf } from '../repository/chain.js'
+import { checksumsOf, readRecordedIntegrity, vmOfPath, type BlockChecksums } from '../repository/integrity/index.js'
 import type { RemoteHandler } from '../repository/remote-handler.js'
-import { VhdSynthetic, type SizedReadable, type Vhd } from '../repository/vhd-lib.js'
+import { openVhd, VhdSynthetic, type DisposableValue, type SizedReadable, type Vhd, type VhdBlock } from '../repository/vhd-lib.js'
 import { finishPendingMerges, type PendingMergePolicy } from './pending-merge.js'
 
 export interface ChainStream {
@@ -19,12 +29,72 @@ export interface ChainStream {
   readonly length: number
 }
 
+/** damage found while reading a chain: a block (`block`) or a whole VHD's structures or list */
+export interface ChainDamage {
+  /** the VHD, from the remote root */
+  readonly vhd: string
+  readonly block?: number
+  readonly reason: string
+}
+
 export interface OpenChainOptions {
   /**
    * what to do when a merge is pending in the disk's folder: `finish` it under the VM's chain
    * lock (the default), or `fail` with MERGE_PENDING without writing to the remote
    */
   readonly pendingMerge?: PendingMergePolicy
+  /** the restore point being read (its metadata path), named in damage errors */
+  readonly restorePoint?: string
+  /** stream damaged data anyway instead of failing with DATA_DAMAGED; `onDamage` hears each damage */
+  readonly allowDamaged?: boolean
+  onDamage?(damage: ChainDamage): void
+}
+
+function damageError(damage: ChainDamage, opts: OpenChainOptions): BackupError {
+  const where = damage.block === undefined ? `VHD ${damage.vhd}` : `block ${damage.block} of VHD ${damage.vhd}`
+  const point = opts.restorePoint === undefined ? '' : `restore point ${opts.restorePoint}: `
+  return new BackupError(
+    'DATA_DAMAGED',
+    `${point}${where} is damaged: ${damage.reason}; nothing was restored as success (restore anyway with allowDamaged to get the data as it is, damaged blocks listed)`,
+    { vhd: damage.vhd, ...(damage.block === undefined ? {} : { block: damage.block }), ...(opts.restorePoint === undefined ? {} : { restorePoint: opts.restorePoint }) },
+  )
+}
+
+/** the trusted checksums of each VHD of `chain` (undefined: unchecked); damage to a whole VHD is reported or thrown here */
+async function checksumsOfChain(handler: RemoteHandler, chain: readonly string[], opts: OpenChainOptions): Promise<(BlockChecksums | undefined)[]> {
+  const recorded = await readRecordedIntegrity(handler, vmOfPath(chain[0]!))
+  const lists: (BlockChecksums | undefined)[] = []
+  for (const path of chain) {
+    const integrity = await checksumsOf(handler, path, recorded)
+    if (integrity.status === 'damaged') {
+      const damage = { vhd: path, reason: integrity.reason }
+      if (opts.allowDamaged !== true) throw damageError(damage, opts)
+      opts.onDamage?.(damage)
+      lists.push(integrity.list)
+    } else {
+      lists.push(integrity.status === 'listed' ? integrity.list : undefined)
+    }
+  }
+  return lists
+}
+
+/** `vhd` whose every full block read is checked against `list` as it passes */
+function checked(vhd: Vhd, path: string, list: BlockChecksums, opts: OpenChainOptions): void {
+  const readBlock = vhd.readBlock.bind(vhd) as (id: number, onlyBitmap?: boolean) => Promise<VhdBlock>
+  const own = vhd as unknown as { readBlock(id: number, onlyBitmap?: boolean): Promise<VhdBlock> }
+  own.readBlock = async (id: number, onlyBitmap = false) => {
+    const block = await readBlock(id, onlyBitmap)
+    if (!onlyBitmap && !list.verifyBlock(id, block.buffer)) {
+      const damage = {
+        vhd: path,
+        block: id,
+        reason: list.hasBlock(id) ? 'its sha256 differs from the one recorded when the VHD was written' : 'the VHD was written without this block',
+      }
+      if (opts.allowDamaged !== true) throw damageError(damage, opts)
+      opts.onDamage?.(damage)
+    }
+    return block
+  }
 }
 
 /** opens the chain ending at `vhdPath` and closes it once `produce`'s stream ends, fails or is destroyed */
@@ -36,13 +106,25 @@ async function openSynthetic(
 ): Promise<ChainStream> {
   await finishPendingMerges(handler, vhdPath, opts.pendingMerge)
   const chain = await chainOf(handler, vhdPath)
-  const disposable = await VhdSynthetic.open(handler, chain, { flags: 'r' })
+  const lists = await checksumsOfChain(handler, chain, opts)
+  const opened: DisposableValue<Vhd>[] = []
+  const disposeAll = async () => {
+    for (const disposable of opened.splice(0)) await Promise.resolve(disposable.dispose()).catch(() => {})
+  }
   let stream: SizedReadable
   try {
-    await disposable.value.readBlockAllocationTable()
-    stream = produce(disposable.value)
+    for (const [i, path] of chain.entries()) {
+      const disposable = await openVhd(handler, path, { flags: 'r' })
+      opened.push(disposable)
+      const list = lists[i]
+      if (list !== undefined) checked(disposable.value, path, list, opts)
+    }
+    const synthetic = new VhdSynthetic(opened.map(d => d.value))
+    await synthetic.readHeaderAndFooter()
+    await synthetic.readBlockAllocationTable()
+    stream = produce(synthetic)
   } catch (error) {
-    await disposable.dispose()
+    await disposeAll()
     throw error
   }
   const { length } = stream
@@ -50,7 +132,7 @@ async function openSynthetic(
   const dispose = () => {
     if (disposed) return
     disposed = true
-    void Promise.resolve(disposable.dispose()).catch(() => {})
+    void disposeAll()
   }
   // vhd-lib's streams are `readable-stream` v3 streams: hand out a native one; destroying it
   // stops the iteration, which destroys the source

@@ -11,6 +11,9 @@
  * 4. recreate the network interfaces with their MACs, each on the same network (by uuid, by
  *    name, else the pool's default);
  * 5. report the disks the restore point does not hold (left out of the backup, e.g. `[NOBAK]`).
+ * Every block uploaded is checked against the checksums recorded when its VHD was written: a
+ * damaged block fails the restore (DATA_DAMAGED, naming the VHD, the block and the restore point);
+ * with `allowDamaged` the restore goes on and lists the damaged blocks.
  * A restore that fails destroys what it created.
  */
 import { BackupError } from '../errors.js'
@@ -26,7 +29,7 @@ import { vbdCreateRecord, vdiCreateRecord, vifCreateRecord, vmCreateRecord } fro
 import { findNetwork } from './network-map.js'
 import { finishPendingMerges } from './pending-merge.js'
 import { quietReporter } from './quiet-reporter.js'
-import { openChainVhdStream } from './read-chain.js'
+import { openChainVhdStream, type ChainDamage } from './read-chain.js'
 import { UndoList } from './undo-list.js'
 
 export interface RestoreVmOptions {
@@ -38,6 +41,8 @@ export interface RestoreVmOptions {
   readonly sr: string
   readonly reporter?: RunReporter
   readonly signal?: AbortSignal
+  /** restore even when blocks are damaged: the data as it is on the remote, the damage listed in the result */
+  readonly allowDamaged?: boolean
 }
 
 export interface MissingDisk {
@@ -50,6 +55,8 @@ export interface RestoreVmResult {
   /** uuid of the new VM */
   readonly vm: string
   readonly missingDisks: readonly MissingDisk[]
+  /** with `allowDamaged`: what was restored damaged (empty when nothing was) */
+  readonly damaged: readonly ChainDamage[]
 }
 
 async function srRefOf(xapi: XapiClient, uuid: string): Promise<Ref> {
@@ -86,12 +93,23 @@ async function restoreDisk(
   vm: Ref,
   sr: Ref,
   undo: UndoList,
-  reporter: RunReporter
+  reporter: RunReporter,
+  damaged: ChainDamage[]
 ): Promise<void> {
   const { xapi, handler, signal } = opts
   const name = disk.vdi.name_label
   const child = reporter.child(`disk "${name}"`, { vdi: disk.vdi.$snapshot_of$uuid, vhd: disk.vhd })
-  const chain = await openChainVhdStream(handler, disk.vhd)
+  const chain = await openChainVhdStream(handler, disk.vhd, {
+    restorePoint: opts.restorePoint,
+    allowDamaged: opts.allowDamaged === true,
+    onDamage: damage => {
+      damaged.push(damage)
+      child.warning(`restored damaged: ${damage.block === undefined ? '' : `block ${damage.block} of `}${damage.vhd}: ${damage.reason}`, { vhd: damage.vhd })
+    },
+  })
+  // the stream's own error (a damaged block) is the reason the upload fails, whatever the upload says
+  let streamError: unknown
+  chain.stream.once('error', error => void (streamError ??= error))
   const abort = (): void => void chain.stream.destroy(new BackupError('CANCELLED', 'the restore was cancelled'))
   signal?.addEventListener('abort', abort, { once: true })
   try {
@@ -101,7 +119,8 @@ async function restoreDisk(
     await importVhdIntoVdi(xapi, vdi, chain)
     await xapi.call('VBD.create', vbdCreateRecord(disk.vbd, vm, vdi))
     child.end({ status: 'success', data: { size: chain.length } })
-  } catch (error) {
+  } catch (caught) {
+    const error = streamError instanceof BackupError ? streamError : caught
     chain.stream.destroy()
     child.end({ status: 'failure', error: error instanceof Error ? error : new Error(String(error)) })
     throw error
@@ -127,9 +146,10 @@ export async function restoreVm(opts: RestoreVmOptions): Promise<RestoreVmResult
     const vm = await xapi.call<Ref>('VM.create', vmCreateRecord(metadata.vm, formatTimestamp(new Date(metadata.timestamp))))
     undo.push('VM', () => xapi.callAsync('VM.destroy', vm))
 
+    const damaged: ChainDamage[] = []
     for (const disk of disksOf(metadata)) {
       throwIfAborted(signal)
-      await restoreDisk(opts, disk, vm, sr, undo, reporter)
+      await restoreDisk(opts, disk, vm, sr, undo, reporter, damaged)
     }
 
     for (const vif of Object.values(metadata.vifs)) {
@@ -148,7 +168,8 @@ export async function restoreVm(opts: RestoreVmOptions): Promise<RestoreVmResult
     }
     const uuid = await xapi.call<string>('VM.get_uuid', vm)
     reporter.info(`VM restored from ${opts.restorePoint}`, { vm: uuid })
-    return { vm: uuid, missingDisks }
+    if (damaged.length > 0) reporter.warning(`restored with ${damaged.length} damaged block(s) or VHD(s), as asked (allowDamaged)`)
+    return { vm: uuid, missingDisks, damaged }
   } catch (error) {
     for (const failed of await undo.run()) {
       reporter.warning(`could not remove the restored ${failed.what}: ${failed.error instanceof Error ? failed.error.message : String(failed.error)}`)

@@ -27,6 +27,7 @@ const TINY: BenchConfig = {
   merge: { virtualSize: 64 * MiB, parentBlocks: 8, childBlocks: 4, overlapping: 2 },
   hugeVirtualSize: 4096 * MiB,
   transfer: { diskSize: 64 * MiB, initialBlocks: 4, changedBlocks: 4, overlapping: 2 },
+  firstDelta: { diskSize: 64 * MiB, fullBlocks: 8, changedBlocks: 1 },
   restore: { virtualSize: 64 * MiB, fullBlocks: 8, deltas: 10, deltaBlocks: 2, deltaOverlapping: 1 },
 }
 
@@ -76,6 +77,11 @@ describe('benchmark (quick mode, tiny sizes)', () => {
     assert.ok('ours_over_vhdlib' in mergeDir)
     assert.ok('ours_over_raw' in results.delta_transfer!)
     assert.ok('ours_over_single_file' in results.restore_read!)
+    assert.ok('first_over_later' in results.first_delta!)
+    for (const key of ['first_delta', 'later_delta']) {
+      const result = implResult(results.first_delta![key])
+      if (result.status === 'measured') assert.equal(result.verified, true, `${key}: every run a delta`)
+    }
     assert.ok(typeof results.peak_rss_mib === 'object')
 
     const measuredOrSkipped = [mergeFile['ours'], mergeFile['vhd_lib'], mergeFile['floor'], mergeDir['ours'], mergeDir['vhd_lib']]

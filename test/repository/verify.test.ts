@@ -83,6 +83,23 @@ for (const directory of [false, true]) {
       }
     })
 
+    it('reads every block and says how many; --sample reads a seeded random share with the same code', async () => {
+      const full = await verifyRemote(remote.handler, { vm: VM })
+      const blocks = full.read.blocks
+      assert.ok(blocks > 4, `${blocks} blocks read`)
+      assert.equal(full.read.bytes, full.read.blocks * (BLOCK + 512))
+      const sampled = await verifyRemote(remote.handler, { vm: VM, sample: { percent: 30, seed: 7 } })
+      assert.deepEqual(sampled.sample, { percent: 30, seed: 7 })
+      assert.ok(sampled.read.blocks > 0 && sampled.read.blocks < full.read.blocks, `${sampled.read.blocks} of ${full.read.blocks}`)
+      assert.deepEqual((await verifyRemote(remote.handler, { vm: VM, sample: { percent: 30, seed: 7 } })).read, sampled.read)
+      assert.deepEqual((await verifyRemote(remote.handler, { vm: VM, sample: { percent: 100, seed: 1 } })).read, full.read)
+      // a sample that covers the damaged block finds it, with the same problem as the full verify
+      await flipByteInBlock(remote, points[1]!.vhds[DISK]!, directory)
+      const all = await verifyRemote(remote.handler, { vm: VM, sample: { percent: 100, seed: 3 } })
+      assert.deepEqual(codes(problemsOf(all, points[1]!.metadata)), ['block-checksum-mismatch'])
+      await assert.rejects(verifyRemote(remote.handler, { sample: { percent: 0, seed: 1 } }), { code: 'INVALID_PARAMETER' })
+    })
+
     it('finds a truncated VHD (or a missing block of a VHD directory)', async () => {
       const vhd = points[2]!.vhds[DISK]!
       if (directory) {

@@ -22,6 +22,8 @@ export interface RestoreOptions {
   readonly passwordFile?: string
   readonly sr?: string
   readonly json: boolean
+  /** restore even when blocks are damaged, listing them */
+  readonly allowDamaged?: boolean
 }
 
 async function readPassword(options: RestoreOptions, io: CliIo): Promise<string> {
@@ -69,12 +71,13 @@ export async function restoreCommand(options: RestoreOptions, io: CliIo): Promis
     try {
       const sr = options.sr ?? defaultSr(xapi)
       const reporter = progressReporter(io.stderr, !options.json)
-      const result = await restoreVm({ handler: remote.handler, restorePoint, xapi, sr, reporter, signal: io.signal })
+      const result = await restoreVm({ handler: remote.handler, restorePoint, xapi, sr, reporter, signal: io.signal, allowDamaged: options.allowDamaged === true })
       if (options.json) {
-        printJson(io, { vm: result.vm, restorePoint, sr, missingDisks: result.missingDisks })
+        printJson(io, { vm: result.vm, restorePoint, sr, missingDisks: result.missingDisks, damaged: result.damaged })
       } else {
-        printLine(io, `restored ${restorePoint} as VM ${result.vm} (disks on SR ${sr})`)
+        printLine(io, `restored ${restorePoint} as VM ${result.vm} (disks on SR ${sr})${result.damaged.length > 0 ? ', WITH DAMAGED DATA (--allow-damaged)' : ''}`)
         for (const disk of result.missingDisks) printLine(io, `  not restored: disk ${disk.name} (${disk.reason})`)
+        for (const damage of result.damaged) printLine(io, `  damaged: ${damage.block === undefined ? '' : `block ${damage.block} of `}${damage.vhd}: ${damage.reason}`)
       }
       return EXIT_OK
     } finally {

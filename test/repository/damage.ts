@@ -1,0 +1,34 @@
+/** Damage injected into a VHD on a local remote, as a disk, a network or a person might. */
+import { open, readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { RemoteHandler } from '../../src/repository/remote-handler.js'
+import { resolveVhdAlias } from '../../src/repository/vhd-lib.js'
+import { BLOCK } from './exports.js'
+
+/**
+ * Flips four bytes in the middle of the data of the first stored block of a VHD (file or
+ * directory) of the local remote rooted at `root`; returns nothing, the block id is the lowest one.
+ */
+export async function flipFourBytesInFirstBlock(root: string, handler: RemoteHandler, vhd: string): Promise<void> {
+  let file: string
+  let offset: number
+  if (vhd.endsWith('.alias.vhd')) {
+    const data = await resolveVhdAlias(handler, vhd)
+    const group = join(root, data, 'blocks', '0')
+    file = join(group, (await readdir(group)).sort((a, b) => Number(a) - Number(b))[0]!)
+    offset = 512 + BLOCK / 2
+  } else {
+    // footer, header, a one-sector BAT (small disks), at most one sector of parent locator, then the first block's bitmap
+    file = join(root, vhd)
+    offset = 512 + 1024 + 512 + 512 + 512 + BLOCK / 2
+  }
+  const handle = await open(file, 'r+')
+  try {
+    const bytes = Buffer.alloc(4)
+    await handle.read(bytes, 0, 4, offset)
+    for (let i = 0; i < 4; i++) bytes[i] = bytes[i]! ^ 0xa5
+    await handle.write(bytes, 0, 4, offset)
+  } finally {
+    await handle.close()
+  }
+}
