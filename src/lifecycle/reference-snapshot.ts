@@ -1,10 +1,11 @@
 /**
  * The reference snapshot of a job: the snapshot of the VM, kept on the SR, that the job's newest
  * restore point was exported from. The next run exports only what changed since it. Snapshots
- * are recognised by their `xo:backup:job` and `xo:backup:vm` tags.
+ * are recognised by their job (`snapshotJobId`: our `continuous-delta:job` key, or the
+ * `xo:backup:job` key earlier versions wrote) and their `xo:backup:vm` tag.
  */
 import type { Ref, XapiClient } from '../xapi/client.js'
-import { BACKUP_KEYS } from '../xapi/other-config.js'
+import { BACKUP_KEYS, snapshotJobId } from '../xapi/other-config.js'
 import { fetchVm, refOfUuid } from '../xapi/records.js'
 import { destroySnapshot } from '../xapi/snapshot.js'
 import type { VmRecord } from '../xapi/records.js'
@@ -14,7 +15,7 @@ export async function jobSnapshots(xapi: XapiClient, vm: VmRecord, jobId: string
   const snapshots: VmRecord[] = []
   for (const ref of vm.snapshots) {
     const snapshot = await fetchVm(xapi, ref)
-    if (snapshot.other_config[BACKUP_KEYS.job] === jobId && snapshot.other_config[BACKUP_KEYS.vm] === vm.uuid) {
+    if (snapshotJobId(snapshot.other_config) === jobId && snapshot.other_config[BACKUP_KEYS.vm] === vm.uuid) {
       snapshots.push(snapshot)
     }
   }

@@ -26,6 +26,7 @@ import { excludeNobak } from './hooks/exclude-nobak.js'
 import type { BackupHook } from './hooks/hook.js'
 import { poolGate } from './hooks/pool-gate.js'
 import { recoverChain } from './hooks/recover-chain.js'
+import { xoListingCache } from './hooks/xo-listing-cache.js'
 import type { JobEnvironment, JobSpec, RunReporter, VmRunResult } from './job.js'
 import { Lifecycle } from './lifecycle.js'
 import type { StepActions } from './lifecycle.js'
@@ -42,7 +43,7 @@ export const BACKUP_ACTIONS: StepActions<VmRunContext> = {
   cleanup: cleanUp,
 }
 
-export const DEFAULT_HOOKS: readonly BackupHook[] = [poolGate, recoverChain, excludeNobak, continuousMerge]
+export const DEFAULT_HOOKS: readonly BackupHook[] = [poolGate, recoverChain, excludeNobak, continuousMerge, xoListingCache]
 
 export type BackupLifecycle = Lifecycle<VmRunContext>
 

@@ -33,6 +33,7 @@ import {
 } from './layout.js'
 import { removeSidecar } from './integrity/sidecar.js'
 import { mergeChain, resumeMerges, type MergeResult } from './merge/index.js'
+import { isMergeStateName, listXoMergeStates } from './merge/state.js'
 import { invalidateMetadataCache, readMetadata, updateMetadata, type BackupMetadata } from './metadata.js'
 import { listMetadataFiles } from './restore-points.js'
 import type { RemoteHandler } from './remote-handler.js'
@@ -59,9 +60,13 @@ export interface RetentionResult {
   readonly resumed: number
   /** VHDs and leftovers deleted */
   readonly deleted: string[]
+  /**
+   * disk folders left as they are because an interrupted merge of Xen Orchestra's own is pending
+   * in them on VHDs this retention would merge or delete; the next call does it once Xen
+   * Orchestra finished its merge
+   */
+  readonly deferred: { readonly dir: string; readonly statePath: string; readonly message: string }[]
 }
-
-const MERGE_STATE_RE = /\.merge\.json$/
 
 interface MetadataFile {
   readonly path: string
@@ -72,12 +77,19 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new BackupError('CANCELLED', 'retention cancelled', {}, { cause: signal.reason })
 }
 
+/** the metadata read is a valid JSON backup of another mode than delta (`readMetadata`'s `mode` error) */
+function isOtherBackupMode(error: unknown): boolean {
+  return error instanceof BackupError && error.code === 'METADATA_INVALID' && (error.context as { field?: unknown } | undefined)?.field === 'mode'
+}
+
 async function readAllMetadata(handler: RemoteHandler, vm: string): Promise<MetadataFile[]> {
   const files: MetadataFile[] = []
   for (const path of await listMetadataFiles(handler, vm)) {
     try {
       files.push({ path, metadata: await readMetadata(handler, path) })
     } catch (error) {
+      // a backup of another mode (Xen Orchestra's full backup: an XVA beside it) uses no VHD
+      if (isOtherBackupMode(error)) continue
       // deciding which VHDs are unused needs every restore point: stop before deleting anything
       throw new BackupError(
         'METADATA_INVALID',
@@ -184,7 +196,7 @@ async function readInfos(handler: RemoteHandler, vhds: readonly string[]): Promi
 async function removeLeftovers(handler: RemoteHandler, dir: string, vhds: readonly string[]): Promise<string[]> {
   const removed: string[] = []
   const names = await handler.list(dir, { ignoreMissing: true })
-  if (names.some(name => MERGE_STATE_RE.test(name))) return removed
+  if (names.some(isMergeStateName)) return removed
   for (const name of names.filter(isVhdTempName)) {
     await handler.unlink(`${dir}/${name}`)
     removed.push(`${dir}/${name}`)
@@ -218,6 +230,7 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
   const merges: DiskMergeResult[] = []
   const removed: string[] = []
   const deleted: string[] = []
+  const deferred: RetentionResult['deferred'][number][] = []
   const recordMerge = (result: MergeResult, vdi: string) => {
     const entry = { ...result, vdi }
     merges.push(entry)
@@ -256,6 +269,17 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
     const dir = `${jobDir}/${vdi}`
     const vhds = await listDiskVhds(handler, dir)
     const plan = planDisk(vhds, await readInfos(handler, vhds), referenced)
+    const xoMerge = await xoMergeInTheWay(handler, dir, plan)
+    if (xoMerge !== undefined) {
+      deferred.push({
+        dir,
+        statePath: xoMerge.statePath,
+        message:
+          `disk ${vdi}: Xen Orchestra's own interrupted merge (${xoMerge.statePath}) is pending on VHDs retention would merge or ` +
+          `delete; they are left as they are until the next run of Xen Orchestra's backup job of this VM (or its clean-up) finishes it`,
+      })
+      continue
+    }
     for (const chain of plan.merges) {
       throwIfAborted(signal)
       const target = chain.at(-1)!
@@ -288,5 +312,20 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
       deleted.push(posix.join(vmDir(vm), name))
     }
   }
-  return { removed, merges, resumed, deleted }
+  return { removed, merges, resumed, deleted, deferred }
+}
+
+/**
+ * Xen Orchestra's interrupted merge in `dir` whose VHDs this plan would merge or delete, if any.
+ * Such a merge is resumed by Xen Orchestra from its own state, on the files as it left them:
+ * touching them first would make it merge something else. A merge of VHDs the plan leaves alone
+ * is no obstacle. A state that does not name its chain may concern any VHD of the folder.
+ */
+async function xoMergeInTheWay(handler: RemoteHandler, dir: string, plan: DiskPlan): Promise<{ statePath: string } | undefined> {
+  const touched = new Set([...plan.merges.flat(), ...plan.deletions])
+  if (touched.size === 0) return undefined
+  for (const state of await listXoMergeStates(handler, dir)) {
+    if (state.chain === undefined || state.chain.some(path => touched.has(path))) return state
+  }
+  return undefined
 }

@@ -21,6 +21,7 @@ import { assertSafeId, isUuid, normalizePath, resolveFromVmDir, resolveSibling, 
 import { checkBlocks, checksumsOf, legacyMismatch, recordedIntegrityOf, type BlockSelection, type RecordedIntegrity } from './integrity/index.js'
 import { readMetadata, type BackupMetadata } from './metadata.js'
 import { listBackedUpVms, listMetadataFiles, restorePointOf } from './restore-points.js'
+import { isMergeStateName } from './merge/state.js'
 import type { RemoteHandler } from './remote-handler.js'
 import { Constants, computeBatSize, formatUuid, isVhdAlias, openVhd, resolveVhdAlias, type Vhd } from './vhd-lib.js'
 
@@ -364,7 +365,7 @@ class VmVerifier {
           }
         }
         const names = await this.#handler.list(dir, { ignoreMissing: true })
-        for (const name of names.filter(n => n.endsWith('.merge.json'))) {
+        for (const name of names.filter(isMergeStateName)) {
           problems.push(hint('merge-pending', `${dir}/${name}`, 'an interrupted merge; the next backup run or a restore of this disk finishes it'))
         }
         if (names.includes('data')) {

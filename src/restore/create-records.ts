@@ -5,6 +5,7 @@
  */
 import type { Ref } from '../xapi/client.js'
 import { NULL_REF } from '../xapi/client.js'
+import { isBackupKey } from '../xapi/other-config.js'
 
 type Field = string | number | boolean | readonly string[] | Readonly<Record<string, string>>
 
@@ -89,7 +90,7 @@ export const START_BLOCKED_REASON = 'restored from backup: check this VM, then a
 /** the VM: named after the restore point's date, tagged, its start blocked until the user allows it */
 export function vmCreateRecord(stored: Readonly<Record<string, unknown>>, suffix: string): Record<string, Field> {
   const fields = pick(stored, VM_FIELDS)
-  const otherConfig = Object.fromEntries(Object.entries(stringMap(stored.other_config)).filter(([key]) => !key.startsWith('xo:backup:')))
+  const otherConfig = Object.fromEntries(Object.entries(stringMap(stored.other_config)).filter(([key]) => !isBackupKey(key)))
   const tags = Array.isArray(stored.tags) ? stored.tags.filter(tag => typeof tag === 'string') : []
   return {
     ...fields,

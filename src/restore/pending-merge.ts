@@ -1,5 +1,5 @@
 /**
- * A disk folder holding a merge state file (`.<full>.merge.json`) is in the middle of a merge:
+ * A disk folder holding a merge state file (`.<full>.cd-merge.json`, or `.<full>.merge.json`) is in the middle of a merge:
  * part of the chain has already moved (a VHD directory's blocks renamed into the full's folder,
  * a VHD file full already carrying its newest child's UUID), so its restore points do not read
  * as they are. Such a merge is finished first, under the VM's chain lock, and only then is the

@@ -1,17 +1,37 @@
 /**
- * `other_config` entries on XAPI objects, and the `xo:backup:*` keys Xen Orchestra puts on the
- * snapshots of a backup (see docs/remote-format.md).
+ * `other_config` entries on XAPI objects, and the keys the snapshots of a backup carry (see
+ * docs/remote-format.md): Xen Orchestra's `xo:backup:*` keys, except the job's.
+ *
+ * The job is named by our own key, `continuous-delta:job`, never by `xo:backup:job`: Xen
+ * Orchestra's Backup → Health page lists every VM snapshot whose `xo:backup:job` names no XO
+ * backup job as a "detached VM snapshot", with a delete button (xo-web `getLoneSnapshots`), and
+ * deleting our reference snapshot there would cost the next run a full. Snapshots written by
+ * earlier versions carry `xo:backup:job`: `snapshotJobId` still recognises them.
  */
 import type { Ref, XapiClient } from './client.js'
 
 export const BACKUP_KEYS = {
   datetime: 'xo:backup:datetime',
-  job: 'xo:backup:job',
+  /** ours: Xen Orchestra's Health page ignores it */
+  job: 'continuous-delta:job',
   schedule: 'xo:backup:schedule',
   vm: 'xo:backup:vm',
   deltaChainLength: 'xo:backup:deltaChainLength',
   exported: 'xo:backup:exported',
 } as const
+
+/** the job key earlier versions wrote, Xen Orchestra's own: read, never written */
+export const LEGACY_JOB_KEY = 'xo:backup:job'
+
+/** the job a snapshot (VM or VDI) of ours belongs to, by our key or the one earlier versions wrote */
+export function snapshotJobId(otherConfig: Readonly<Record<string, string>>): string | undefined {
+  return otherConfig[BACKUP_KEYS.job] ?? otherConfig[LEGACY_JOB_KEY]
+}
+
+/** a key a backup puts on its snapshots (ours or Xen Orchestra's), not one of the VM's own */
+export function isBackupKey(key: string): boolean {
+  return key.startsWith('xo:backup:') || key === BACKUP_KEYS.job
+}
 
 /** XAPI's date form, UTC: `%Y%m%dT%H:%M:%SZ` (20261126T05:50:24Z) */
 export function formatXapiDate(date: Date): string {

@@ -58,7 +58,7 @@ describe('XAPI modules', () => {
     assert.deepEqual(xapi.getObjectByRef(vm.$ref).blocked_operations, { migrate_send: 'the admin said so' })
   })
 
-  it('tags with the xo:backup keys, replacing existing values', async () => {
+  it('tags with the xo:backup keys and our own job key (never xo:backup:job), replacing existing values', async () => {
     const xapi = new FakeXapi()
     const vm = xapi.add('VM', { ...vmFields(), other_config: { [BACKUP_KEYS.job]: 'old', kept: 'yes' } })
     const date = new Date(Date.UTC(2026, 10, 26, 5, 50, 24, 792))
@@ -66,7 +66,7 @@ describe('XAPI modules', () => {
     assert.deepEqual(xapi.getObjectByRef(vm.$ref).other_config, {
       kept: 'yes',
       'xo:backup:datetime': '20261126T05:50:24Z',
-      'xo:backup:job': 'job-1',
+      'continuous-delta:job': 'job-1',
       'xo:backup:schedule': 'sched-1',
       'xo:backup:vm': 'u',
       'xo:backup:deltaChainLength': '3',

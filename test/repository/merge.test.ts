@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { BackupError } from '../../src/errors.js'
 import { mergeChain, resumeMerges } from '../../src/repository/merge/index.js'
+import { isMergeStateName } from '../../src/repository/merge/state.js'
 import type { RemoteHandler } from '../../src/repository/remote-handler.js'
 import { BLOCK_UNUSED, vhdLib, vhdMerge } from '../../src/repository/vhd-lib.js'
 import { appendLayer, createVhdChain, hashRestorePoint, MiB } from '../helpers/vhd-fixtures.js'
@@ -130,7 +131,7 @@ for (const directory of [false, true]) {
         }),
         (error: unknown) => error instanceof BackupError && error.code === 'CANCELLED',
       )
-      const states = (await handler.list(DISK_DIR)).filter(name => name.endsWith('.merge.json'))
+      const states = (await handler.list(DISK_DIR)).filter(isMergeStateName)
       assert.equal(states.length, 1)
       // the kept restore points read right while the merge is pending (VHD files)
       if (!directory) {

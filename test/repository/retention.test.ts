@@ -102,7 +102,7 @@ for (const directory of [false, true]) {
       }
 
       const again = await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 })
-      assert.deepEqual(again, { removed: [], merges: [], resumed: 0, deleted: [] })
+      assert.deepEqual(again, { removed: [], merges: [], resumed: 0, deleted: [], deferred: [] })
     })
 
     it('finishes the work of a call interrupted after the metadata was removed', async () => {
@@ -172,7 +172,7 @@ describe('retention after a crash in the middle of a merge', () => {
               return async (...args: unknown[]) => {
                 if (armed && ++calls > 2) throw Object.assign(new Error('remote connection lost'), { code: 'ECONNRESET' })
                 const result = await method(...args)
-                if (key === 'rename' && String(args[1]).endsWith('.merge.json')) armed = true
+                if (key === 'rename' && String(args[1]).endsWith('.cd-merge.json')) armed = true
                 return result
               }
             }
@@ -189,7 +189,7 @@ describe('retention after a crash in the middle of a merge', () => {
         assert.equal(await rawHash(remote, points[4]!.vhds[DISK_A]!), expectedDiskHash(SIZE, chains[DISK_A]!))
         const report = await verifyRemote(remote.handler)
         assert.deepEqual([report.ok, report.problems], [true, []])
-        assert.deepEqual(await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 }), { removed: [], merges: [], resumed: 0, deleted: [] })
+        assert.deepEqual(await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 }), { removed: [], merges: [], resumed: 0, deleted: [], deferred: [] })
       } finally {
         await remote.close()
       }

@@ -3,6 +3,7 @@
  * oldest restore points past it are merged into the full, so the chain never grows beyond it.
  */
 import { enforceRetention } from '../../repository/retention.js'
+import { warn } from '../context.js'
 import type { RunReporter } from '../job.js'
 import type { BackupHook } from './hook.js'
 
@@ -23,7 +24,10 @@ export const continuousMerge: BackupHook = {
       throw error
     }
     task.end({ status: 'success', data: { size: outcome.merges.reduce((total, merge) => total + merge.blocks * VHD_BLOCK_SIZE, 0), merges: outcome.merges.length } })
-    const { removed } = outcome
+    const { removed, deferred } = outcome
+    for (const { message, dir, statePath } of deferred) {
+      warn(ctx, message, { dir, statePath })
+    }
     if (removed.length > 0) {
       ctx.reporter.info(`retention ${ctx.job.retention}: ${removed.length} restore point(s) past it removed`, { removed })
     }

@@ -17,9 +17,12 @@ import {
   mergeStatePath,
   readMergeState,
   writeMergeState,
+  xoMergeStatePath,
   type MergeState,
 } from './state.js'
 import { vhdAliases } from '../vhd-lib.js'
+import { exists } from '../remote-files.js'
+import { removeMergeState } from './state.js'
 
 export interface MergeOptions {
   signal?: AbortSignal
@@ -56,8 +59,24 @@ function checkChainPaths(chain: string[]): void {
   }
 }
 
+/**
+ * A VHD file merge interrupted in its `blocks` step, whose full is gone while its target is
+ * there: another merge engine (Xen Orchestra's clean-up, which does not know our state file)
+ * merged the same VHDs into the target since. Our `blocks` step only ever writes into the full,
+ * so the target is that engine's result, and there is nothing left to finish.
+ */
+async function mergedByAnotherEngine(handler: RemoteHandler, statePath: string, state: MergeState): Promise<boolean> {
+  if (state.plan.format !== 'file' || state.step !== 'blocks') return false
+  const dir = dirOf(statePath)
+  return !(await exists(handler, `${dir}/${state.chain[0]!}`)) && (await exists(handler, `${dir}/${state.chain.at(-1)!}`))
+}
+
 async function runMerge(handler: RemoteHandler, statePath: string, state: MergeState, opts: MergeOptions): Promise<MergeResult> {
   const started = Date.now()
+  if (await mergedByAnotherEngine(handler, statePath, state)) {
+    await removeMergeState(handler, statePath)
+    return { mergedPath: `${dirOf(statePath)}/${state.chain.at(-1)!}`, blocks: 0, durationMs: Date.now() - started }
+  }
   const run = state.plan.format === 'file' ? runFileMerge : runDirectoryMerge
   await run(handler, statePath, state, opts)
   return {
@@ -67,12 +86,24 @@ async function runMerge(handler: RemoteHandler, statePath: string, state: MergeS
   }
 }
 
-async function stateOf(handler: RemoteHandler, statePath: string): Promise<MergeState | undefined> {
-  const state = await readMergeState(handler, statePath)
-  if (state === 'foreign') {
-    throw new BackupError('CHAIN_LOCKED', `${statePath} belongs to another merge engine; let it finish first`, { path: statePath })
+/**
+ * The interrupted merge of the chain starting at `parentPath`, if any: under our state name, or
+ * under the name earlier versions used (Xen Orchestra's). A state in Xen Orchestra's format there
+ * is Xen Orchestra's own merge of this very full: it must finish first.
+ */
+async function pendingStateOf(handler: RemoteHandler, parentPath: string): Promise<{ statePath: string; state: MergeState } | undefined> {
+  for (const statePath of [mergeStatePath(parentPath), xoMergeStatePath(parentPath)]) {
+    const state = await readMergeState(handler, statePath)
+    if (state === 'foreign') {
+      throw new BackupError(
+        'CHAIN_LOCKED',
+        `${statePath} is an interrupted merge of Xen Orchestra's own; the next run of Xen Orchestra's backup job of this VM (or its clean-up) finishes it`,
+        { path: statePath },
+      )
+    }
+    if (state !== undefined) return { statePath, state }
   }
-  return state
+  return undefined
 }
 
 /**
@@ -85,16 +116,15 @@ export async function mergeChain(handler: RemoteHandler, chain: string[], opts: 
   checkChainPaths(remaining)
 
   // an interrupted merge of the same full is finished first, then the rest of the chain follows
-  const statePath = mergeStatePath(remaining[0]!)
-  const pending = await stateOf(handler, statePath)
+  const pending = await pendingStateOf(handler, remaining[0]!)
   let resumedBlocks = 0
   if (pending !== undefined) {
-    const resumed = await runMerge(handler, statePath, pending, opts)
+    const resumed = await runMerge(handler, pending.statePath, pending.state, opts)
     resumedBlocks = resumed.blocks
     const at = remaining.indexOf(resumed.mergedPath)
     if (at === -1) {
       throw new BackupError('CHAIN_BROKEN', `the interrupted merge of ${remaining[0]} ended in ${resumed.mergedPath}, outside the chain`, {
-        path: statePath,
+        path: pending.statePath,
       })
     }
     remaining = remaining.slice(at)
@@ -123,7 +153,10 @@ export async function mergeChain(handler: RemoteHandler, chain: string[], opts: 
   return { ...result, blocks: result.blocks + resumedBlocks, durationMs: Date.now() - started }
 }
 
-/** Finish every interrupted merge whose state file is in `dir`. */
+/**
+ * Finish every interrupted merge of ours whose state file is in `dir` (under our name or the one
+ * earlier versions used); Xen Orchestra's own are left to it.
+ */
 export async function resumeMerges(handler: RemoteHandler, dir: string, opts: MergeOptions = {}): Promise<MergeResult[]> {
   const results: MergeResult[] = []
   for (const statePath of await listMergeStates(handler, normalizePath(dir))) {

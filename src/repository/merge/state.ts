@@ -1,8 +1,14 @@
 /**
- * The merge state file: `.<oldest VHD name>.merge.json` beside the chain, as Xen Orchestra keeps
- * it. It is written (atomically, durably) before the merge changes anything and at each step
- * change, and removed when the merge is complete. It holds everything a later process needs to
- * finish the merge exactly as it was planned.
+ * The merge state file: `.<oldest VHD name>.cd-merge.json` beside the chain. It is written
+ * (atomically, durably) before the merge changes anything and at each step change, and removed
+ * when the merge is complete. It holds everything a later process needs to finish the merge
+ * exactly as it was planned.
+ *
+ * Its name is ours on purpose: Xen Orchestra's clean-up takes every `.<name>.merge.json` for a
+ * merge of its own (`/^\.(.+)\.merge\.json$/`) and fails on one in another format. Earlier
+ * versions of this product used that name: such a state of ours (`engine` below) is still found
+ * and finished; a state in Xen Orchestra's format under that name is Xen Orchestra's own merge
+ * (`readXoMergeState`).
  */
 import type { RemoteHandler } from '../remote-handler.js'
 import { replaceFileAtomically, syncDir } from './durable.js'
@@ -63,7 +69,9 @@ export interface MergeState {
   readonly plan: FileMergePlan | DirectoryMergePlan
 }
 
-const STATE_SUFFIX = '.merge.json'
+const STATE_SUFFIX = '.cd-merge.json'
+/** Xen Orchestra's merge state name, which earlier versions of this product used too */
+const XO_STATE_SUFFIX = '.merge.json'
 
 export function dirOf(path: string): string {
   const i = path.lastIndexOf('/')
@@ -74,21 +82,38 @@ export function baseOf(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1)
 }
 
-/** `<dir>/.<name>.merge.json` for the oldest VHD of a chain `<dir>/<name>` */
+/** `<dir>/.<name>.cd-merge.json` for the oldest VHD of a chain `<dir>/<name>` */
 export function mergeStatePath(parentPath: string): string {
   return `${dirOf(parentPath)}/.${baseOf(parentPath)}${STATE_SUFFIX}`
 }
 
-/** The VHD path a state file belongs to. */
+/** `<dir>/.<name>.merge.json`: Xen Orchestra's name, and the one earlier versions of ours used */
+export function xoMergeStatePath(parentPath: string): string {
+  return `${dirOf(parentPath)}/.${baseOf(parentPath)}${XO_STATE_SUFFIX}`
+}
+
+function hasSuffix(name: string, suffix: string): boolean {
+  return name.startsWith('.') && name.endsWith(suffix) && name.length > 1 + suffix.length
+}
+
+/** Xen Orchestra's merge state name (`.<name>.merge.json`), which earlier versions of ours used */
+export function isXoMergeStateName(name: string): boolean {
+  return hasSuffix(name, XO_STATE_SUFFIX) && !hasSuffix(name, STATE_SUFFIX)
+}
+
+/** a merge state file, ours or Xen Orchestra's */
+export function isMergeStateName(name: string): boolean {
+  return hasSuffix(name, STATE_SUFFIX) || isXoMergeStateName(name)
+}
+
+/** The VHD path a state file (either name) belongs to. */
 export function parentPathOf(statePath: string): string {
   const name = baseOf(statePath)
-  return `${dirOf(statePath)}/${name.slice(1, -STATE_SUFFIX.length)}`
+  const suffix = hasSuffix(name, STATE_SUFFIX) ? STATE_SUFFIX : XO_STATE_SUFFIX
+  return `${dirOf(statePath)}/${name.slice(1, -suffix.length)}`
 }
 
-export function isMergeStateName(name: string): boolean {
-  return name.startsWith('.') && name.endsWith(STATE_SUFFIX) && name.length > 1 + STATE_SUFFIX.length
-}
-
+/** every merge state file of `dir`, ours and Xen Orchestra's, sorted */
 export async function listMergeStates(handler: RemoteHandler, dir: string): Promise<string[]> {
   const names = await handler.list(dir, { ignoreMissing: true, filter: isMergeStateName })
   return names.sort().map(name => `${dir}/${name}`)
@@ -150,4 +175,48 @@ export async function removeMergeState(handler: RemoteHandler, path: string): Pr
   await handler.unlink(`${dirOf(path)}/.${baseOf(path)}.tmp`).catch(() => undefined)
   await handler.unlink(path)
   await syncDir(handler, dirOf(path))
+}
+
+/** An interrupted merge of Xen Orchestra's own, found by its state file in a disk folder. */
+export interface XoMergeState {
+  readonly statePath: string
+  /**
+   * the VHDs it merges (paths from the remote's root), oldest first, from its `chain`; undefined
+   * when the state does not say (older Xen Orchestra versions, unreadable): then it may touch
+   * any VHD of the folder
+   */
+  readonly chain: string[] | undefined
+}
+
+/** resolves `relative` (as Xen Orchestra writes it, relative to the state file) in `dir` */
+function resolveInDir(dir: string, relative: string): string | undefined {
+  const parts = [...dir.split('/')]
+  for (const part of relative.split('/')) {
+    if (part === '' || part === '.') continue
+    if (part === '..') {
+      if (parts.length === 0) return undefined
+      parts.pop()
+    } else parts.push(part)
+  }
+  return parts.join('/')
+}
+
+/** the interrupted merges of Xen Orchestra's own in `dir` (states in its format, not ours) */
+export async function listXoMergeStates(handler: RemoteHandler, dir: string): Promise<XoMergeState[]> {
+  const found: XoMergeState[] = []
+  for (const statePath of await listMergeStates(handler, dir)) {
+    if ((await readMergeState(handler, statePath)) !== 'foreign') continue
+    let chain: string[] | undefined
+    try {
+      const parsed = JSON.parse((await handler.readFile(statePath)).toString('utf8')) as { chain?: unknown }
+      if (Array.isArray(parsed.chain) && parsed.chain.every(item => typeof item === 'string')) {
+        const resolved = (parsed.chain as string[]).map(relative => resolveInDir(dir, relative))
+        chain = resolved.every(path => path !== undefined) ? (resolved as string[]) : undefined
+      }
+    } catch {
+      chain = undefined
+    }
+    found.push({ statePath, chain })
+  }
+  return found
 }
