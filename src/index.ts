@@ -5,12 +5,13 @@
  */
 import { createPlugin } from './plugin/plugin.js'
 import type { ContinuousDeltaPlugin } from './plugin/plugin.js'
-import { configurationSchema } from './plugin/schema.js'
+import { configurationSchema, runNowSchema } from './plugin/schema.js'
 import type { XoPluginOptions } from './plugin/xo.js'
 
 function pluginFactory(options: XoPluginOptions): ContinuousDeltaPlugin {
   return createPlugin(options)
 }
 pluginFactory.configurationSchema = configurationSchema
+pluginFactory.testSchema = runNowSchema
 
 export default pluginFactory

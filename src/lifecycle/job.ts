@@ -76,6 +76,9 @@ export interface VmRunResult {
   /** id of the restore point written (its metadata path relative to the remote root) */
   readonly restorePoint?: string
   readonly merges?: readonly { readonly vdi: string; readonly blocks: number; readonly durationMs: number }[]
+  /** when the VM's backup started and ended (ms since the epoch) */
+  readonly start?: number
+  readonly end?: number
 }
 
 export interface JobRunResult {

@@ -42,6 +42,12 @@ function vmNameOf(xapi: XapiClient, vm: string): string | undefined {
 }
 
 async function backupVm(job: JobSpec, env: JobEnvironment, vm: string, signal: AbortSignal, lifecycle: BackupLifecycle): Promise<VmRunResult> {
+  const start = Date.now()
+  const result = await backupVmUntimed(job, env, vm, signal, lifecycle)
+  return { ...result, start, end: Date.now() }
+}
+
+async function backupVmUntimed(job: JobSpec, env: JobEnvironment, vm: string, signal: AbortSignal, lifecycle: BackupLifecycle): Promise<VmRunResult> {
   let connected: readonly [XapiClient, RemoteHandler] | undefined
   let failedToConnect: unknown
   if (!signal.aborted) {

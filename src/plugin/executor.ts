@@ -56,6 +56,7 @@ export class JobExecutor {
       settings,
       ...(cancelToken?.promise === undefined ? {} : { cancel: cancelToken.promise }),
       ...(jobUpdateFct === undefined ? {} : { onTask: jobUpdateFct }),
+      report: { reportWhen: job.reportWhen, reportRecipients: job.reportRecipients },
     })
     const request = runRequestOf(data)
     if (request !== undefined) this.#results.set(request, result)

@@ -242,7 +242,7 @@ export class ContinuousDeltaPlugin implements PluginApi {
     const link = this.#xoJobs.link(id)
     if (link === undefined) {
       const { settings } = this.#parsed
-      return this.#runner.run(toJobSpec(job, settings), { trigger: 'manual', settings })
+      return this.#runner.run(toJobSpec(job, settings), { trigger: 'manual', settings, report: { reportWhen: job.reportWhen, reportRecipients: job.reportRecipients } })
     }
     // through XO's job runner, so that the run is in XO's logs like a scheduled one
     this.#starting.add(id)
@@ -251,6 +251,32 @@ export class ContinuousDeltaPlugin implements PluginApi {
     } finally {
       this.#starting.delete(id)
     }
+  }
+
+  /**
+   * XO's plugin test form: runs the named job now. Resolves when every VM was backed up (XO
+   * shows a tick); otherwise rejects naming each VM that failed (XO shows the message and data).
+   */
+  async test(data: unknown): Promise<RunResult> {
+    const wanted = typeof data === 'object' && data !== null ? Reflect.get(data, 'job') : undefined
+    const jobs = this.#store.list()
+    const key = typeof wanted === 'string' ? wanted.trim().toLowerCase() : ''
+    const job = jobs.find(job => job.name.trim().toLowerCase() === key) ?? jobs.find(job => job.id === wanted)
+    if (job === undefined) {
+      throw new BackupError(
+        'JOB_NOT_FOUND',
+        `no job named "${String(wanted)}"; the jobs are: ${jobs.length === 0 ? '(none yet)' : jobs.map(job => `"${job.name}"`).join(', ')}`,
+        { job: String(wanted) }
+      )
+    }
+    const result = await this.runJob({ id: job.id })
+    if (result.status === 'success') return result
+    const failed = result.vms.filter(vm => vm.status === 'failure')
+    throw new BackupError(
+      'BACKUP_FAILED',
+      `job "${job.name}": ${failed.length} of ${result.vms.length} VM(s) not backed up: ${failed.map(vm => `${vm.name ?? vm.vm}: ${vm.error ?? 'failed'}`).join('; ')}`,
+      { job: job.id, status: result.status, vms: result.vms.map(vm => ({ vm: vm.name ?? vm.vm, status: vm.status, ...(vm.error === undefined ? {} : { error: vm.error }) })) }
+    )
   }
 
   async listRestorePoints({ remote, vm }: ListRestorePointsParams): Promise<readonly RestorePoint[]> {

@@ -16,9 +16,11 @@ import { RunHistory } from './run-history.js'
 import type { RunRecord } from './run-history.js'
 import { LogReporter, TeeReporter } from './run-log.js'
 import { TaskReporter } from './task-reporter.js'
-import type { XoApp, XoTasks } from './xo.js'
+import { buildReport, sendReport } from './report.js'
+import type { ReportSettings } from './report.js'
+import type { XoApp, XoReportTransports, XoTasks } from './xo.js'
 
-export type RunnerHost = ConnectionHost & Pick<XoApp, 'invalidateVmBackupsListing'> & { readonly tasks: Pick<XoTasks, 'create'> }
+export type RunnerHost = ConnectionHost & XoReportTransports & Pick<XoApp, 'invalidateVmBackupsListing'> & { readonly tasks: Pick<XoTasks, 'create'> }
 
 export interface RunOptions {
   readonly trigger: 'manual' | 'schedule'
@@ -27,6 +29,8 @@ export interface RunOptions {
   readonly cancel?: PromiseLike<unknown>
   /** told the id of the run's XO task once it exists */
   readonly onTask?: (taskId: string) => unknown
+  /** when and to whom the run's report is sent */
+  readonly report?: ReportSettings
 }
 
 /** what a run returns to API callers and to XO: the lifecycle's result plus the XO task */
@@ -79,10 +83,10 @@ export class JobRunner {
     return this.#running.has(jobId)
   }
 
-  async run(spec: JobSpec, { trigger, settings, cancel, onTask }: RunOptions): Promise<RunResult> {
+  async run(spec: JobSpec, { trigger, settings, cancel, onTask, report }: RunOptions): Promise<RunResult> {
     if (this.#running.has(spec.id)) throw alreadyRunning(spec.name, spec.id)
     const controller = new AbortController()
-    const done = this.#run(spec, trigger, settings, controller, onTask)
+    const done = this.#run(spec, trigger, settings, controller, onTask, report)
     this.#running.set(spec.id, { controller, done: done.catch(() => undefined) })
     cancel?.then(() => controller.abort(new BackupError('CANCELLED', 'the run was cancelled', { job: spec.id })), () => undefined)
     try {
@@ -99,7 +103,14 @@ export class JobRunner {
     await Promise.all(runs.map(run => run.done))
   }
 
-  async #run(spec: JobSpec, trigger: RunOptions['trigger'], settings: Settings, controller: AbortController, onTask?: RunOptions['onTask']): Promise<RunResult> {
+  async #run(
+    spec: JobSpec,
+    trigger: RunOptions['trigger'],
+    settings: Settings,
+    controller: AbortController,
+    onTask?: RunOptions['onTask'],
+    report?: ReportSettings
+  ): Promise<RunResult> {
     const xo = this.#xo
     const { signal } = controller
     const task = TaskReporter.create(xo.tasks, {
@@ -166,6 +177,14 @@ export class JobRunner {
       const taskId = await task.id()
       if (taskId !== undefined) record.taskId = taskId
       await task.settled()
+      if (report !== undefined) {
+        const failures = await sendReport(
+          xo,
+          report,
+          buildReport({ jobName: spec.name, start: record.start, end: record.end, ...(record.result === undefined ? {} : { result: record.result }), ...(record.error === undefined ? {} : { error: record.error.message }) })
+        )
+        for (const failure of failures) record.log.push({ time: Date.now(), scope: [], level: 'warning', message: `the report was not sent by ${failure}` })
+      }
       await this.#history.finish(record)
       // a run adds a restore point, or merges and removes some: XO's restore view must not show the old set
       refreshBackupsListing(xo, spec.remoteId)

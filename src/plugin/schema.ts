@@ -176,6 +176,20 @@ function withoutValueRules(schema: unknown): unknown {
  */
 export const configurationSchema = withoutValueRules(settingsSchema) as Readonly<Record<string, unknown>>
 
+/**
+ * The plugin's test form (Settings → Plugins, below the settings: "Test data" and the "Test
+ * plugin" button), the one place XO's web UI lets a plugin offer an action: it runs a job now.
+ */
+export const runNowSchema = {
+  type: 'object',
+  title: 'Run a job now',
+  description: 'Type the name of a job (as in the Jobs list above), then press **Test plugin**: the job runs now, even when it is off. A spinner turns until the run ends: a tick means every VM was backed up; otherwise an alert names each VM that failed and why. The run is in Backup → Logs and sends its report like any other.',
+  properties: {
+    job: { type: 'string', title: 'Job name', description: 'The name of a configured job (its Identifier works too).' },
+  },
+  required: ['job'],
+} as const
+
 // ---------------------------------------------------------------------------------------------
 // API parameters, in standard JSON Schema; `xoParams()` turns them into XO's `params` style.
 

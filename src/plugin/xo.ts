@@ -85,7 +85,7 @@ export interface XoObject {
   readonly name_label?: string
 }
 
-export interface XoApp {
+export interface XoApp extends XoReportTransports {
   addApiMethods(methods: { readonly [namespace: string]: { readonly [name: string]: XoApiMethod } }): () => void
   configurePlugin(id: string, configuration: unknown): Promise<void>
   registerJobExecutor(type: string, executor: XoJobExecutor): void
@@ -111,6 +111,17 @@ export interface XoApp {
   readonly tasks: XoTasks
   /** drops XO's cached listing of a remote's backups (Backup → Restore); absent before xo-server 5.x with backups-ng */
   readonly invalidateVmBackupsListing?: (remoteId: string) => unknown
+}
+
+/**
+ * The report transports: each is installed on `xo` by its plugin while that plugin is loaded
+ * (`xo.defineProperty`), and absent otherwise.
+ */
+export interface XoReportTransports {
+  readonly sendEmail?: (message: { to: string[]; subject: string; markdown: string }) => unknown
+  readonly sendToXmppClient?: (message: { to: string[]; message: string }) => unknown
+  readonly sendSlackMessage?: (message: { message: string }) => unknown
+  readonly sendIcinga2Status?: (message: { status: 'OK' | 'WARNING' | 'CRITICAL'; message: string }) => unknown
 }
 
 /** what xo-server calls the default export with */

@@ -148,6 +148,22 @@ export class XoApp extends EventEmitter {
     return this.users.get(id)
   }
 
+  /**
+   * As xo-server's `defineProperty(name, value, thisArg)`: installs a property on `xo` (a function
+   * bound to `thisArg`) and returns the function that removes it again (restoring a previous one).
+   * Transport plugins install `sendEmail`, `sendToXmppClient`, `sendSlackMessage` and
+   * `sendIcinga2Status` this way at load and remove them at unload.
+   */
+  defineProperty(name: string, value: unknown, thisArg: unknown = null): () => void {
+    const bound = thisArg !== null && typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(thisArg) : value
+    const previous = Object.getOwnPropertyDescriptor(this, name)
+    Object.defineProperty(this, name, { configurable: true, value: bound })
+    return () => {
+      if (previous === undefined) Reflect.deleteProperty(this, name)
+      else Object.defineProperty(this, name, previous)
+    }
+  }
+
   registerHttpRequest(): never {
     throw new XoApiError(0, 'not implemented: registerHttpRequest is not offered by the host double')
   }
