@@ -6,7 +6,8 @@
  */
 import type { Ref, XapiClient } from '../xapi/client.js'
 import { BACKUP_KEYS, snapshotJobId } from '../xapi/other-config.js'
-import { fetchVm } from '../xapi/records.js'
+import { fetchVm, refOfUuid } from '../xapi/records.js'
+import { destroySnapshot } from '../xapi/snapshot.js'
 import type { VmRecord } from '../xapi/records.js'
 
 /** the job's snapshots of a VM, newest first */
@@ -30,4 +31,15 @@ export function isExported(snapshot: VmRecord): boolean {
 export async function findReferenceSnapshot(xapi: XapiClient, vm: VmRecord, jobId: string, except?: Ref): Promise<VmRecord | undefined> {
   const snapshots = (await jobSnapshots(xapi, vm, jobId)).filter(snapshot => snapshot.$ref !== except)
   return snapshots.find(isExported) ?? snapshots[0]
+}
+
+/** destroys every snapshot of the job of the VM (the job is deleted, or the VM forgotten); their names */
+export async function destroyJobSnapshots(xapi: XapiClient, vmUuid: string, jobId: string): Promise<string[]> {
+  const vm = await fetchVm(xapi, await refOfUuid(xapi, 'VM', vmUuid))
+  const destroyed: string[] = []
+  for (const snapshot of await jobSnapshots(xapi, vm, jobId)) {
+    await destroySnapshot(xapi, snapshot.$ref)
+    destroyed.push(snapshot.name_label)
+  }
+  return destroyed
 }

@@ -9,7 +9,19 @@ import { sanitizeError } from './redact.js'
 import type { RunRecord } from './run-history.js'
 import type { RunResult } from './runner.js'
 import { apiParamsSchemas } from './schema.js'
-import type { CreateJobParams, EditJobParams, JobRefParams, ListRestorePointsParams, RestoreParams, VerifyParams } from './schema.js'
+import type { DeleteRestorePointResult, ForgetVmResult } from '../repository/delete.js'
+import type {
+  CreateJobParams,
+  DeleteJobParams,
+  DeleteRestorePointParams,
+  EditJobParams,
+  ForgetVmParams,
+  GetRunsParams,
+  JobRefParams,
+  ListRestorePointsParams,
+  RestoreParams,
+  VerifyParams,
+} from './schema.js'
 import { compileValidator } from './validation.js'
 import { toXoParams } from './xo-params.js'
 import type { XoApiMethod } from './xo.js'
@@ -20,13 +32,27 @@ export const API_NAMESPACE = 'continuousDelta'
 export interface PluginApi {
   createJob(params: CreateJobParams): Promise<string>
   editJob(params: EditJobParams): Promise<Job>
-  deleteJob(params: JobRefParams): Promise<void>
+  deleteJob(params: DeleteJobParams): Promise<DeleteJobResult>
   getJobs(): Promise<readonly Job[]>
   runJob(params: JobRefParams): Promise<RunResult>
   listRestorePoints(params: ListRestorePointsParams): Promise<readonly RestorePoint[]>
   restore(params: RestoreParams): Promise<string>
   verify(params: VerifyParams): Promise<VerifyReport>
-  getRuns(): Promise<readonly RunRecord[]>
+  getRuns(params: GetRunsParams): Promise<readonly RunRecord[]>
+  deleteRestorePoint(params: DeleteRestorePointParams): Promise<DeleteRestorePointResult>
+  forgetVm(params: ForgetVmParams): Promise<ForgetVmResult & { readonly snapshots: readonly string[] }>
+}
+
+/** what deleting a job did */
+export interface DeleteJobResult {
+  readonly id: string
+  readonly name: string
+  /** reference snapshots destroyed, by VM */
+  readonly snapshots: readonly { readonly vm: string; readonly name: string }[]
+  /** restore points deleted (with `deleteBackups`) */
+  readonly restorePoints: readonly string[]
+  /** what could not be done, by VM, and why */
+  readonly failures: readonly { readonly vm: string; readonly what: string; readonly error: string }[]
 }
 
 type MethodName = keyof typeof apiParamsSchemas
@@ -52,8 +78,10 @@ export function buildApiMethods(api: PluginApi): Record<MethodName, XoApiMethod>
       params => api.createJob(params)
     ),
     editJob: method<EditJobParams>('editJob', 'Changes the given fields of a job', params => api.editJob(params)),
-    deleteJob: method<JobRefParams>('deleteJob', 'Deletes a job (its restore points stay on the remote)', params =>
-      api.deleteJob(params)
+    deleteJob: method<DeleteJobParams>(
+      'deleteJob',
+      "Deletes a job and destroys its reference snapshots; its restore points stay on the remote unless deleteBackups is true",
+      params => api.deleteJob(params)
     ),
     getJobs: method<Record<string, never>>('getJobs', 'Lists the configured jobs', () => api.getJobs()),
     runJob: method<JobRefParams>(
@@ -76,8 +104,20 @@ export function buildApiMethods(api: PluginApi): Record<MethodName, XoApiMethod>
       'Checks the backups on a remote (optionally of one VM): chains, checksums and metadata',
       params => api.verify(params)
     ),
-    getRuns: method<Record<string, never>>('getRuns', 'Lists the recent runs with their logs, newest first', () =>
-      api.getRuns()
+    getRuns: method<GetRunsParams>(
+      'getRuns',
+      'Lists runs with their logs, newest first: of one job, of one VM, of one status, since a date (ms); 50 unless limit says',
+      params => api.getRuns(params)
+    ),
+    deleteRestorePoint: method<DeleteRestorePointParams>(
+      'deleteRestorePoint',
+      'Deletes the oldest or the newest restore point of its job; the others stay restorable (the full is merged into the next one)',
+      params => api.deleteRestorePoint(params)
+    ),
+    forgetVm: method<ForgetVmParams>(
+      'forgetVm',
+      "Deletes every restore point this plugin wrote for a VM on a remote, and its jobs' reference snapshots of it; confirm with the same VM uuid",
+      params => api.forgetVm(params)
     ),
   }
 }

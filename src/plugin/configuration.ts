@@ -23,6 +23,8 @@ export interface Settings {
   readonly defaultRetention: number
   readonly concurrency: number
   readonly useVhdDirectory: boolean
+  /** a disk transfer that receives no data for this long fails */
+  readonly transferTimeoutSeconds: number
 }
 
 export interface ParsedConfiguration {
@@ -104,9 +106,9 @@ export function parseConfiguration(input: unknown, newId: (job: ConfiguredJob) =
     idsAssigned = true
     return { ...job, id: newId(job) }
   })
-  const { defaultRetention, concurrency, useVhdDirectory } = configuration
+  const { defaultRetention, concurrency, useVhdDirectory, transferTimeoutSeconds } = configuration
   return {
-    settings: { defaultRetention, concurrency, useVhdDirectory },
+    settings: { defaultRetention, concurrency, useVhdDirectory, transferTimeoutSeconds },
     jobs,
     configuration: { ...configuration, jobs },
     idsAssigned,

@@ -8,20 +8,35 @@ import { createHash, randomInt } from 'node:crypto'
 import { join } from 'node:path'
 
 import { BackupError } from '../errors.js'
+import { destroyJobSnapshots } from '../lifecycle/reference-snapshot.js'
+import { deleteJobBackups, deleteRestorePoint, forgetVmBackups } from '../repository/delete.js'
+import type { DeleteRestorePointResult, ForgetVmResult } from '../repository/delete.js'
 import { buildApiMethods, API_NAMESPACE } from './api.js'
-import type { PluginApi } from './api.js'
+import type { DeleteJobResult, PluginApi } from './api.js'
 import { assertIdentitiesKept, parseConfiguration, toJobSpec } from './configuration.js'
 import type { ConfiguredJob, Job, ParsedConfiguration } from './configuration.js'
 import { defaultEngine } from './engine.js'
 import type { Engine, RestorePoint, VerifyReport } from './engine.js'
-import { getRemoteHandler, getXapiOfSr } from './environment.js'
+import { getRemoteHandler, getXapiOfSr, getXapiOfVm } from './environment.js'
 import { JobExecutor } from './executor.js'
 import { JobStore } from './job-store.js'
+import { redactError } from './redact.js'
 import { assertRestorePointId } from './references.js'
 import type { RunRecord } from './run-history.js'
-import { JobRunner } from './runner.js'
+import { alreadyRunning, JobRunner, refreshBackupsListing } from './runner.js'
 import type { RunResult } from './runner.js'
-import type { CreateJobParams, EditJobParams, JobRefParams, ListRestorePointsParams, RestoreParams, VerifyParams } from './schema.js'
+import type {
+  CreateJobParams,
+  DeleteJobParams,
+  DeleteRestorePointParams,
+  EditJobParams,
+  ForgetVmParams,
+  GetRunsParams,
+  JobRefParams,
+  ListRestorePointsParams,
+  RestoreParams,
+  VerifyParams,
+} from './schema.js'
 import { TaskReporter } from './task-reporter.js'
 import { JOB_TYPE, XoJobs } from './xo-jobs.js'
 import type { XoApp, XoJobExecutor, XoPluginOptions } from './xo.js'
@@ -29,8 +44,10 @@ import type { XoApp, XoJobExecutor, XoPluginOptions } from './xo.js'
 /** the plugin's id in xo-server: its package is `xo-server-continuous-delta` */
 export const PLUGIN_ID = 'continuous-delta'
 
-/** in the plugin's data dir: the recent runs and their logs */
-const RUN_HISTORY_FILE = 'runs.json'
+/** in the plugin's data dir: the runs and their logs, one file per job */
+const RUN_HISTORY_DIR = 'runs'
+/** where an earlier version kept its last 50 runs (moved into RUN_HISTORY_DIR once) */
+const LEGACY_RUN_HISTORY_FILE = 'runs.json'
 
 /**
  * The id given to a job added in XO's form (which cannot fill it in): derived from its name, so
@@ -54,6 +71,8 @@ export class ContinuousDeltaPlugin implements PluginApi {
   /** ids of new jobs the plugin itself is writing into the configuration */
   readonly #writingIds = new Set<string>()
   #loaded = false
+  /** jobs handed to XO's job runner whose run has not reached the executor yet */
+  readonly #starting = new Set<string>()
   #removeApiMethods: (() => void) | undefined
   #writeBack: NodeJS.Immediate | undefined
   readonly #getDataDir: (() => Promise<string>) | undefined
@@ -104,7 +123,10 @@ export class ContinuousDeltaPlugin implements PluginApi {
     this.#removeApiMethods = this.#xo.addApiMethods({ [API_NAMESPACE]: buildApiMethods(this) })
     this.#loaded = true
     try {
-      if (this.#getDataDir !== undefined) await this.#runner.history.useFile(join(await this.#getDataDir(), RUN_HISTORY_FILE))
+      if (this.#getDataDir !== undefined) {
+        const dataDir = await this.#getDataDir()
+        await this.#runner.history.useDir(join(dataDir, RUN_HISTORY_DIR), join(dataDir, LEGACY_RUN_HISTORY_FILE))
+      }
       await this.#xoJobs.sync(this.#parsed.jobs)
     } catch (error) {
       await this.unload()
@@ -142,8 +164,71 @@ export class ContinuousDeltaPlugin implements PluginApi {
     return this.#store.edit(params)
   }
 
-  deleteJob({ id }: JobRefParams): Promise<void> {
-    return this.#store.delete(id)
+  /**
+   * Removes the job from the configuration (and XO), then destroys its reference snapshots on
+   * the pools, and with `deleteBackups` its restore points on its remote. A VM whose pool is not
+   * connected keeps its snapshot: the result says which and why.
+   */
+  async deleteJob({ id, deleteBackups = false }: DeleteJobParams): Promise<DeleteJobResult> {
+    const job = this.#store.get(id)
+    if (this.#runner.isRunning(id) || this.#starting.has(id)) throw alreadyRunning(job.name, id)
+    await this.#store.delete(id)
+    const snapshots: { vm: string; name: string }[] = []
+    const failures: { vm: string; what: string; error: string }[] = []
+    const restorePoints: string[] = []
+    for (const vm of job.vms) {
+      try {
+        const xapi = getXapiOfVm(this.#xo, vm)
+        for (const name of await destroyJobSnapshots(xapi, vm, id)) snapshots.push({ vm, name })
+      } catch (error) {
+        failures.push({ vm, what: 'reference snapshot', error: redactError(error).message })
+      }
+    }
+    if (deleteBackups) {
+      const handler = await getRemoteHandler(this.#xo, job.remote)
+      for (const vm of job.vms) {
+        try {
+          restorePoints.push(...(await deleteJobBackups(handler, vm, id)))
+        } catch (error) {
+          failures.push({ vm, what: 'restore points', error: redactError(error).message })
+        }
+      }
+      refreshBackupsListing(this.#xo, job.remote)
+    }
+    return { id, name: job.name, snapshots, restorePoints, failures }
+  }
+
+  async deleteRestorePoint({ remote, restorePoint }: DeleteRestorePointParams): Promise<DeleteRestorePointResult> {
+    assertRestorePointId(restorePoint)
+    const handler = await getRemoteHandler(this.#xo, remote)
+    try {
+      return await this.#track(signal => deleteRestorePoint(handler, restorePoint, { signal }))
+    } finally {
+      refreshBackupsListing(this.#xo, remote)
+    }
+  }
+
+  async forgetVm({ remote, vm, confirm }: ForgetVmParams): Promise<ForgetVmResult & { readonly snapshots: readonly string[] }> {
+    if (confirm !== vm) {
+      throw new BackupError('INVALID_PARAMETER', `forgetVm deletes every restore point of VM ${vm} on the remote: confirm with confirm=<the same VM uuid>; nothing was deleted`, { vm })
+    }
+    const handler = await getRemoteHandler(this.#xo, remote)
+    let result: ForgetVmResult
+    try {
+      result = await this.#track(() => forgetVmBackups(handler, vm))
+    } finally {
+      refreshBackupsListing(this.#xo, remote)
+    }
+    // the reference snapshots of those chains could only base deltas on what is gone
+    const snapshots: string[] = []
+    for (const job of this.#store.list().filter(job => job.remote === remote && job.vms.includes(vm))) {
+      try {
+        snapshots.push(...(await destroyJobSnapshots(getXapiOfVm(this.#xo, vm), vm, job.id)))
+      } catch {
+        // its next run finds no restore point to base a delta on and exports full disks
+      }
+    }
+    return { ...result, snapshots }
   }
 
   async getJobs(): Promise<readonly Job[]> {
@@ -152,13 +237,20 @@ export class ContinuousDeltaPlugin implements PluginApi {
 
   async runJob({ id }: JobRefParams): Promise<RunResult> {
     const job = this.#store.get(id)
+    // refused here, in our words, before XO's job runner refuses it with its internal id
+    if (this.#runner.isRunning(id) || this.#starting.has(id)) throw alreadyRunning(job.name, id)
     const link = this.#xoJobs.link(id)
     if (link === undefined) {
       const { settings } = this.#parsed
       return this.#runner.run(toJobSpec(job, settings), { trigger: 'manual', settings, report: { reportWhen: job.reportWhen, reportRecipients: job.reportRecipients } })
     }
     // through XO's job runner, so that the run is in XO's logs like a scheduled one
-    return this.#executor.runThroughXo(this.#xo, link.xoJobId, job.name)
+    this.#starting.add(id)
+    try {
+      return await this.#executor.runThroughXo(this.#xo, link.xoJobId, job.name)
+    } finally {
+      this.#starting.delete(id)
+    }
   }
 
   /**
@@ -221,8 +313,8 @@ export class ContinuousDeltaPlugin implements PluginApi {
     })
   }
 
-  async getRuns(): Promise<readonly RunRecord[]> {
-    return this.#runner.history.list()
+  async getRuns(filter: GetRunsParams = {}): Promise<readonly RunRecord[]> {
+    return this.#runner.history.list(filter)
   }
 
   // -------------------------------------------------------------------------------------------

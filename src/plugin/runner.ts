@@ -18,9 +18,9 @@ import { LogReporter, TeeReporter } from './run-log.js'
 import { TaskReporter } from './task-reporter.js'
 import { buildReport, sendReport } from './report.js'
 import type { ReportSettings } from './report.js'
-import type { XoReportTransports, XoTasks } from './xo.js'
+import type { XoApp, XoReportTransports, XoTasks } from './xo.js'
 
-export type RunnerHost = ConnectionHost & XoReportTransports & { readonly tasks: Pick<XoTasks, 'create'> }
+export type RunnerHost = ConnectionHost & XoReportTransports & Pick<XoApp, 'invalidateVmBackupsListing'> & { readonly tasks: Pick<XoTasks, 'create'> }
 
 export interface RunOptions {
   readonly trigger: 'manual' | 'schedule'
@@ -49,6 +49,20 @@ export function redactRunResult(result: JobRunResult): JobRunResult {
   }
 }
 
+/** drops XO's cache of the remote's backup listing (a minute otherwise), when this xo-server has one */
+export function refreshBackupsListing(xo: Pick<XoApp, 'invalidateVmBackupsListing'>, remoteId: string): void {
+  try {
+    void Promise.resolve(xo.invalidateVmBackupsListing?.(remoteId)).catch(() => undefined)
+  } catch {
+    // the listing refreshes itself within a minute anyway
+  }
+}
+
+/** what a second run of a running job is refused with */
+export function alreadyRunning(name: string, id: string): BackupError {
+  return new BackupError('JOB_RUNNING', `job "${name}" is already running: a job runs once at a time; wait for its run to end, or cancel its task`, { job: id })
+}
+
 export class JobRunner {
   readonly #engine: Engine
   readonly #xo: RunnerHost
@@ -70,9 +84,7 @@ export class JobRunner {
   }
 
   async run(spec: JobSpec, { trigger, settings, cancel, onTask, report }: RunOptions): Promise<RunResult> {
-    if (this.#running.has(spec.id)) {
-      throw new BackupError('CHAIN_LOCKED', `job ${spec.name} (${spec.id}) is already running`, { job: spec.id })
-    }
+    if (this.#running.has(spec.id)) throw alreadyRunning(spec.name, spec.id)
     const controller = new AbortController()
     const done = this.#run(spec, trigger, settings, controller, onTask, report)
     this.#running.set(spec.id, { controller, done: done.catch(() => undefined) })
@@ -109,7 +121,7 @@ export class JobRunner {
       jobName: spec.name,
       trigger,
     })
-    const record: RunRecord = this.#history.add({
+    const record: RunRecord = await this.#history.start({
       id: randomUUID(),
       jobId: spec.id,
       jobName: spec.name,
@@ -138,7 +150,7 @@ export class JobRunner {
       getRemoteHandler: remoteId => getRemoteHandler(xo, remoteId),
       reporter,
       signal,
-      settings: { useVhdDirectory: settings.useVhdDirectory },
+      settings: { useVhdDirectory: settings.useVhdDirectory, transferTimeoutMs: settings.transferTimeoutSeconds * 1000 },
     }
     try {
       const result = redactRunResult(await this.#engine.runJob(spec, env))
@@ -173,7 +185,9 @@ export class JobRunner {
         )
         for (const failure of failures) record.log.push({ time: Date.now(), scope: [], level: 'warning', message: `the report was not sent by ${failure}` })
       }
-      await this.#history.save()
+      await this.#history.finish(record)
+      // a run adds a restore point, or merges and removes some: XO's restore view must not show the old set
+      refreshBackupsListing(xo, spec.remoteId)
     }
   }
 }

@@ -113,7 +113,7 @@ export const settingsSchema = {
   properties: {
     defaultRetention: {
       type: 'integer',
-      title: 'Default retention',
+      title: 'Default retention (restore points)',
       description: 'Restore points kept per VM by a job that does not set its own.',
       minimum: 1,
       maximum: MAX_RETENTION,
@@ -121,11 +121,19 @@ export const settingsSchema = {
     },
     concurrency: {
       type: 'integer',
-      title: 'VMs at once',
+      title: 'VMs at once (per job)',
       description: 'How many VMs of a job are backed up at the same time.',
       minimum: 1,
       maximum: 32,
       default: 2,
+    },
+    transferTimeoutSeconds: {
+      type: 'integer',
+      title: 'Transfer inactivity timeout (seconds)',
+      description: 'A disk transfer that receives no data for this many seconds fails (its VM is retried on the next run); 600 (10 minutes) when left empty.',
+      minimum: 5,
+      maximum: 86400,
+      default: 600,
     },
     useVhdDirectory: {
       type: 'boolean',
@@ -275,17 +283,68 @@ export const verifyParamsSchema = {
   additionalProperties: false,
 } as const
 
+export const deleteJobParamsSchema = {
+  type: 'object',
+  properties: {
+    id: jobIdProperty,
+    deleteBackups: {
+      type: 'boolean',
+      description: "also delete the job's restore points from its remote (default: they are kept, restorable)",
+    },
+  },
+  required: ['id'],
+  additionalProperties: false,
+} as const
+
+export const deleteRestorePointParamsSchema = {
+  type: 'object',
+  properties: {
+    remote: { type: 'string', minLength: 1 },
+    restorePoint: { type: 'string', minLength: 1, description: 'the id listRestorePoints gives' },
+  },
+  required: ['remote', 'restorePoint'],
+  additionalProperties: false,
+} as const
+
+export const forgetVmParamsSchema = {
+  type: 'object',
+  properties: {
+    remote: { type: 'string', minLength: 1 },
+    vm: { type: 'string', minLength: 1, description: 'the uuid of the VM whose backups are deleted' },
+    confirm: { type: 'string', minLength: 1, description: 'the same VM uuid again: nothing is deleted unless it matches' },
+  },
+  required: ['remote', 'vm', 'confirm'],
+  additionalProperties: false,
+} as const
+
+export const RUN_STATUSES = ['running', 'success', 'partial', 'failure', 'cancelled', 'interrupted'] as const
+export const MAX_RUNS_LISTED = 1000
+
+export const getRunsParamsSchema = {
+  type: 'object',
+  properties: {
+    job: { type: 'string', minLength: 1, maxLength: 64, description: 'only the runs of this job (its id)' },
+    vm: { type: 'string', minLength: 1, description: 'only the runs that backed up this VM (its uuid)' },
+    status: { type: 'string', enum: RUN_STATUSES, description: 'only the runs that ended so' },
+    since: { type: 'integer', minimum: 0, description: 'only the runs started at or after this time (ms since the epoch)' },
+    limit: { type: 'integer', minimum: 1, maximum: MAX_RUNS_LISTED, description: 'at most this many runs, newest first (default 50)' },
+  },
+  additionalProperties: false,
+} as const
+
 /** every API method's parameters, by method name (the file names under `schema/api/`) */
 export const apiParamsSchemas = {
   createJob: createJobParamsSchema,
   editJob: editJobParamsSchema,
-  deleteJob: jobRefParamsSchema,
+  deleteJob: deleteJobParamsSchema,
   getJobs: noParamsSchema,
   runJob: jobRefParamsSchema,
   listRestorePoints: listRestorePointsParamsSchema,
   restore: restoreParamsSchema,
   verify: verifyParamsSchema,
-  getRuns: noParamsSchema,
+  getRuns: getRunsParamsSchema,
+  deleteRestorePoint: deleteRestorePointParamsSchema,
+  forgetVm: forgetVmParamsSchema,
 } as const
 
 // ---------------------------------------------------------------------------------------------
@@ -305,3 +364,7 @@ export type JobRefParams = FromSchema<typeof jobRefParamsSchema>
 export type ListRestorePointsParams = FromSchema<typeof listRestorePointsParamsSchema>
 export type RestoreParams = FromSchema<typeof restoreParamsSchema>
 export type VerifyParams = FromSchema<typeof verifyParamsSchema>
+export type DeleteJobParams = FromSchema<typeof deleteJobParamsSchema>
+export type DeleteRestorePointParams = FromSchema<typeof deleteRestorePointParamsSchema>
+export type ForgetVmParams = FromSchema<typeof forgetVmParamsSchema>
+export type GetRunsParams = FromSchema<typeof getRunsParamsSchema>

@@ -109,6 +109,8 @@ export interface XoApp extends XoReportTransports {
   getRemoteHandler(id: string): Promise<RemoteHandler>
 
   readonly tasks: XoTasks
+  /** drops XO's cached listing of a remote's backups (Backup → Restore); absent before xo-server 5.x with backups-ng */
+  readonly invalidateVmBackupsListing?: (remoteId: string) => unknown
 }
 
 /**

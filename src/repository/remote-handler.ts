@@ -10,6 +10,8 @@ export type FileRef = string | FileDescriptor
 
 export interface RemoteHandler {
   readonly type: string
+  /** files are encrypted at rest (`encryptionKey` in the remote's URL): sizes and parts of files cannot be read, whole files can */
+  readonly isEncrypted?: boolean
   useVhdDirectory(): boolean
   list(dir: string, opts?: { filter?: (name: string) => boolean; ignoreMissing?: boolean; prependDir?: boolean }): Promise<string[]>
   readFile(file: string, opts?: { flags?: string }): Promise<Buffer>

@@ -44,8 +44,10 @@ export type DiskMergeResult = MergeResult & { vdi: string }
 export interface RetentionOptions {
   readonly vm: string
   readonly jobId: string
-  /** restore points kept (>= 1) */
+  /** restore points kept (>= 1); `Infinity`: no count limit (only `drop` removes points) */
   readonly keep: number
+  /** metadata paths of restore points of this job to remove whatever their age (one point deleted on request) */
+  readonly drop?: readonly string[]
   onMerge?(result: DiskMergeResult): void
   readonly signal?: AbortSignal
 }
@@ -54,6 +56,8 @@ export interface RetentionResult {
   /** metadata paths of the restore points removed */
   readonly removed: string[]
   readonly merges: DiskMergeResult[]
+  /** how many of `merges` (the first ones) finished a merge an earlier call was interrupted in */
+  readonly resumed: number
   /** VHDs and leftovers deleted */
   readonly deleted: string[]
   /**
@@ -220,7 +224,7 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
   const vm = assertSafeId('vm', opts.vm)
   const jobId = assertSafeId('job', opts.jobId)
   const { keep, signal } = opts
-  if (!Number.isInteger(keep) || keep < 1) {
+  if (keep !== Infinity && (!Number.isInteger(keep) || keep < 1)) {
     throw new BackupError('INVALID_PARAMETER', `retention must keep at least one restore point, got ${keep}`, { vm })
   }
   const merges: DiskMergeResult[] = []
@@ -241,11 +245,15 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
     throwIfAborted(signal)
     for (const result of await resumeMerges(handler, `${jobDir}/${vdi}`, signal === undefined ? {} : { signal })) recordMerge(result, vdi)
   }
+  const resumed = merges.length
 
   // 2. restore points beyond `keep` lose their metadata
   let files = await readAllMetadata(handler, vm)
   const ofJob = files.filter(file => file.metadata.jobId === jobId).sort((a, b) => a.metadata.timestamp - b.metadata.timestamp || (a.path < b.path ? -1 : 1))
-  for (const { path } of ofJob.slice(0, Math.max(0, ofJob.length - keep))) {
+  const dropped = new Set(opts.drop ?? [])
+  const kept = ofJob.filter(file => !dropped.has(file.path))
+  const past = [...ofJob.filter(file => dropped.has(file.path)), ...kept.slice(0, Math.max(0, kept.length - keep))]
+  for (const { path } of past) {
     throwIfAborted(signal)
     await handler.unlink(path)
     await invalidateMetadataCache(handler, path)
@@ -304,7 +312,7 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
       deleted.push(posix.join(vmDir(vm), name))
     }
   }
-  return { removed, merges, deleted, deferred }
+  return { removed, merges, resumed, deleted, deferred }
 }
 
 /**

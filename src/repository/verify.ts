@@ -135,7 +135,8 @@ async function checkDirectoryLayout(handler: RemoteHandler, path: string, dataPa
     if (!vhd.containsBlock(id)) continue
     const block = vhdBlockPath(dataPath, id)
     try {
-      const size = await handler.getSize(block)
+      // an encrypted file's size on disk is not its data's: the block is read whole (decrypted)
+      const size = handler.isEncrypted === true ? (await handler.readFile(block)).length : await handler.getSize(block)
       if (!compressed && size !== vhd.fullBlockSize) {
         problems.push(error('bad-block-size', path, `block ${id} (${block}) has ${size} bytes, expected ${vhd.fullBlockSize}`))
       }

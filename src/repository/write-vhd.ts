@@ -53,6 +53,11 @@ export interface WriteVhdOptions {
   readonly signal?: AbortSignal
   /** bytes written so far */
   onProgress?(bytes: number): void
+  /**
+   * told once, as soon as the export's BAT arrives and before any block does: the bytes the VHD
+   * will have (its blocks × the block size, plus its head and footer), what progress is measured against
+   */
+  onSize?(bytes: number): void
 }
 
 export interface WriteVhdResult {
@@ -78,7 +83,17 @@ interface RawHead {
 }
 
 type Piece =
-  | { readonly kind: 'head'; readonly buffer: Buffer; readonly footer: VhdFooter; readonly header: VhdHeader; readonly order: readonly number[]; readonly raw: RawHead; readonly locator?: Buffer }
+  | {
+      readonly kind: 'head'
+      readonly buffer: Buffer
+      readonly footer: VhdFooter
+      readonly header: VhdHeader
+      readonly order: readonly number[]
+      readonly raw: RawHead
+      readonly locator?: Buffer
+      /** bytes of the whole canonical VHD: its head, every block the BAT lists, the footer */
+      readonly total: number
+    }
   | { readonly kind: 'block'; readonly buffer: Buffer; readonly id: number }
   | { readonly kind: 'tail'; readonly buffer: Buffer }
 
@@ -146,8 +161,9 @@ async function* canonicalPieces(items: AsyncIterable<VhdStreamItem>, uuid: Buffe
         }
         const head = canonicalHead(footer, header, locators, order, computeFullBlockSize(header.blockSize))
         const raw = { footer: head.pieces[0]!, header: head.pieces[1]!, bat: head.pieces[2]! }
+        const total = head.pieces.reduce((sum, piece) => sum + piece.length, 0) + order.length * computeFullBlockSize(header.blockSize) + SECTOR_SIZE
         for (const buffer of head.pieces) {
-          yield { kind: 'head', buffer, footer, header: head.header, order, raw, ...(locator === undefined ? {} : { locator }) }
+          yield { kind: 'head', buffer, footer, header: head.header, order, raw, total, ...(locator === undefined ? {} : { locator }) }
         }
         break
       }
@@ -300,7 +316,7 @@ async function writeVhdDirectory(handler: RemoteHandler, aliasPath: string, piec
  */
 export async function writeVhd(handler: RemoteHandler, path: string, input: Readable, opts: WriteVhdOptions): Promise<WriteVhdResult> {
   path = normalizePath(path)
-  const { signal, onProgress } = opts
+  const { signal, onProgress, onSize } = opts
   const directory = path.endsWith('.alias.vhd')
   if (!path.endsWith('.vhd')) throw new BackupError('INVALID_PARAMETER', `a VHD path must end in .vhd: ${path}`)
   const uuid = parseUuid(opts.uuid)
@@ -318,9 +334,14 @@ export async function writeVhd(handler: RemoteHandler, path: string, input: Read
     signal?.addEventListener('abort', onAbort, { once: true })
 
     let size = 0
+    let sized = false
     async function* counted(): AsyncGenerator<Piece> {
       for await (const piece of canonicalPieces(parseVhdStream(input), uuid, parent)) {
         if (signal?.aborted) throw cancelled(signal)
+        if (piece.kind === 'head' && !sized) {
+          sized = true
+          onSize?.(piece.total)
+        }
         size += piece.buffer.length
         yield piece
         onProgress?.(size)

@@ -17,6 +17,8 @@ import { Logs } from './logs.js'
 import type { Logger } from './logs.js'
 import { Plugins } from './plugins.js'
 import type { PluginInfo } from './plugins.js'
+import { BackupsListing } from './backups-listing.js'
+import type { ListedBackup } from './backups-listing.js'
 import { Remotes } from './remotes.js'
 import type { Remote, RemotePatch } from './remotes.js'
 import { Schedules } from './schedules.js'
@@ -53,6 +55,7 @@ export class XoApp extends EventEmitter {
   readonly #api: ApiRegistry
   readonly #xapis: Xapis
   readonly #remotes: Remotes
+  readonly #backupsListing: BackupsListing
   readonly #jobs: Jobs<XoApp>
   readonly #schedules: Schedules
   readonly #stores: Stores
@@ -67,6 +70,7 @@ export class XoApp extends EventEmitter {
     this.#logs = new Logs(join(dataDir, 'logs.ndjson'))
     this.#stores = new Stores(dataDir)
     this.#remotes = new Remotes(dataDir)
+    this.#backupsListing = new BackupsListing(id => this.#remotes.getRemoteHandler(id))
     this.#api = new ApiRegistry({
       thisArg: this,
       getUser: id => this.users.get(id),
@@ -250,6 +254,16 @@ export class XoApp extends EventEmitter {
 
   testRemote(id: string): Promise<unknown> {
     return this.#remotes.testRemote(id)
+  }
+
+  /** `backupNg.listVmBackups`: cached per remote for a minute (`backups.listingDebounce`) */
+  listVmBackupsNg(remoteIds: readonly string[], { _forceRefresh = false }: { _forceRefresh?: boolean } = {}): Promise<Record<string, Record<string, ListedBackup[]>>> {
+    return this.#backupsListing.list(remoteIds, { forceRefresh: _forceRefresh })
+  }
+
+  /** drops the cached listing of a remote: the next `listVmBackups` reads the remote again */
+  invalidateVmBackupsListing(remoteId: string): void {
+    this.#backupsListing.invalidate(remoteId)
   }
 
   // ------------------------------------------------------------------------- jobs and schedules

@@ -211,6 +211,16 @@ export function builtinMethods(app: XoApp): ApiMethods {
     },
 
     backupNg: {
+      listVmBackups: method<{ remotes: string[] }>(
+        {
+          description: 'the VM backups on these remotes, by remote id then VM uuid (cached a minute per remote)',
+          permission: admin,
+          params: { remotes: { type: 'array', items: { type: 'string' } } },
+        },
+        function ({ remotes }) {
+          return this.listVmBackupsNg(remotes)
+        }
+      ),
       getAllLogs: method(
         { description: 'the backup logs keyed by run id, by xo-server\'s rule (Backup → Logs)', permission: admin },
         function () {

@@ -286,12 +286,12 @@ describe('plugin through the host double', function () {
       const running = call<RunView>('runJob', { id: jobId })
       running.catch(() => {})
       const taskId = await until('the run task', async () => {
-        const [run] = await call<(RunRecordView & { taskId?: string })[]>('getRuns')
+        const [run] = await call<(RunRecordView & { taskId?: string })[]>('getRuns', { job: jobId })
         return run?.status === 'running' ? run.taskId : undefined
       })
       host.app.tasks.abort(taskId, 'stop')
       await rejectsWith(running, 'cancelled')
-      const [run] = await call<RunRecordView[]>('getRuns')
+      const [run] = await call<RunRecordView[]>('getRuns', { job: jobId })
       assert.equal(run?.status, 'cancelled')
     } finally {
       pool.sim.faults.reset()
@@ -307,7 +307,7 @@ describe('plugin through the host double', function () {
     pool.sim.faults.stallExport(60_000)
     const running = call<RunView>('runJob', { id: jobId })
     running.catch(() => {})
-    await until('the run to start', async () => ((await call<RunRecordView[]>('getRuns'))[0]?.status === 'running' ? true : undefined))
+    await until('the run to start', async () => ((await call<RunRecordView[]>('getRuns', { job: jobId }))[0]?.status === 'running' ? true : undefined))
     await admin.call('plugin.unload', { id: 'continuous-delta' })
     await assert.rejects(running)
     pool.sim.faults.reset()

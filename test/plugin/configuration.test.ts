@@ -22,7 +22,7 @@ function invalid(configuration: unknown, ...fragments: string[]): void {
 describe('plugin configuration', () => {
   it('fills the defaults in, at the top and in jobs', () => {
     const parsed = parseConfiguration({ jobs: [{ ...job, schedule: { cron: '0 * * * *' } }] }, () => 'fixed-id')
-    assert.deepEqual(parsed.settings, { defaultRetention: 7, concurrency: 2, useVhdDirectory: false })
+    assert.deepEqual(parsed.settings, { defaultRetention: 7, concurrency: 2, useVhdDirectory: false, transferTimeoutSeconds: 600 })
     const [first] = parsed.jobs
     assert.equal(first?.enabled, undefined, 'a job is off unless turned on')
     assert.deepEqual(first?.schedule, { cron: '0 * * * *' })

@@ -88,7 +88,9 @@ describe('plugin instance', () => {
     assert.deepEqual(names, [
       'continuousDelta.createJob',
       'continuousDelta.deleteJob',
+      'continuousDelta.deleteRestorePoint',
       'continuousDelta.editJob',
+      'continuousDelta.forgetVm',
       'continuousDelta.getJobs',
       'continuousDelta.getRuns',
       'continuousDelta.listRestorePoints',
@@ -125,6 +127,7 @@ describe('plugin instance', () => {
     assert.deepEqual(xo.stored, {
       defaultRetention: 7,
       concurrency: 2,
+      transferTimeoutSeconds: 600,
       useVhdDirectory: false,
       jobs: [{ id, name: 'Nightly', vms: ['vm-a'], remote: 'r1', schedule: { cron: '0 2 * * *' } }],
     })
@@ -195,6 +198,7 @@ describe('plugin instance', () => {
     assert.deepEqual(xo.stored, {
       defaultRetention: 7,
       concurrency: 2,
+      transferTimeoutSeconds: 600,
       useVhdDirectory: false,
       jobs: [{ id: job?.id, name: 'From the form', vms: ['vm-a'], remote: 'r1' }],
     })

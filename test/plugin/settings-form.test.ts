@@ -152,7 +152,7 @@ describe('settings form (XO web UI)', function () {
 
   it('offers only settings that have an effect; a configuration from before, with the retired setting, still loads', async function () {
     const form = (await plugin()).configurationSchema
-    assert.deepEqual(Object.keys(form['properties'] as Json).sort(), ['concurrency', 'defaultRetention', 'jobs', 'useVhdDirectory'])
+    assert.deepEqual(Object.keys(form['properties'] as Json).sort(), ['concurrency', 'defaultRetention', 'jobs', 'transferTimeoutSeconds', 'useVhdDirectory'])
     await admin.call('plugin.configure', { id: PLUGIN, configuration: { ...(await stored()), mergeBlockConcurrency: 4 } })
     await until('the retired setting dropped', async () => ('mergeBlockConcurrency' in (await stored()) ? undefined : true))
     assert.equal((await storedJobs()).length, 1)

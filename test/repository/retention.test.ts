@@ -102,7 +102,7 @@ for (const directory of [false, true]) {
       }
 
       const again = await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 })
-      assert.deepEqual(again, { removed: [], merges: [], deleted: [], deferred: [] })
+      assert.deepEqual(again, { removed: [], merges: [], resumed: 0, deleted: [], deferred: [] })
     })
 
     it('finishes the work of a call interrupted after the metadata was removed', async () => {
@@ -189,7 +189,7 @@ describe('retention after a crash in the middle of a merge', () => {
         assert.equal(await rawHash(remote, points[4]!.vhds[DISK_A]!), expectedDiskHash(SIZE, chains[DISK_A]!))
         const report = await verifyRemote(remote.handler)
         assert.deepEqual([report.ok, report.problems], [true, []])
-        assert.deepEqual(await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 }), { removed: [], merges: [], deleted: [], deferred: [] })
+        assert.deepEqual(await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 }), { removed: [], merges: [], resumed: 0, deleted: [], deferred: [] })
       } finally {
         await remote.close()
       }

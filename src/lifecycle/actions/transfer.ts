@@ -47,14 +47,17 @@ async function exportIntoVhd(ctx: VmRunContext, disk: VdiRecord, base: DiskBase,
     )
   })
   let written: WriteVhdResult
+  let expected: number | undefined
   try {
     written = await writeVhd(ctx.handler, path, stream, {
       uuid: disk.uuid,
       ...(base.mode === 'delta' ? { parent: base.parentPath } : {}),
       signal: ctx.signal,
+      // against the bytes this export really carries (its BAT's blocks), not the disk's virtual size
+      onSize: bytes => void (expected = bytes),
       onProgress: bytes => {
         watchdog.touch()
-        reporter.progress(Math.min(99, (100 * bytes) / Math.max(1, disk.virtual_size)))
+        reporter.progress(Math.min(99, (100 * bytes) / Math.max(1, expected ?? disk.virtual_size)))
       },
     })
   } finally {

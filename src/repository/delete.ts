@@ -1,0 +1,140 @@
+/**
+ * Deleting backups on request, under the VM's chain lock, with the retention machinery:
+ *
+ * - one restore point, the oldest or the newest of its job: its `.json` goes, then the same pass
+ *   as retention merges the full into the next restore point (the oldest), or deletes what no
+ *   restore point uses any more (the newest). Every other restore point stays restorable. One
+ *   between two others is refused for now: its delta would stay in the chain unreferenced.
+ * - a VM's backups (`forgetVm`): every restore point this product wrote for the VM (those whose
+ *   metadata carries its `continuousDelta` field), then the disk folders no restore point uses.
+ *   Restore points written by Xen Orchestra's own jobs beside ours are left as they are.
+ */
+import { BackupError } from '../errors.js'
+import { assertSafeId, jobDisksDir, vdisDir, vmDir } from './layout.js'
+import { withChainLock } from './lock.js'
+import { invalidateMetadataCache, readMetadata } from './metadata.js'
+import type { BackupMetadata } from './metadata.js'
+import type { RemoteHandler } from './remote-handler.js'
+import { listMetadataFiles } from './restore-points.js'
+import { enforceRetention } from './retention.js'
+import type { DiskMergeResult } from './retention.js'
+
+export interface DeleteRestorePointResult {
+  readonly restorePoint: string
+  readonly vm: string
+  readonly jobId: string
+  /** merges done so that the restore points after it keep a full */
+  readonly merges: readonly DiskMergeResult[]
+  /** VHDs (and leftovers) no restore point used any more, deleted */
+  readonly deleted: readonly string[]
+  /** it was the newest restore point of its job: the job's next run of this VM exports full disks */
+  readonly wasNewest: boolean
+}
+
+function vmOfRestorePoint(id: string): string {
+  const [, vm] = id.split('/')
+  return assertSafeId('vm', vm ?? '')
+}
+
+export async function deleteRestorePoint(handler: RemoteHandler, id: string, opts: { signal?: AbortSignal } = {}): Promise<DeleteRestorePointResult> {
+  const vm = vmOfRestorePoint(id)
+  return withChainLock(handler, vm, async () => {
+    const metadata = await readMetadata(handler, id)
+    const ofJob = await pointsOfJob(handler, vm, metadata.jobId)
+    const newest = ofJob.at(-1)
+    if (id !== ofJob[0] && id !== newest) {
+      // its delta would stay in the chain unreferenced, and the later merge across it is not yet
+      // recognised by the block checksums of the merged VHD: refused rather than risk a restore
+      throw new BackupError(
+        'INVALID_PARAMETER',
+        `restore point ${id} is between two others of its job: only the oldest (merged into the next) or the newest can be deleted; nothing was deleted`,
+        { restorePoint: id }
+      )
+    }
+    const { merges, deleted } = await enforceRetention(handler, {
+      vm,
+      jobId: metadata.jobId,
+      keep: Infinity,
+      drop: [id],
+      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+    })
+    return { restorePoint: id, vm, jobId: metadata.jobId, merges, deleted, wasNewest: newest === id }
+  })
+}
+
+/** the metadata paths of the job's restore points of the VM, oldest first */
+async function pointsOfJob(handler: RemoteHandler, vm: string, jobId: string): Promise<string[]> {
+  const points: { path: string; timestamp: number }[] = []
+  for (const path of await listMetadataFiles(handler, vm)) {
+    const metadata = await readMetadata(handler, path).catch(() => undefined)
+    if (metadata?.jobId === jobId) points.push({ path, timestamp: metadata.timestamp })
+  }
+  return points.sort((a, b) => a.timestamp - b.timestamp || (a.path < b.path ? -1 : 1)).map(point => point.path)
+}
+
+export interface ForgetVmResult {
+  readonly vm: string
+  /** metadata paths of the restore points removed */
+  readonly removed: readonly string[]
+  /** restore points of the VM left in place: written by Xen Orchestra's own jobs */
+  readonly kept: readonly string[]
+  /** the jobs whose restore points were removed */
+  readonly jobIds: readonly string[]
+}
+
+function isOurs(metadata: BackupMetadata): boolean {
+  return metadata.continuousDelta !== undefined
+}
+
+export async function forgetVmBackups(handler: RemoteHandler, vmUuid: string): Promise<ForgetVmResult> {
+  const vm = assertSafeId('vm', vmUuid)
+  return withChainLock(handler, vm, async () => {
+    const files: { path: string; metadata: BackupMetadata }[] = []
+    for (const path of await listMetadataFiles(handler, vm)) {
+      try {
+        files.push({ path, metadata: await readMetadata(handler, path) })
+      } catch (error) {
+        // whose it is cannot be told: nothing is deleted rather than the wrong thing
+        throw new BackupError(
+          'METADATA_INVALID',
+          `the backups of VM ${vm} were not forgotten: ${(error as Error).message}; fix or remove that file first`,
+          { vm, file: path },
+          { cause: error }
+        )
+      }
+    }
+    const ours = files.filter(file => isOurs(file.metadata))
+    const others = files.filter(file => !isOurs(file.metadata))
+    for (const { path } of ours) {
+      await handler.unlink(path)
+      await invalidateMetadataCache(handler, path)
+    }
+    const jobIds = [...new Set(ours.map(file => file.metadata.jobId))].sort()
+    const otherJobs = new Set(others.map(file => file.metadata.jobId))
+    for (const jobId of jobIds) {
+      if (!otherJobs.has(jobId)) await handler.rmtree(jobDisksDir(vm, jobId))
+    }
+    if (others.length === 0) {
+      const left = await handler.list(vdisDir(vm), { ignoreMissing: true })
+      if (left.length === 0) await handler.rmtree(vmDir(vm))
+    }
+    return { vm, removed: ours.map(file => file.path), kept: others.map(file => file.path), jobIds }
+  })
+}
+
+/** deletes every restore point of a job for the VM (the job is deleted with its backups); their paths */
+export async function deleteJobBackups(handler: RemoteHandler, vmUuid: string, jobId: string): Promise<string[]> {
+  const vm = assertSafeId('vm', vmUuid)
+  return withChainLock(handler, vm, async () => {
+    const ofJob: string[] = []
+    for (const path of await listMetadataFiles(handler, vm)) {
+      const metadata = await readMetadata(handler, path).catch(() => undefined)
+      if (metadata?.jobId === jobId) ofJob.push(path)
+    }
+    if (ofJob.length === 0) return []
+    const { removed } = await enforceRetention(handler, { vm, jobId, keep: Infinity, drop: ofJob })
+    // no restore point of the job is left: its disk folders hold nothing anything needs
+    await handler.rmtree(jobDisksDir(vm, jobId))
+    return removed
+  })
+}
