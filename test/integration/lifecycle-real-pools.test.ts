@@ -162,7 +162,7 @@ describe('lifecycle on real pools: a halted VM on XenServer 6.5 whose drives are
     // what a run killed between detaching the drive and putting it back leaves
     const vbd = (sim.findVm(vm).VBDs as string[]).find(ref => sim.record('VDI', String(sim.record('VBD', ref).VDI)).uuid === nobak)!
     const record = sim.record('VBD', vbd)
-    const note = { vm, record: { VM: record.VM, VDI: record.VDI, userdevice: record.userdevice, bootable: record.bootable, mode: record.mode, type: record.type, empty: false, other_config: {} } }
+    const note = { vm, record: { VM: record.VM, VDI: record.VDI, userdevice: record.userdevice, bootable: record.bootable, mode: record.mode, type: record.type, unpluggable: record.unpluggable, empty: false, other_config: {}, qos_algorithm_type: '', qos_algorithm_params: {} } }
     const vdiRef = sim.record('VDI', nobak).$ref
     await harness.xapi.call('VDI.add_to_other_config', vdiRef, DETACHED_DRIVE_KEY, JSON.stringify(note))
     await harness.xapi.call('VBD.destroy', vbd)

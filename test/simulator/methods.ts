@@ -6,6 +6,7 @@ import { snapshotVdi, snapshotVm } from './snapshot.js'
 import type { Tasks } from './tasks.js'
 import { xapiDate } from './xapi-date.js'
 import { XapiFault } from './xapi-fault.js'
+import { destroyVtpms, VM_METHODS } from './vm-methods.js'
 import { NULL_REF, type Fields } from './xapi-types.js'
 
 export interface MethodContext {
@@ -87,13 +88,17 @@ export const METHODS: Readonly<Record<string, MethodSpec>> = {
     run: (ctx, [vm, name, ignore]) =>
       snapshotVm(ctx.model, ref(vm), String(name), Array.isArray(ignore) ? ignore.map(v => ref(v, 'ignore_vdis')) : []),
   }),
-  'VM.create': { run: (ctx, [fields]) => ctx.model.createVm({ ...record(fields), power_state: 'Halted' }) },
   'VDI.create': { run: (ctx, [fields]) => ctx.model.createVdi(record(fields)) },
-  'VBD.create': { run: (ctx, [fields]) => ctx.model.createVbd(record(fields)) },
   'VIF.create': { run: (ctx, [fields]) => ctx.model.createVif(record(fields)) },
   'VDI.snapshot': { run: (ctx, [vdi]) => snapshotVdi(ctx.model, ref(vdi)) },
   'VDI.resize': { run: (ctx, [vdi, size]) => ctx.model.resizeVdi(ref(vdi), Number(size)) },
-  'VM.destroy': unlessBlocked('destroy', { run: (ctx, [vm]) => ctx.model.destroyVm(ref(vm)) }),
+  'VM.destroy': unlessBlocked('destroy', {
+    run: (ctx, [vm]) => {
+      const vtpms = ctx.model.store.get('VM', ref(vm)).VTPMs
+      ctx.model.destroyVm(ref(vm))
+      destroyVtpms(ctx.model, vtpms)
+    },
+  }),
   'VDI.destroy': { run: (ctx, [vdi]) => ctx.model.destroyVdi(ref(vdi)) },
   'VBD.destroy': { run: (ctx, [vbd]) => ctx.model.destroyDetachedVbd(ref(vbd)) },
   'VBD.unplug': { run: (ctx, [vbd]) => ctx.model.unplugVbd(ref(vbd)) },
@@ -118,4 +123,5 @@ export const METHODS: Readonly<Record<string, MethodSpec>> = {
   'task.create': { run: (ctx, [label, description]) => ctx.tasks.create(String(label ?? ''), String(description ?? '')) },
   'task.destroy': { run: (ctx, [task]) => ctx.tasks.destroy(ref(task)) },
   'task.cancel': { run: (ctx, [task]) => ctx.tasks.cancel(ref(task)) },
+  ...VM_METHODS,
 }

@@ -138,7 +138,7 @@ export class PoolModel {
       last_updated: xapiDate(),
     })
     const allowed = fields.is_a_snapshot === true ? fields.allowed_operations : vmAllowedOperations(String(fields.power_state ?? 'Halted'))
-    return this.store.create('VM', { ...fields, allowed_operations: allowed, metrics, VBDs: [], VIFs: [], snapshots: [], consoles: [] })
+    return this.store.create('VM', { ...fields, allowed_operations: allowed, metrics, VBDs: [], VIFs: [], VTPMs: [], snapshots: [], consoles: [] })
   }
 
   createVbd(fields: Fields): string {

@@ -17,6 +17,8 @@ import { DEFAULT_PROFILE, profileNamed, withQuirks, type PoolProfile, type PoolQ
 import { holdOperation, RpcDispatcher, type CallRecord } from './rpc.js'
 import { Tasks } from './tasks.js'
 import { VdiFiles } from './vdi-files.js'
+import { addNetwork, addVtpm, removeNetwork, setVmState } from './vm-state.js'
+import { vtpmContents } from './vm-methods.js'
 import { NULL_REF, type SimRecord } from './xapi-types.js'
 
 export interface SimulatorOptions {
@@ -153,6 +155,32 @@ export class Simulator {
 
   defaultNetwork(): string {
     return this.#uuid('network', this.#model.infra.network)
+  }
+
+  /** A network on a VLAN (`vlan` -1: untagged); returns its uuid. */
+  addNetwork(name: string, vlan: number): string {
+    return this.#uuid('network', addNetwork(this.#model, name, vlan))
+  }
+
+  /** Destroys a network with its PIFs and the VIFs on it. */
+  removeNetwork(uuid: string): void {
+    removeNetwork(this.#model, this.#ref('network', uuid))
+  }
+
+  /** Sets VM fields as the VM's life would have (firmware, NVRAM, BIOS strings, platform...). */
+  setVmState(uuid: string, fields: Record<string, unknown>): void {
+    setVmState(this.#model, this.#ref('VM', uuid), fields)
+  }
+
+  /** Gives a VM a vTPM holding `contents` (base64); returns the vTPM's uuid. */
+  addVtpm(vmUuid: string, contents: string): string {
+    return this.#uuid('VTPM', addVtpm(this.#model, this.#ref('VM', vmUuid), contents))
+  }
+
+  /** The contents (base64) of a VM's vTPMs, as `VTPM.get_contents` answers them. */
+  vtpmContentsOf(vmUuid: string): string[] {
+    const vm = this.#store.get('VM', this.#ref('VM', vmUuid))
+    return (vm.VTPMs as string[]).map(ref => vtpmContents(this.#model, ref))
   }
 
   /**

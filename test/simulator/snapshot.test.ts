@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 
 import { connectXapi, startSimulatedPool, type SimulatedPool, type Xapi } from '../helpers/pool.js'
+import { vbdCreateArgs, vmCreateArgs } from './test-support.js'
 import { NULL_REF } from './xapi-types.js'
 
 const MiB = 1024 ** 2
@@ -110,16 +111,16 @@ describe('simulated pool: snapshots and object life cycle', () => {
     const srRef = await xapi.call<string>('SR.get_by_uuid', pool.sim.defaultSr())
     const networkRef = await xapi.call<string>('network.get_by_uuid', pool.sim.defaultNetwork())
     const original = pool.sim.findVm('vm1')
-    const vmRef = await xapi.call<string>('VM.create', { name_label: 'restored', memory_static_max: 2 * 1024 ** 3, VCPUs_max: 2, uuid: original.uuid })
+    const vmRef = await xapi.call<string>('VM.create', vmCreateArgs({ name_label: 'restored', memory_static_max: 2 * 1024 ** 3, VCPUs_max: 2, uuid: original.uuid }))
     assert.notEqual(pool.sim.record('VM', vmRef).uuid, original.uuid, 'XAPI assigns the uuid')
     assert.equal(pool.sim.findVm(original.uuid).$ref, original.$ref)
     const vdiRef = await xapi.call<string>('VDI.create', { name_label: 'disk', SR: srRef, virtual_size: 8 * MiB, type: 'user' })
     assert.deepEqual((await xapi.call<string[]>('VM.get_allowed_VBD_devices', vmRef)).slice(0, 3), ['0', '1', '2'])
-    await xapi.call('VBD.create', { VM: vmRef, VDI: vdiRef, userdevice: '0', bootable: true, mode: 'RW', type: 'Disk' })
+    await xapi.call('VBD.create', vbdCreateArgs({ VM: vmRef, VDI: vdiRef, userdevice: '0', bootable: true }))
     await xapi.call('VIF.create', { VM: vmRef, network: networkRef, device: '0', MAC: '02:11:22:33:44:55' })
     assert.deepEqual((await xapi.call<string[]>('VM.get_allowed_VBD_devices', vmRef)).slice(0, 2), ['1', '2'])
     assert.deepEqual((await xapi.call<string[]>('VM.get_allowed_VIF_devices', vmRef)).slice(0, 2), ['1', '2'])
-    await assert.rejects(xapi.call('VBD.create', { VM: vmRef, VDI: vdiRef, userdevice: '0', type: 'Disk' }), {
+    await assert.rejects(xapi.call('VBD.create', vbdCreateArgs({ VM: vmRef, VDI: vdiRef, userdevice: '0' })), {
       code: 'DEVICE_ALREADY_EXISTS',
     })
 

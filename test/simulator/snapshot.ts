@@ -4,6 +4,7 @@
  * `snapshot_time`, and get their own uuids.
  */
 import { asRefs, type PoolModel, withRef } from './pool-model.js'
+import { createVtpm, vtpmContents } from './vm-methods.js'
 import { xapiDate } from './xapi-date.js'
 import { XapiFault } from './xapi-fault.js'
 import { NULL_REF, type Fields } from './xapi-types.js'
@@ -57,6 +58,10 @@ export async function snapshotVm(model: PoolModel, vm: string, nameLabel: string
   for (const vifRef of asRefs(source.VIFs)) {
     const { uuid: _uuid, ...vif } = model.store.snapshot('VIF', vifRef)
     model.createVif({ ...vif, VM: snapshot, currently_attached: false })
+  }
+  // the vTPM goes with the snapshot, its contents copied
+  for (const vtpmRef of model.store.has(vm) ? asRefs(source.VTPMs) : []) {
+    if (model.store.has(vtpmRef)) createVtpm(model, snapshot, model.store.get('VTPM', vtpmRef).is_unique === true, vtpmContents(model, vtpmRef))
   }
   model.store.update('VM', vm, { snapshots: [...asRefs(source.snapshots), snapshot], parent: snapshot })
   return snapshot

@@ -120,3 +120,43 @@ export async function uploadImport(xapi: Xapi, query: Record<string, string>, pa
   const body = Object.assign(createReadStream(path), { length: size })
   return xapi.putResource(body, '/import_raw_vdi/', { query })
 }
+
+/** Every field `VM.create` requires, set as a fresh HVM VM would have them, overlaid with `fields`. */
+export function vmCreateArgs(fields: Record<string, unknown> = {}): Record<string, unknown> {
+  const GiB = 1024 ** 3
+  return {
+    name_label: '',
+    name_description: '',
+    user_version: 1,
+    is_a_template: false,
+    affinity: 'OpaqueRef:NULL',
+    memory_static_max: GiB,
+    memory_dynamic_max: GiB,
+    memory_dynamic_min: GiB,
+    memory_static_min: GiB,
+    VCPUs_params: {},
+    VCPUs_max: 1,
+    VCPUs_at_startup: 1,
+    actions_after_shutdown: 'destroy',
+    actions_after_reboot: 'restart',
+    actions_after_crash: 'restart',
+    PV_bootloader: '',
+    PV_kernel: '',
+    PV_ramdisk: '',
+    PV_args: '',
+    PV_bootloader_args: '',
+    PV_legacy_args: '',
+    HVM_boot_policy: 'BIOS order',
+    HVM_boot_params: { order: 'cd' },
+    platform: {},
+    PCI_bus: '',
+    other_config: {},
+    recommendations: '',
+    ...fields,
+  }
+}
+
+/** What `VBD.create` requires for a disk drive, overlaid with `fields`. */
+export function vbdCreateArgs(fields: Record<string, unknown>): Record<string, unknown> {
+  return { userdevice: 'autodetect', bootable: false, mode: 'RW', type: 'Disk', empty: false, unpluggable: true, other_config: {}, qos_algorithm_type: '', qos_algorithm_params: {}, ...fields }
+}
