@@ -20,6 +20,8 @@ export function diskOfVdi(model: PoolModel, refOrUuid: string | null): DiskFile 
   const ref = refOrUuid === null ? undefined : model.store.resolve('VDI', refOrUuid)
   if (ref === undefined) throw handleInvalid('VDI', refOrUuid)
   const vdi = model.store.get('VDI', ref)
+  // a snapshot whose data was destroyed keeps only its CBT metadata: nothing to read
+  if (vdi.type === 'cbt_metadata') throw new XapiFault('VDI_INCOMPATIBLE_TYPE', [ref, 'cbt_metadata'])
   const uuid = String(vdi.uuid)
   return { uuid, path: model.files.path(uuid), virtualSize: Number(vdi.virtual_size) }
 }

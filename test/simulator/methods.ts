@@ -1,4 +1,5 @@
 /** The class methods with behaviour beyond the generic field accessors. */
+import { CBT_METHODS, type NbdEndpoint } from './cbt.js'
 import { vmAllowedOperations } from './classes/vm.js'
 import type { PoolModel } from './pool-model.js'
 import type { PoolProfile } from './profiles.js'
@@ -14,6 +15,10 @@ export interface MethodContext {
   readonly tasks: Tasks
   /** The version the pool plays: its method parameters, data model and quirks. */
   readonly profile: PoolProfile
+  /** the session of the call (the first parameter), for the methods that hand it on */
+  readonly session?: string
+  /** the host's NBD server, on the profiles that have one */
+  readonly nbd?: NbdEndpoint
 }
 
 export interface MethodSpec {
@@ -117,11 +122,11 @@ export const METHODS: Readonly<Record<string, MethodSpec>> = {
   'VM.start': unlessBlocked('start', { run: (ctx, [vm]) => setPower(ctx, ref(vm), true) }),
   'VM.clean_shutdown': unlessBlocked('clean_shutdown', { run: (ctx, [vm]) => setPower(ctx, ref(vm), false) }),
   'VM.hard_shutdown': unlessBlocked('hard_shutdown', { run: (ctx, [vm]) => setPower(ctx, ref(vm), false) }),
-  'VDI.get_nbd_info': { run: (ctx, [vdi]) => (ctx.model.store.get('VDI', ref(vdi)), []) },
   'host.get_servertime': { run: (ctx, [host]) => (ctx.model.store.get('host', ref(host)), xapiDate()) },
   'host.get_server_localtime': { run: (ctx, [host]) => (ctx.model.store.get('host', ref(host)), xapiDate()) },
   'task.create': { run: (ctx, [label, description]) => ctx.tasks.create(String(label ?? ''), String(description ?? '')) },
   'task.destroy': { run: (ctx, [task]) => ctx.tasks.destroy(ref(task)) },
   'task.cancel': { run: (ctx, [task]) => ctx.tasks.cancel(ref(task)) },
   ...VM_METHODS,
+  ...CBT_METHODS,
 }

@@ -96,7 +96,7 @@ export class PoolModel {
   }
 
   /** One destroy attempt of a VDI still being released: answers VDI_IN_USE while attempts remain. */
-  #assertReleased(vdi: string): void {
+  assertReleased(vdi: string): void {
     const releasing = this.#releasing.get(vdi)
     if (releasing === undefined) return
     releasing.attempts -= 1
@@ -228,7 +228,7 @@ export class PoolModel {
   /** `VDI.destroy`: refused while attached to a running VM; detached VBDs go with it. */
   destroyVdi(vdi: string): void {
     const record = this.store.snapshot('VDI', vdi)
-    this.#assertReleased(vdi)
+    this.assertReleased(vdi)
     for (const vbd of asRefs(record.VBDs)) {
       if (this.store.get('VBD', vbd).currently_attached === true) throw new XapiFault('VDI_IN_USE', [vdi, 'destroy'])
     }

@@ -4,12 +4,13 @@ import assert from 'node:assert/strict'
 import { connectXapi, startSimulatedPool, type SimulatedPool, type Xapi } from '../helpers/pool.js'
 import { DEFAULT_PROFILE, PROFILES, type ProfileName } from './profiles.js'
 
-const EXPECTED: Record<ProfileName, { version: string; brand: string; ignoreVdis: boolean; vtpm: boolean; nvram: boolean; biosStrings: boolean }> = {
-  'xenserver-6.2': { version: '6.2.0', brand: 'XenServer', ignoreVdis: false, vtpm: false, nvram: false, biosStrings: false },
-  'xenserver-6.5': { version: '6.5.0', brand: 'XenServer', ignoreVdis: false, vtpm: false, nvram: false, biosStrings: false },
-  'xenserver-7.1': { version: '7.1.2', brand: 'XenServer', ignoreVdis: false, vtpm: false, nvram: false, biosStrings: false },
-  'citrix-hypervisor-8.2': { version: '8.2.1', brand: 'Citrix Hypervisor', ignoreVdis: false, vtpm: false, nvram: true, biosStrings: true },
-  'xcp-ng-8.3': { version: '8.3.0', brand: 'XCP-ng', ignoreVdis: true, vtpm: true, nvram: true, biosStrings: true },
+const EXPECTED: Record<ProfileName, { version: string; brand: string; ignoreVdis: boolean; vtpm: boolean; nvram: boolean; biosStrings: boolean; cbt: boolean; nbd: boolean }> = {
+  'xenserver-6.2': { version: '6.2.0', brand: 'XenServer', ignoreVdis: false, vtpm: false, nvram: false, biosStrings: false, cbt: false, nbd: false },
+  'xenserver-6.5': { version: '6.5.0', brand: 'XenServer', ignoreVdis: false, vtpm: false, nvram: false, biosStrings: false, cbt: false, nbd: false },
+  'xenserver-7.1': { version: '7.1.2', brand: 'XenServer', ignoreVdis: false, vtpm: false, nvram: false, biosStrings: false, cbt: false, nbd: false },
+  'citrix-hypervisor-8.2': { version: '8.2.1', brand: 'Citrix Hypervisor', ignoreVdis: false, vtpm: false, nvram: true, biosStrings: true, cbt: true, nbd: false },
+  'xcp-ng-8.3': { version: '8.3.0', brand: 'XCP-ng', ignoreVdis: true, vtpm: true, nvram: true, biosStrings: true, cbt: true, nbd: false },
+  'xcp-ng-8.3-nbd': { version: '8.3.0', brand: 'XCP-ng', ignoreVdis: true, vtpm: true, nvram: true, biosStrings: true, cbt: true, nbd: true },
 }
 
 describe('simulated pool profiles', () => {
@@ -56,6 +57,23 @@ describe('simulated pool profiles', () => {
         const setBios = xapi.call('VM.set_bios_strings', pool.sim.findVm('vm2').$ref, { 'bios-vendor': 'Xen' })
         if (expected.biosStrings) await setBios
         else await assert.rejects(setBios, { code: 'MESSAGE_METHOD_UNKNOWN' })
+      })
+
+      it(`${expected.cbt ? 'has' : 'lacks'} changed block tracking; VDI.get_nbd_info ${expected.nbd ? 'gives the NBD server (network purpose nbd)' : expected.cbt ? 'is empty' : 'is unknown'}`, async () => {
+        const [disk] = pool.sim.vdisOf(pool.sim.findVm('vm2').uuid)
+        const methods = await xapi.call<string[]>('system.listMethods')
+        assert.equal(methods.includes('VDI.list_changed_blocks'), expected.cbt)
+        const vdi = await xapi.call<Record<string, unknown>>('VDI.get_record', disk!.$ref)
+        assert.equal('cbt_enabled' in vdi, expected.cbt)
+        const info = xapi.call<{ address: string; cert: string; subject: string }[]>('VDI.get_nbd_info', disk!.$ref)
+        if (!expected.cbt) {
+          await assert.rejects(info, { code: 'MESSAGE_METHOD_UNKNOWN' })
+          await assert.rejects(xapi.call('VDI.enable_cbt', disk!.$ref), { code: 'MESSAGE_METHOD_UNKNOWN' })
+          return
+        }
+        const entries = await info
+        assert.equal(entries.length, expected.nbd ? 1 : 0)
+        if (expected.nbd) assert.match(entries[0]!.cert, /BEGIN CERTIFICATE/)
       })
     })
   }

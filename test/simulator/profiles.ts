@@ -14,10 +14,15 @@
  *   getters and setters are unknown): `VM.NVRAM` (UEFI variables, Citrix Hypervisor 8.0 on),
  *   `VM.domain_type` (XenServer 7.5 on).
  * - `absentMethods`: methods the version lacks: `VM.set_bios_strings` before XenServer 7.3.
+ * - `cbt`: changed block tracking and the NBD server (XenServer 7.3 / XCP-ng 7.4 on, cbt.ts):
+ *   before, the CBT methods and `VDI.get_nbd_info` are unknown, `VDI.cbt_enabled` and
+ *   `network.purpose` are in no record.
+ * - `nbdPurpose`: the purpose the pool's network was given (`xe network-param-add
+ *   param-name=purpose param-key=nbd`): `get_nbd_info` answers only then.
  * - `quirks`: storage behaviours every real pool has (see `PoolQuirks`).
  */
 
-export type ProfileName = 'xenserver-6.2' | 'xenserver-6.5' | 'xenserver-7.1' | 'citrix-hypervisor-8.2' | 'xcp-ng-8.3'
+export type ProfileName = 'xenserver-6.2' | 'xenserver-6.5' | 'xenserver-7.1' | 'citrix-hypervisor-8.2' | 'xcp-ng-8.3' | 'xcp-ng-8.3-nbd'
 
 /** Behaviours of real storage that every supported version shows; a test may only make them longer. */
 export interface PoolQuirks {
@@ -38,12 +43,17 @@ export interface PoolProfile {
   readonly absentClasses: readonly string[]
   readonly absentFields: Readonly<Record<string, readonly string[]>>
   readonly absentMethods: readonly string[]
+  readonly cbt: boolean
+  readonly nbdPurpose?: 'nbd' | 'insecure_nbd'
   readonly quirks: PoolQuirks
 }
 
 const QUIRKS: PoolQuirks = { vdiInUseAfterExport: 2 }
 
 const BEFORE_7_5_VM_FIELDS = ['NVRAM', 'domain_type']
+/** what pools before XenServer 7.3 lack: changed block tracking and NBD */
+const CBT_METHODS = ['VDI.enable_cbt', 'VDI.disable_cbt', 'VDI.list_changed_blocks', 'VDI.data_destroy', 'VDI.get_nbd_info']
+const BEFORE_7_3_FIELDS = { VDI: ['cbt_enabled'], network: ['purpose'] }
 
 export const PROFILES: Readonly<Record<ProfileName, PoolProfile>> = {
   /** older than the product supports: only the version gate runs on it */
@@ -53,8 +63,9 @@ export const PROFILES: Readonly<Record<ProfileName, PoolProfile>> = {
     productBrand: 'XenServer',
     snapshotIgnoreVdis: false,
     absentClasses: ['VTPM'],
-    absentFields: { VM: BEFORE_7_5_VM_FIELDS },
-    absentMethods: ['VM.set_bios_strings'],
+    absentFields: { VM: BEFORE_7_5_VM_FIELDS, ...BEFORE_7_3_FIELDS },
+    absentMethods: ['VM.set_bios_strings', ...CBT_METHODS],
+    cbt: false,
     quirks: QUIRKS,
   },
   'xenserver-6.5': {
@@ -63,8 +74,9 @@ export const PROFILES: Readonly<Record<ProfileName, PoolProfile>> = {
     productBrand: 'XenServer',
     snapshotIgnoreVdis: false,
     absentClasses: ['VTPM'],
-    absentFields: { VM: BEFORE_7_5_VM_FIELDS },
-    absentMethods: ['VM.set_bios_strings'],
+    absentFields: { VM: BEFORE_7_5_VM_FIELDS, ...BEFORE_7_3_FIELDS },
+    absentMethods: ['VM.set_bios_strings', ...CBT_METHODS],
+    cbt: false,
     quirks: QUIRKS,
   },
   'xenserver-7.1': {
@@ -73,8 +85,9 @@ export const PROFILES: Readonly<Record<ProfileName, PoolProfile>> = {
     productBrand: 'XenServer',
     snapshotIgnoreVdis: false,
     absentClasses: ['VTPM'],
-    absentFields: { VM: BEFORE_7_5_VM_FIELDS },
-    absentMethods: ['VM.set_bios_strings'],
+    absentFields: { VM: BEFORE_7_5_VM_FIELDS, ...BEFORE_7_3_FIELDS },
+    absentMethods: ['VM.set_bios_strings', ...CBT_METHODS],
+    cbt: false,
     quirks: QUIRKS,
   },
   'citrix-hypervisor-8.2': {
@@ -85,6 +98,7 @@ export const PROFILES: Readonly<Record<ProfileName, PoolProfile>> = {
     absentClasses: ['VTPM'],
     absentFields: {},
     absentMethods: [],
+    cbt: true,
     quirks: QUIRKS,
   },
   'xcp-ng-8.3': {
@@ -95,6 +109,20 @@ export const PROFILES: Readonly<Record<ProfileName, PoolProfile>> = {
     absentClasses: [],
     absentFields: {},
     absentMethods: [],
+    cbt: true,
+    quirks: QUIRKS,
+  },
+  /** XCP-ng 8.3 whose network has the purpose `nbd`: backups read over NBD (TLS) with CBT */
+  'xcp-ng-8.3-nbd': {
+    name: 'xcp-ng-8.3-nbd',
+    productVersion: '8.3.0',
+    productBrand: 'XCP-ng',
+    snapshotIgnoreVdis: true,
+    absentClasses: [],
+    absentFields: {},
+    absentMethods: [],
+    cbt: true,
+    nbdPurpose: 'nbd',
     quirks: QUIRKS,
   },
 }

@@ -145,7 +145,7 @@ export class RpcDispatcher {
         Promise.resolve()
           .then(() => {
             if (fault !== undefined) throw fault
-            return this.#locked(inner, args, task, () => this.#resolve(inner).run(this.#ctx, args))
+            return this.#locked(inner, args, task, () => this.#resolve(inner).run({ ...this.#ctx, session: session as string }, args))
           })
           .then(
             result => this.#ctx.tasks.succeed(task, result),
@@ -158,7 +158,7 @@ export class RpcDispatcher {
     spec.validate?.(this.#ctx, args)
     const fault = this.#faults.takeFailure(method)
     if (fault !== undefined) throw fault
-    return this.#locked(method, args, `OpaqueRef:${randomUUID()}`, () => spec.run(this.#ctx, args))
+    return this.#locked(method, args, `OpaqueRef:${randomUUID()}`, () => spec.run({ ...this.#ctx, session: session as string }, args))
   }
 
   /**

@@ -7,6 +7,7 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
 import type { Faults } from './faults.js'
+import { bytesOnSr, migrateVdi, type NbdEndpoint } from './cbt.js'
 import { ArmedFaults } from './faults.js'
 import { createXapiServer } from './http-server.js'
 import { createGuest, seedDefaultVms, seedInfrastructure, softwareVersion, type GuestSpec, type SoftwareVersion } from './inventory.js'
@@ -14,6 +15,7 @@ import { ObjectStore } from './object-store.js'
 import { DatabaseSaver, loadDatabase } from './persistence.js'
 import { PoolModel } from './pool-model.js'
 import { DEFAULT_PROFILE, profileNamed, withQuirks, type PoolProfile, type PoolQuirks, type ProfileName } from './profiles.js'
+import { NbdServer, type NbdMode } from './nbd-server.js'
 import { holdOperation, RpcDispatcher, type CallRecord } from './rpc.js'
 import { Tasks } from './tasks.js'
 import { VdiFiles } from './vdi-files.js'
@@ -43,6 +45,27 @@ export interface SimulatorOptions {
   persist?: boolean
 }
 
+/** the name the host's certificate is issued to */
+const NBD_SUBJECT = 'sim-host'
+
+let credentials: Promise<{ key: string; cert: string }> | undefined
+
+/** a self-signed certificate for the host, as XAPI generates one at install (one per process) */
+function hostCredentials(): Promise<{ key: string; cert: string }> {
+  credentials ??= generateCredentials()
+  return credentials
+}
+
+async function generateCredentials(): Promise<{ key: string; cert: string }> {
+  const { generate } = await import('selfsigned')
+  const pems = await generate([{ name: 'commonName', value: NBD_SUBJECT }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: NBD_SUBJECT }] }],
+  })
+  return { key: pems.private, cert: pems.cert }
+}
+
 export class Simulator {
   readonly dataDir: string
   readonly user: string
@@ -58,6 +81,8 @@ export class Simulator {
   readonly #armed = new ArmedFaults()
   readonly #rpc: RpcDispatcher
   readonly #server: Server
+  /** the host's NBD server, on the profiles with CBT */
+  readonly #nbd: NbdServer | undefined
   #url = ''
   #saver: DatabaseSaver | undefined
 
@@ -70,9 +95,22 @@ export class Simulator {
     this.#files = new VdiFiles(opts.dataDir)
     this.#model = new PoolModel(this.#store, this.#files, this.profile.quirks.vdiInUseAfterExport)
     this.#tasks = new Tasks(this.#store, () => this.#model.infra.host)
+    this.#nbd = this.profile.cbt ? this.#createNbdServer() : undefined
+    const nbd = this.#nbd
+    const endpoint: NbdEndpoint | undefined =
+      nbd === undefined
+        ? undefined
+        : {
+            address: '127.0.0.1',
+            get port() {
+              return nbd.port
+            },
+            cert: async () => (await this.#nbdCredentials()).cert,
+            subject: NBD_SUBJECT,
+          }
     this.#rpc = new RpcDispatcher(
       this.#store,
-      { model: this.#model, tasks: this.#tasks, profile: this.profile },
+      { model: this.#model, tasks: this.#tasks, profile: this.profile, ...(endpoint === undefined ? {} : { nbd: endpoint }) },
       this.#armed,
       { user: this.user, password: this.password }
     )
@@ -84,7 +122,12 @@ export class Simulator {
       failNextCall: (method, code, params) => this.#armed.armFailure(method, code, params),
       loseSession: () => this.#rpc.loseSessions(),
       destroyVdiBehindClient: uuid => this.#model.forgetVdi(this.#ref('VDI', uuid)),
-      reset: () => this.#armed.reset(),
+      cutNbdReadAfter: bytes => this.#requireNbd().faults.cutReadAfter(bytes),
+      refuseNextNbdExport: reason => this.#requireNbd().faults.refuseNextExport(reason),
+      reset: () => {
+        this.#armed.reset()
+        this.#nbd?.faults.reset()
+      },
     }
   }
 
@@ -100,8 +143,10 @@ export class Simulator {
       sim.setSoftwareVersion(version)
     } else {
       seedInfrastructure(sim.#model, version)
+      if (sim.profile.nbdPurpose !== undefined) sim.setNetworkPurpose([sim.profile.nbdPurpose])
       if ((opts.inventory ?? 'default') === 'default') await seedDefaultVms(sim.#model)
     }
+    await sim.#nbd?.listen()
     if (opts.persist === true) {
       sim.#saver = new DatabaseSaver(sim.#store, opts.dataDir)
       await sim.#saver.saveNow()
@@ -131,7 +176,78 @@ export class Simulator {
       })
       this.#server.closeIdleConnections()
     })
+    await this.#nbd?.close()
     await this.#saver?.close()
+  }
+
+  // --- CBT and NBD (profiles with CBT) ---------------------------------------------------------
+
+  /**
+   * Sets the purposes of the pool's network, as `xe network-param-add param-name=purpose
+   * param-key=nbd uuid=...` does: `nbd` (TLS), `insecure_nbd` (plain), or none.
+   */
+  setNetworkPurpose(purposes: readonly ('nbd' | 'insecure_nbd')[]): void {
+    if (!this.profile.cbt) throw new Error(`${this.profile.name} has no NBD`)
+    this.#store.update('network', this.#model.infra.network, { purpose: [...purposes] })
+  }
+
+  /** The host's NBD server: its faults, how many connections it has and ever opened an export. */
+  get nbd(): NbdServer {
+    return this.#requireNbd()
+  }
+
+  /** The host's TLS certificate (PEM), what `VDI.get_nbd_info` gives with a network of purpose `nbd`. */
+  async nbdCertificate(): Promise<string> {
+    return (await this.#nbdCredentials()).cert
+  }
+
+  /** Moves a disk to another SR (a storage migration): its CBT log starts anew. */
+  migrateVdi(vdiUuid: string, srUuid: string): void {
+    migrateVdi(this.#model, this.#ref('VDI', vdiUuid), this.#ref('SR', srUuid))
+  }
+
+  /** Bytes a VDI holds on its SR: its allocated data, or only its CBT log once its data was destroyed. */
+  bytesOnSr(vdiUuid: string): Promise<number> {
+    return bytesOnSr(this.#model, this.#ref('VDI', vdiUuid))
+  }
+
+  #requireNbd(): NbdServer {
+    if (this.#nbd === undefined) throw new Error(`${this.profile.name} has no NBD server (no CBT before XenServer 7.3)`)
+    return this.#nbd
+  }
+
+  #nbdCredentials(): Promise<{ key: string; cert: string }> {
+    return hostCredentials()
+  }
+
+  #nbdMode(): NbdMode {
+    const purposes = this.#store.refs('network').flatMap(ref => (this.#store.get('network', ref).purpose as string[] | undefined) ?? [])
+    return purposes.includes('nbd') ? 'tls' : purposes.includes('insecure_nbd') ? 'plain' : 'off'
+  }
+
+  #createNbdServer(): NbdServer {
+    return new NbdServer({
+      mode: () => this.#nbdMode(),
+      credentials: () => this.#nbdCredentials(),
+      resolve: name => {
+        const match = /^\/([0-9a-f-]{36})\?session_id=(.*)$/.exec(name)
+        if (match === null) return { refused: `not an export name of this host: ${name}` }
+        const [, uuid, session] = match
+        if (!this.#rpc.isValidSession(session)) return { refused: 'SESSION_INVALID' }
+        const ref = this.#store.resolve('VDI', uuid!)
+        if (ref === undefined) return { refused: `no VDI ${uuid}` }
+        const vdi = this.#store.get('VDI', ref)
+        if (vdi.type === 'cbt_metadata') return { refused: `VDI ${uuid} holds only CBT metadata` }
+        return {
+          path: this.#files.path(uuid!),
+          size: Number(vdi.virtual_size),
+          attach: () => {
+            const vbd = this.#model.attachToControlDomain(ref)
+            return () => this.#model.exportEnded(ref, vbd)
+          },
+        }
+      },
+    })
   }
 
   // --- inventory -------------------------------------------------------------------------------

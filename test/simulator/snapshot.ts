@@ -3,6 +3,7 @@
  * `VDI.snapshot` copies one disk. Snapshot records carry `is_a_snapshot`, `snapshot_of` and
  * `snapshot_time`, and get their own uuids.
  */
+import { cbtOf } from './cbt.js'
 import { asRefs, type PoolModel, withRef } from './pool-model.js'
 import { createVtpm, vtpmContents } from './vm-methods.js'
 import { xapiDate } from './xapi-date.js'
@@ -81,5 +82,6 @@ export async function snapshotVdi(model: PoolModel, vdi: string, now: string = x
   await model.files.copy(String(sourceUuid), String(model.store.get('VDI', copy).uuid))
   model.snapshotsTaken.set(String(sourceUuid), (model.snapshotsTaken.get(String(sourceUuid)) ?? 0) + 1)
   model.store.edit('VDI', vdi, 'snapshots', withRef(copy))
+  cbtOf(model).snapshotTaken(vdi, copy)
   return copy
 }
