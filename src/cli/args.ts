@@ -33,6 +33,7 @@ const verifyOptions = {
 const restoreOptions = {
   ...remoteOptions,
   'allow-damaged': { type: 'boolean', default: false },
+  'new-mac-addresses': { type: 'boolean', default: false },
   'restore-point': { type: 'string' },
   pool: { type: 'string' },
   user: { type: 'string', default: 'root' },
@@ -122,6 +123,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
           user: required(values.user, 'user'),
           json: values.json === true,
           allowDamaged: values['allow-damaged'] === true,
+          newMacAddresses: values['new-mac-addresses'] === true,
           ...(vm === undefined ? {} : { vm }),
           ...(sr === undefined ? {} : { sr }),
           ...(passwordFile === undefined ? {} : { passwordFile }),

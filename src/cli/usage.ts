@@ -21,7 +21,7 @@ Usage:
   xo-continuous-delta verify  --remote <url> [--vm <uuid>] [--sample <N>%] [--seed <n>] [--json]
   xo-continuous-delta restore --remote <url> --restore-point <id|latest> [--vm <uuid>]
                               --pool <url> [--user <name>] [--password-file <path>] [--sr <uuid>]
-                              [--allow-damaged] [--json]
+                              [--new-mac-addresses] [--allow-damaged] [--json]
   xo-continuous-delta --help
 
 Commands:
@@ -40,6 +40,7 @@ Options:
   --sr <uuid>             the SR that receives the disks
   --sample <N>%           verify: check a random N % of each VHD's blocks instead of all (the seed is printed)
   --seed <n>              verify --sample: the draw to repeat (an integer; default: a random one)
+  --new-mac-addresses     restore: give the VM's interfaces new MAC addresses (a copy beside the original)
   --allow-damaged         restore: go on when blocks do not match their recorded checksums, and list them
                           (without it such a restore fails, naming the VHD, the block and the restore point)
   --json                  machine-readable output on stdout

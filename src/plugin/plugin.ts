@@ -294,16 +294,25 @@ export class ContinuousDeltaPlugin implements PluginApi {
     })
   }
 
-  async restore({ remote, restorePoint, sr, allowDamaged }: RestoreParams): Promise<string> {
+  async restore({ remote, restorePoint, sr, allowDamaged, newMacAddresses }: RestoreParams): Promise<string> {
     assertRestorePointId(restorePoint)
     const handler = await getRemoteHandler(this.#xo, remote)
     const xapi = getXapiOfSr(this.#xo, sr)
     return this.#track(async signal => {
       const reporter = TaskReporter.create(this.#xo.tasks, { name: `restore ${restorePoint}`, type: 'restore.continuousDelta', objectId: sr })
       try {
-        const { vm, missingDisks, damaged } = await this.#engine.restoreVm({ handler, restorePoint, xapi, sr, reporter, signal, allowDamaged: allowDamaged === true })
+        const { vm, missingDisks, damaged, notRestored } = await this.#engine.restoreVm({
+          handler,
+          restorePoint,
+          xapi,
+          sr,
+          reporter,
+          signal,
+          allowDamaged: allowDamaged === true,
+          newMacAddresses: newMacAddresses === true,
+        })
         for (const disk of missingDisks) reporter.warning(`disk ${disk.name} was not restored: ${disk.reason}`, { vdi: disk.vdi })
-        reporter.end({ status: 'success', data: { vm, ...(damaged.length > 0 ? { damaged } : {}) } })
+        reporter.end({ status: 'success', data: { vm, ...(damaged.length > 0 ? { damaged } : {}), ...(notRestored.length > 0 ? { notRestored } : {}) } })
         return vm
       } catch (error) {
         reporter.end({ status: 'failure', error: error instanceof Error ? error : new Error(String(error)) })

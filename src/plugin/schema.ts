@@ -261,6 +261,10 @@ export const restoreParamsSchema = {
       type: 'boolean',
       description: 'restore even when blocks do not match the checksums recorded when they were written; the task lists them',
     },
+    newMacAddresses: {
+      type: 'boolean',
+      description: "give the restored VM's interfaces new MAC addresses instead of those it had (a copy beside the original)",
+    },
   },
   required: ['remote', 'restorePoint', 'sr'],
   additionalProperties: false,

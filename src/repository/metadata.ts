@@ -26,6 +26,14 @@ export interface StoredVdi extends StoredRecord {
 export interface StoredVif extends StoredRecord {
   readonly $network$uuid: string
   readonly $network$name_label: string
+  /** VLAN tag of the network's first PIF (-1: untagged), absent when the network has no PIF */
+  readonly $network$VLAN?: number
+}
+
+/** a CD drive of the VM (restored empty: its disc is not backed up) */
+export interface CdDriveRecord {
+  readonly userdevice: string
+  readonly bootable: boolean
 }
 
 export interface ExcludedDiskRecord {
@@ -53,6 +61,8 @@ export interface ContinuousDeltaExtras {
   readonly blockChecksums?: Readonly<Record<string, string>>
   /** restore points written before block checksums: VHD path → sha256 of the whole VHD */
   readonly checksums?: Readonly<Record<string, VhdChecksum>>
+  /** the VM's CD drives (Xen Orchestra's `vbds` hold disk drives only) */
+  readonly cdDrives?: readonly CdDriveRecord[]
 }
 
 export interface BackupMetadata {
@@ -70,7 +80,11 @@ export interface BackupMetadata {
   readonly vdis: Readonly<Record<string, StoredVdi>>
   /** snapshot VIF ref → record */
   readonly vifs: Readonly<Record<string, StoredVif>>
-  readonly vtpms: readonly unknown[]
+  /**
+   * the contents of each vTPM of the snapshot (`VTPM.get_contents`, base64), as Xen Orchestra
+   * stores them; `null` for a vTPM whose contents could not be read
+   */
+  readonly vtpms: readonly (string | null)[]
   /** snapshot VDI ref → VHD path relative to the VM folder */
   readonly vhds: Readonly<Record<string, string>>
   /** snapshot VDI ref → false for a full, true for a delta */
@@ -100,11 +114,15 @@ export interface BuildMetadataInput {
   readonly vifs: readonly XapiRecordInput[]
   /** records to resolve `VIF.network` (by ref) */
   readonly networks: readonly XapiRecordInput[]
+  /** network ref → VLAN tag of its first PIF (-1: untagged); networks without PIF are absent */
+  readonly networkVlans?: Readonly<Record<string, number>>
   /** records to resolve `VDI.SR` (by ref) */
   readonly srs: readonly XapiRecordInput[]
   /** records to resolve `VDI.snapshot_of` (by ref); not needed when a VDI carries `$snapshot_of$uuid` */
   readonly sourceVdis?: readonly XapiRecordInput[]
-  readonly vtpms?: readonly XapiRecordInput[]
+  /** the contents of the snapshot's vTPMs (`VTPM.get_contents`) */
+  readonly vtpms?: readonly (string | null)[]
+  readonly cdDrives?: readonly CdDriveRecord[]
   /** snapshot VDI ref or uuid → path of its VHD from the remote root (as passed to writeVhd) */
   readonly vhds: Readonly<Record<string, string>>
   /** snapshot VDI ref or uuid → whether its VHD is a delta */
@@ -199,7 +217,13 @@ export function buildMetadata(input: BuildMetadataInput): BackupMetadata {
     if (typeof uuid !== 'string' || typeof name !== 'string') {
       invalid(`cannot resolve the network of VIF ${vif.uuid}: pass its record`)
     }
-    vifs[refOf(vif, 'VIF')] = { ...storeRecord(vif), $network$uuid: uuid, $network$name_label: name } as StoredVif
+    const vlan = typeof vif.network === 'string' ? input.networkVlans?.[vif.network] : undefined
+    vifs[refOf(vif, 'VIF')] = {
+      ...storeRecord(vif),
+      $network$uuid: uuid,
+      $network$name_label: name,
+      ...(vlan === undefined ? {} : { $network$VLAN: vlan }),
+    } as StoredVif
   }
 
   const timestamp = input.timestamp instanceof Date ? input.timestamp.getTime() : input.timestamp
@@ -214,14 +238,19 @@ export function buildMetadata(input: BuildMetadataInput): BackupMetadata {
     vbds,
     vdis,
     vifs,
-    vtpms: (input.vtpms ?? []).map(storeRecord),
+    vtpms: [...(input.vtpms ?? [])],
     vhds,
     isVhdDifferencing,
     size: input.size,
     tags: [],
     // disks are exported by XAPI as VHD: not touched by the qcow2 export defect this flag tracks
     includeNonNbdQcow2Fix: true,
-    continuousDelta: { version: 1, excluded: input.excluded.map(e => ({ vdi: e.vdi, name: e.name, reason: e.reason })), blockChecksums },
+    continuousDelta: {
+      version: 1,
+      excluded: input.excluded.map(e => ({ vdi: e.vdi, name: e.name, reason: e.reason })),
+      blockChecksums,
+      cdDrives: (input.cdDrives ?? []).map(({ userdevice, bootable }) => ({ userdevice, bootable })),
+    },
   }
   return validateMetadata(metadata, '(built metadata)')
 }
@@ -282,6 +311,14 @@ export function validateMetadata(value: unknown, file: string): BackupMetadata {
         }
       }
     }
+    if (extras.cdDrives !== undefined) {
+      if (!Array.isArray(extras.cdDrives)) fail('continuousDelta.cdDrives', 'must be an array')
+      for (const [index, drive] of (extras.cdDrives as unknown[]).entries()) {
+        if (!isObject(drive) || typeof drive.userdevice !== 'string' || typeof drive.bootable !== 'boolean') {
+          fail(`continuousDelta.cdDrives.${index}`, 'must be { userdevice, bootable }')
+        }
+      }
+    }
     if (extras.blockChecksums !== undefined) {
       if (!isObject(extras.blockChecksums)) fail('continuousDelta.blockChecksums', 'must be an object')
       for (const [path, digest] of Object.entries(extras.blockChecksums as Json)) {
@@ -294,7 +331,8 @@ export function validateMetadata(value: unknown, file: string): BackupMetadata {
     ...value,
     isVhdDifferencing: (value.isVhdDifferencing as Record<string, boolean> | undefined) ?? {},
     size: (value.size as number | undefined) ?? 0,
-    vtpms: Array.isArray(value.vtpms) ? value.vtpms : [],
+    // XO stores each vTPM's contents, or `undefined` (null in JSON) when it could not read them
+    vtpms: Array.isArray(value.vtpms) ? value.vtpms.map(contents => (typeof contents === 'string' ? contents : null)) : [],
     tags: Array.isArray(value.tags) ? (value.tags as string[]) : [],
     includeNonNbdQcow2Fix: value.includeNonNbdQcow2Fix === true,
   } as unknown as BackupMetadata

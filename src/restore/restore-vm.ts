@@ -3,14 +3,20 @@
  * the original VM, its snapshots and its SR may be gone.
  *
  * 1. read the restore point's metadata; finish any merge a crash left pending in its disks' folders;
- * 2. create the VM from the stored record, named `<name> (<date of the restore point>)`, tagged
- *    `restored from backup`, its start blocked until the user allows it;
+ * 2. create the VM from the stored record with the fields XAPI's `VM.create` takes (platform,
+ *    firmware, NVRAM, domain type...), named `<name> (<date of the restore point>)`, tagged
+ *    `restored from backup`, its start blocked until the user allows it; then its BIOS strings
+ *    (`VM.set_bios_strings`);
  * 3. per backed-up disk: create a VDI of the disk's virtual size on the SR, upload the chain
  *    ending at the restore point's VHD as one VHD stream, attach it with its device number and
- *    bootable flag;
- * 4. recreate the network interfaces with their MACs, each on the same network (by uuid, by
- *    name, else the pool's default);
- * 5. report the disks the restore point does not hold (left out of the backup, e.g. `[NOBAK]`).
+ *    bootable flag; then its CD drives, empty;
+ * 4. recreate the network interfaces with their MACs (or new ones, `newMacAddresses`), each on
+ *    the same network (by uuid; else on its VLAN by name, else the VLAN's first network; else
+ *    the pool's default);
+ * 5. recreate its vTPM with the contents backed up;
+ * 6. report the disks the restore point does not hold (left out of the backup, e.g. `[NOBAK]`),
+ *    and what of the VM this pool's version cannot hold (a vTPM before XCP-ng 8.3, NVRAM,
+ *    BIOS strings before 7.3): never lost silently.
  * Every block uploaded is checked against the checksums recorded when its VHD was written: a
  * damaged block fails the restore (DATA_DAMAGED, naming the VHD, the block and the restore point);
  * with `allowDamaged` the restore goes on and lists the damaged blocks.
@@ -26,7 +32,15 @@ import type { Ref, XapiClient } from '../xapi/client.js'
 import { importVhdIntoVdi } from '../xapi/import-vdi.js'
 import { withTransientRetry, type RetryPolicy } from '../xapi/retry.js'
 import { xapiErrorCode } from '../xapi/xapi-error.js'
-import { vbdCreateRecord, vdiCreateRecord, vifCreateRecord, vmCreateRecord } from './create-records.js'
+import {
+  cdDriveCreateRecord,
+  fieldsThePoolDropped,
+  settableBiosStrings,
+  vbdCreateRecord,
+  vdiCreateRecord,
+  vifCreateRecord,
+  vmCreateRecord,
+} from './create-records.js'
 import { findNetwork } from './network-map.js'
 import { finishPendingMerges } from './pending-merge.js'
 import { quietReporter } from './quiet-reporter.js'
@@ -46,6 +60,8 @@ export interface RestoreVmOptions {
   readonly xapiRetry?: Partial<RetryPolicy>
   /** restore even when blocks are damaged: the data as it is on the remote, the damage listed in the result */
   readonly allowDamaged?: boolean
+  /** new MAC addresses for the VM's interfaces instead of those it had (a copy beside the original) */
+  readonly newMacAddresses?: boolean
 }
 
 export interface MissingDisk {
@@ -60,6 +76,11 @@ export interface RestoreVmResult {
   readonly missingDisks: readonly MissingDisk[]
   /** with `allowDamaged`: what was restored damaged (empty when nothing was) */
   readonly damaged: readonly ChainDamage[]
+  /**
+   * what the VM had and this pool cannot hold (a vTPM, NVRAM, BIOS strings on older versions),
+   * each also said in a warning; empty when the whole VM came back
+   */
+  readonly notRestored: readonly string[]
 }
 
 async function srRefOf(xapi: XapiClient, uuid: string): Promise<Ref> {
@@ -132,6 +153,51 @@ async function restoreDisk(
   }
 }
 
+/**
+ * What `VM.create` does not take: the BIOS strings (`VM.set_bios_strings`, XenServer 7.3 on);
+ * and what it took but this pool's version dropped (NVRAM before 8.0, domain_type before 7.5).
+ */
+async function restoreFirmware(xapi: XapiClient, vm: Ref, metadata: BackupMetadata, sent: Record<string, unknown>, reporter: RunReporter, lost: string[]) {
+  const created = await xapi.getRecord<Record<string, unknown>>('VM', vm)
+  for (const field of fieldsThePoolDropped(sent, created)) {
+    lost.push(field)
+    reporter.warning(`the VM's ${field === 'NVRAM' ? 'NVRAM (UEFI variables, Secure Boot keys)' : field} could not be restored: this pool's version has no VM.${field}`, { field })
+  }
+  const biosStrings = settableBiosStrings(metadata.vm.bios_strings)
+  if (biosStrings === undefined) return
+  try {
+    await xapi.call('VM.set_bios_strings', vm, biosStrings)
+  } catch (error) {
+    if (xapiErrorCode(error) !== 'MESSAGE_METHOD_UNKNOWN') throw error
+    lost.push('bios_strings')
+    reporter.warning(
+      `the VM's BIOS strings could not be restored (${Object.entries(biosStrings).map(([key, value]) => `${key}=${value}`).join(', ')}): this pool has no VM.set_bios_strings (XenServer 7.3 and later); the VM gets the pool's own`,
+      { field: 'bios_strings' }
+    )
+  }
+}
+
+/** each vTPM back with its contents (XCP-ng 8.3 on); elsewhere a warning: the VM comes back without it */
+async function restoreVtpms(xapi: XapiClient, vm: Ref, metadata: BackupMetadata, reporter: RunReporter, lost: string[]) {
+  for (const contents of metadata.vtpms) {
+    if (contents === null) {
+      lost.push('vTPM')
+      reporter.warning('the VM had a vTPM whose contents could not be read at backup time: it is restored without it')
+      continue
+    }
+    try {
+      const vtpm = await xapi.call<Ref>('VTPM.create', vm, false)
+      await xapi.call('VTPM.set_contents', vtpm, contents)
+    } catch (error) {
+      if (xapiErrorCode(error) !== 'MESSAGE_METHOD_UNKNOWN') throw error
+      lost.push('vTPM')
+      reporter.warning(
+        "the VM had a vTPM and this pool has none (vTPM needs XCP-ng 8.3 or later): the VM is restored WITHOUT its TPM, so what its guest sealed there (BitLocker keys, measured boot) is not available to it; the TPM's contents stay in the restore point: restore on a pool with vTPM to keep them"
+      )
+    }
+  }
+}
+
 export async function restoreVm(options: RestoreVmOptions): Promise<RestoreVmResult> {
   // every XAPI call of the restore goes through the one retry layer
   const opts = { ...options, xapi: withTransientRetry(options.xapi, options.xapiRetry) }
@@ -148,8 +214,11 @@ export async function restoreVm(options: RestoreVmOptions): Promise<RestoreVmRes
 
   const undo = new UndoList()
   try {
-    const vm = await xapi.call<Ref>('VM.create', vmCreateRecord(metadata.vm, formatTimestamp(new Date(metadata.timestamp))))
+    const record = vmCreateRecord(metadata.vm, formatTimestamp(new Date(metadata.timestamp)), { newMacAddresses: opts.newMacAddresses === true })
+    const vm = await xapi.call<Ref>('VM.create', record)
     undo.push('VM', () => xapi.callAsync('VM.destroy', vm))
+    const notRestored: string[] = []
+    await restoreFirmware(xapi, vm, metadata, record, reporter, notRestored)
 
     const damaged: ChainDamage[] = []
     for (const disk of disksOf(metadata)) {
@@ -157,15 +226,23 @@ export async function restoreVm(options: RestoreVmOptions): Promise<RestoreVmRes
       await restoreDisk(opts, disk, vm, sr, undo, reporter, damaged)
     }
 
+    for (const drive of metadata.continuousDelta?.cdDrives ?? []) {
+      await xapi.call('VBD.create', cdDriveCreateRecord(drive, vm))
+    }
+
     for (const vif of Object.values(metadata.vifs)) {
-      const network = await findNetwork(xapi, { uuid: vif.$network$uuid, name: vif.$network$name_label })
+      const vlan = typeof vif.$network$VLAN === 'number' ? { vlan: vif.$network$VLAN } : {}
+      const network = await findNetwork(xapi, { uuid: vif.$network$uuid, name: vif.$network$name_label, ...vlan })
       if (network.matchedBy !== 'uuid') {
-        reporter.warning(`interface ${String(vif.device)} (${String(vif.MAC)}) put on the network found by ${network.matchedBy}`, {
+        const how = network.matchedBy === 'vlan' ? `found by its VLAN (${String(vif.$network$VLAN)})` : `found by ${network.matchedBy}`
+        reporter.warning(`interface ${String(vif.device)} (${String(vif.MAC)}) put on the network ${how}: network ${vif.$network$uuid} is not on this pool`, {
           network: vif.$network$uuid,
         })
       }
-      await xapi.call('VIF.create', vifCreateRecord(vif, vm, network.ref))
+      await xapi.call('VIF.create', vifCreateRecord(vif, vm, network.ref, opts.newMacAddresses === true))
     }
+
+    await restoreVtpms(xapi, vm, metadata, reporter, notRestored)
 
     const missingDisks = (metadata.continuousDelta?.excluded ?? []).map(({ vdi, name, reason }) => ({ vdi, name, reason }))
     for (const disk of missingDisks) {
@@ -174,7 +251,7 @@ export async function restoreVm(options: RestoreVmOptions): Promise<RestoreVmRes
     const uuid = await xapi.call<string>('VM.get_uuid', vm)
     reporter.info(`VM restored from ${opts.restorePoint}`, { vm: uuid })
     if (damaged.length > 0) reporter.warning(`restored with ${damaged.length} damaged block(s) or VHD(s), as asked (allowDamaged)`)
-    return { vm: uuid, missingDisks, damaged }
+    return { vm: uuid, missingDisks, damaged, notRestored }
   } catch (error) {
     for (const failed of await undo.run()) {
       reporter.warning(`could not remove the restored ${failed.what}: ${failed.error instanceof Error ? failed.error.message : String(failed.error)}`)

@@ -33,14 +33,16 @@ describe('CLI command line', () => {
       parseCommandLine(['restore', '--remote', 'file:///b', '--restore-point', 'latest', '--vm', VM, '--pool', 'https://10.0.0.1', '--sr', SR, '--password-file', '/run/pw']),
       {
         name: 'restore',
-        options: { remote: 'file:///b', restorePoint: 'latest', pool: 'https://10.0.0.1', user: 'root', json: false, allowDamaged: false, vm: VM, sr: SR, passwordFile: '/run/pw' },
+        options: { remote: 'file:///b', restorePoint: 'latest', pool: 'https://10.0.0.1', user: 'root', json: false, allowDamaged: false, newMacAddresses: false, vm: VM, sr: SR, passwordFile: '/run/pw' },
       }
     )
   })
 
-  it('reads restore --allow-damaged, and verify --sample N% with or without --seed', () => {
+  it('reads restore --allow-damaged and --new-mac-addresses, and verify --sample N% with or without --seed', () => {
     const restore = parseCommandLine(['restore', '--remote', 'file:///b', '--restore-point', 'latest', '--vm', VM, '--pool', 'https://10.0.0.1', '--allow-damaged'])
     assert.equal(restore.name === 'restore' && restore.options.allowDamaged, true)
+    const newMacs = parseCommandLine(['restore', '--remote', 'file:///b', '--restore-point', 'latest', '--vm', VM, '--pool', 'https://10.0.0.1', '--new-mac-addresses'])
+    assert.equal(newMacs.name === 'restore' && newMacs.options.newMacAddresses, true)
     assert.deepEqual(parseCommandLine(['verify', '--remote', 'file:///b', '--sample', '5%', '--seed', '42']), {
       name: 'verify',
       options: { remote: 'file:///b', json: false, sample: { percent: 5, seed: 42 } },

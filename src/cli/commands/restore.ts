@@ -24,6 +24,8 @@ export interface RestoreOptions {
   readonly json: boolean
   /** restore even when blocks are damaged, listing them */
   readonly allowDamaged?: boolean
+  /** new MAC addresses for the VM's interfaces */
+  readonly newMacAddresses?: boolean
 }
 
 async function readPassword(options: RestoreOptions, io: CliIo): Promise<string> {
@@ -71,12 +73,22 @@ export async function restoreCommand(options: RestoreOptions, io: CliIo): Promis
     try {
       const sr = options.sr ?? defaultSr(xapi)
       const reporter = progressReporter(io.stderr, !options.json)
-      const result = await restoreVm({ handler: remote.handler, restorePoint, xapi, sr, reporter, signal: io.signal, allowDamaged: options.allowDamaged === true })
+      const result = await restoreVm({
+        handler: remote.handler,
+        restorePoint,
+        xapi,
+        sr,
+        reporter,
+        signal: io.signal,
+        allowDamaged: options.allowDamaged === true,
+        newMacAddresses: options.newMacAddresses === true,
+      })
       if (options.json) {
-        printJson(io, { vm: result.vm, restorePoint, sr, missingDisks: result.missingDisks, damaged: result.damaged })
+        printJson(io, { vm: result.vm, restorePoint, sr, missingDisks: result.missingDisks, damaged: result.damaged, notRestored: result.notRestored })
       } else {
         printLine(io, `restored ${restorePoint} as VM ${result.vm} (disks on SR ${sr})${result.damaged.length > 0 ? ', WITH DAMAGED DATA (--allow-damaged)' : ''}`)
         for (const disk of result.missingDisks) printLine(io, `  not restored: disk ${disk.name} (${disk.reason})`)
+        for (const what of result.notRestored) printLine(io, `  not restored: the VM's ${what} (this pool cannot hold it; see the warning above)`)
         for (const damage of result.damaged) printLine(io, `  damaged: ${damage.block === undefined ? '' : `block ${damage.block} of `}${damage.vhd}: ${damage.reason}`)
       }
       return EXIT_OK
