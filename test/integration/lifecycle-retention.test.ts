@@ -1,26 +1,32 @@
 /**
  * Continuous merge through the lifecycle: with retention 5 over 12 runs, a VM keeps at most 5
  * restore points, one full, each reading back as the guest disk at its time; for VHD files and
- * VHD directories alike (and, shorter, on S3).
+ * VHD directories alike (and, shorter, on S3), on the oldest supported pool profile; a short case
+ * on the other suite profile (XCP-ng 8.3).
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { runJob } from '../../src/lifecycle/run-job.js'
 import { BLOCK, hashRestoredDisk, MiB, remoteProblems, restorePointsOf, startHarness } from '../lifecycle/harness.js'
 import type { Harness } from '../lifecycle/harness.js'
+import { SUITE_PROFILES } from '../helpers/profiles.js'
+import type { ProfileName } from '../simulator/profiles.js'
 
-const CASES = [
-  { remote: 'file', runs: 12, keep: 5 },
-  { remote: 'file-vhd-directory', runs: 12, keep: 5 },
-  { remote: 's3', runs: 4, keep: 2 },
-] as const
+const [OLDEST, OTHER] = SUITE_PROFILES as [ProfileName, ProfileName]
 
-for (const { remote, runs, keep } of CASES) {
-  describe(`lifecycle: retention ${keep} over ${runs} runs [${remote}]`, function () {
+const CASES: readonly { remote: 'file' | 'file-vhd-directory' | 's3'; runs: number; keep: number; profile: ProfileName }[] = [
+  { remote: 'file', runs: 12, keep: 5, profile: OLDEST },
+  { remote: 'file-vhd-directory', runs: 12, keep: 5, profile: OLDEST },
+  { remote: 's3', runs: 4, keep: 2, profile: OLDEST },
+  { remote: 'file-vhd-directory', runs: 4, keep: 2, profile: OTHER },
+]
+
+for (const { remote, runs, keep, profile } of CASES) {
+  describe(`lifecycle: retention ${keep} over ${runs} runs [${remote}, ${profile}]`, function () {
     let harness: Harness
 
     before(async function () {
-      harness = await startHarness({ inventory: 'empty', remote })
+      harness = await startHarness({ inventory: 'empty', remote, profile })
     })
 
     after(async function () {
