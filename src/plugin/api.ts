@@ -4,7 +4,7 @@
  * call validates its parameters again (typed values, clear messages) and redacts its errors.
  */
 import type { Job } from './configuration.js'
-import type { RestorePoint, VerifyReport } from './engine.js'
+import type { ListedRestorePoint, VerifyReport } from './engine.js'
 import { sanitizeError } from './redact.js'
 import type { RunRecord } from './run-history.js'
 import type { RunResult } from './runner.js'
@@ -35,7 +35,7 @@ export interface PluginApi {
   deleteJob(params: DeleteJobParams): Promise<DeleteJobResult>
   getJobs(): Promise<readonly Job[]>
   runJob(params: JobRefParams): Promise<RunResult>
-  listRestorePoints(params: ListRestorePointsParams): Promise<readonly RestorePoint[]>
+  listRestorePoints(params: ListRestorePointsParams): Promise<readonly ListedRestorePoint[]>
   restore(params: RestoreParams): Promise<string>
   verify(params: VerifyParams): Promise<VerifyReport>
   getRuns(params: GetRunsParams): Promise<readonly RunRecord[]>
@@ -91,7 +91,7 @@ export function buildApiMethods(api: PluginApi): Record<MethodName, XoApiMethod>
     ),
     listRestorePoints: method<ListRestorePointsParams>(
       'listRestorePoints',
-      'Lists the restore points on a remote (optionally of one VM), oldest first',
+      'Lists the restore points on a remote (optionally of one VM), oldest first; each has a status, "restorable" or "damaged" (with its reason)',
       params => api.listRestorePoints(params)
     ),
     restore: method<RestoreParams>(

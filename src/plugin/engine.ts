@@ -5,15 +5,16 @@
  */
 import type { JobEnvironment, JobRunResult, JobSpec } from '../lifecycle/job.js'
 import type { RemoteHandler } from '../repository/remote-handler.js'
-import type { RestorePoint } from '../repository/restore-points.js'
+import type { ListedRestorePoint } from '../repository/restore-points.js'
 import type { VerifyOptions, VerifyReport } from '../repository/verify.js'
 import type { RestoreVmOptions, RestoreVmResult } from '../restore/restore-vm.js'
 
-export type { RestorePoint, RestoreVmOptions, RestoreVmResult, VerifyReport }
+export type { ListedRestorePoint, RestoreVmOptions, RestoreVmResult, VerifyReport }
 
 export interface Engine {
   runJob(job: JobSpec, env: JobEnvironment): Promise<JobRunResult>
-  listRestorePoints(handler: RemoteHandler, filter?: { vm?: string; jobId?: string }): Promise<RestorePoint[]>
+  /** every restore point, damaged ones with their reason */
+  listRestorePoints(handler: RemoteHandler, filter?: { vm?: string; jobId?: string }): Promise<ListedRestorePoint[]>
   verifyRemote(handler: RemoteHandler, opts?: VerifyOptions): Promise<VerifyReport>
   restoreVm(opts: RestoreVmOptions): Promise<RestoreVmResult>
 }
@@ -24,8 +25,8 @@ export const defaultEngine: Engine = {
     return runJob(job, env)
   },
   async listRestorePoints(handler, filter) {
-    const { listRestorePoints } = await import('../repository/restore-points.js')
-    return listRestorePoints(handler, filter)
+    const { listRestorePointsWithStatus } = await import('../repository/restore-points.js')
+    return listRestorePointsWithStatus(handler, filter)
   },
   async verifyRemote(handler, opts) {
     const { verifyRemote } = await import('../repository/verify.js')

@@ -17,7 +17,7 @@ import type { DeleteJobResult, PluginApi } from './api.js'
 import { assertIdentitiesKept, parseConfiguration, toJobSpec } from './configuration.js'
 import type { ConfiguredJob, Job, ParsedConfiguration } from './configuration.js'
 import { defaultEngine } from './engine.js'
-import type { Engine, RestorePoint, VerifyReport } from './engine.js'
+import type { Engine, ListedRestorePoint, VerifyReport } from './engine.js'
 import { getRemoteHandler, getXapiOfSr, getXapiOfVm } from './environment.js'
 import { JobExecutor } from './executor.js'
 import { JobStore } from './job-store.js'
@@ -280,7 +280,7 @@ export class ContinuousDeltaPlugin implements PluginApi {
     )
   }
 
-  async listRestorePoints({ remote, vm }: ListRestorePointsParams): Promise<readonly RestorePoint[]> {
+  async listRestorePoints({ remote, vm }: ListRestorePointsParams): Promise<readonly ListedRestorePoint[]> {
     const handler = await getRemoteHandler(this.#xo, remote)
     return this.#engine.listRestorePoints(handler, vm === undefined ? undefined : { vm })
   }

@@ -82,6 +82,58 @@ export async function chainOf(handler: RemoteHandler, vhdPath: string): Promise<
   }
 }
 
+/**
+ * Whether chains can be read, VHD by VHD: each VHD's footers and header are read once however
+ * many chains go through it (the cost of a listing is the number of VHDs, not of chains × length).
+ */
+export class ChainChecker {
+  readonly #handler: RemoteHandler
+  readonly #infos = new Map<string, Promise<VhdInfo | { problem: string }>>()
+  /** settled results: a chain's problem, or `null` when it reads */
+  readonly #chains = new Map<string, string | null>()
+
+  constructor(handler: RemoteHandler) {
+    this.#handler = handler
+  }
+
+  #info(path: string): Promise<VhdInfo | { problem: string }> {
+    let info = this.#infos.get(path)
+    if (info === undefined) {
+      info = readVhdInfo(this.#handler, path).catch((error: unknown) => ({
+        problem: (error as { code?: string }).code === 'ENOENT' ? 'is missing' : `is unreadable (truncated or damaged): ${(error as Error).message}`,
+      }))
+      this.#infos.set(path, info)
+    }
+    return info
+  }
+
+  /** why the chain ending at `vhdPath` cannot be read, or `undefined` when it can (call one at a time) */
+  async problemOf(vhdPath: string): Promise<string | undefined> {
+    return (await this.#problemOf(normalizePath(vhdPath), [])) ?? undefined
+  }
+
+  async #problemOf(path: string, seen: readonly string[]): Promise<string | null> {
+    if (seen.includes(path)) return `the VHD chain loops at ${path}`
+    const known = this.#chains.get(path)
+    if (known !== undefined) return known
+    const info = await this.#info(path)
+    let problem: string | null = null
+    if ('problem' in info) {
+      problem = `VHD ${path} ${info.problem}`
+    } else if (info.parent === undefined) {
+      if (info.diskType !== DISK_TYPES.DYNAMIC && info.diskType !== DISK_TYPES.FIXED) problem = `VHD ${path} has an unknown disk type ${info.diskType}`
+    } else {
+      const parent = await this.#info(info.parent.path)
+      problem =
+        !('problem' in parent) && parent.uuid !== info.parent.uuid
+          ? `parent VHD ${info.parent.path} has UUID ${parent.uuid}, its child ${path} expects ${info.parent.uuid}`
+          : await this.#problemOf(info.parent.path, [...seen, path])
+    }
+    this.#chains.set(path, problem)
+    return problem
+  }
+}
+
 export interface UnusableVhd {
   readonly path: string
   readonly reason: string

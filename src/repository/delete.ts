@@ -7,7 +7,8 @@
  *   between two others is refused for now: its delta would stay in the chain unreferenced.
  * - a VM's backups (`forgetVm`): every restore point this product wrote for the VM (those whose
  *   metadata carries its `continuousDelta` field), then the disk folders no restore point uses.
- *   Restore points written by Xen Orchestra's own jobs beside ours are left as they are.
+ *   Restore points written by Xen Orchestra's own jobs beside ours (incremental or full) are
+ *   left as they are.
  */
 import { BackupError } from '../errors.js'
 import { assertSafeId, jobDisksDir, vdisDir, vmDir } from './layout.js'
@@ -15,7 +16,7 @@ import { withChainLock } from './lock.js'
 import { invalidateMetadataCache, readMetadata } from './metadata.js'
 import type { BackupMetadata } from './metadata.js'
 import type { RemoteHandler } from './remote-handler.js'
-import { listMetadataFiles } from './restore-points.js'
+import { listMetadataFiles, readVmMetadataFiles } from './restore-points.js'
 import { enforceRetention } from './retention.js'
 import type { DiskMergeResult } from './retention.js'
 
@@ -90,17 +91,19 @@ export async function forgetVmBackups(handler: RemoteHandler, vmUuid: string): P
   const vm = assertSafeId('vm', vmUuid)
   return withChainLock(handler, vm, async () => {
     const files: { path: string; metadata: BackupMetadata }[] = []
-    for (const path of await listMetadataFiles(handler, vm)) {
-      try {
-        files.push({ path, metadata: await readMetadata(handler, path) })
-      } catch (error) {
+    const foreign: string[] = []
+    for (const file of await readVmMetadataFiles(handler, vm)) {
+      if (file.status === 'foreign') {
+        foreign.push(file.path)
+      } else if (file.status === 'damaged') {
         // whose it is cannot be told: nothing is deleted rather than the wrong thing
         throw new BackupError(
           'METADATA_INVALID',
-          `the backups of VM ${vm} were not forgotten: ${(error as Error).message}; fix or remove that file first`,
-          { vm, file: path },
-          { cause: error }
+          `the backups of VM ${vm} were not forgotten: ${file.path}: ${file.reason}; fix or remove that file first`,
+          { vm, file: file.path }
         )
+      } else {
+        files.push({ path: file.path, metadata: file.metadata })
       }
     }
     const ours = files.filter(file => isOurs(file.metadata))
@@ -114,11 +117,11 @@ export async function forgetVmBackups(handler: RemoteHandler, vmUuid: string): P
     for (const jobId of jobIds) {
       if (!otherJobs.has(jobId)) await handler.rmtree(jobDisksDir(vm, jobId))
     }
-    if (others.length === 0) {
+    if (others.length === 0 && foreign.length === 0) {
       const left = await handler.list(vdisDir(vm), { ignoreMissing: true })
       if (left.length === 0) await handler.rmtree(vmDir(vm))
     }
-    return { vm, removed: ours.map(file => file.path), kept: others.map(file => file.path), jobIds }
+    return { vm, removed: ours.map(file => file.path), kept: [...others.map(file => file.path), ...foreign].sort(), jobIds }
   })
 }
 

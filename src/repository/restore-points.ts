@@ -1,9 +1,25 @@
 /**
  * Restore points of a remote: one per incremental-backup metadata file
  * `xo-vm-backups/<vm>/<ts>.json`, whoever wrote it (this product or Xen Orchestra).
+ *
+ * Every metadata file of a VM folder is classified (`readVmMetadataFiles`):
+ * - `usable`: a valid incremental backup (mode `delta`, format 2.0.0);
+ * - `damaged`: it cannot be read, is not JSON (truncated) or misses a field a restore needs; the
+ *   reason says which. Its job and date are salvaged where they can be (the job id from the raw
+ *   text, the date from its name);
+ * - `foreign`: valid JSON of another backup mode or format (Xen Orchestra's full backup, an XVA
+ *   beside it: `"mode": "full"`), none of this product's business.
+ * Damaged and foreign files are reported and left as they are: never deleted, never counted by
+ * retention, never fatal to a listing, a retention pass or a run.
+ *
+ * A restore point whose metadata is usable can still be unrestorable: a VHD of its chain missing,
+ * truncated or unreadable, a parent that is not the one its child expects (`ChainChecker`).
+ * `listRestorePointsWithStatus` lists those, and the damaged files, with their reason.
  */
 import { posix } from 'node:path'
-import { BACKUP_ROOT, assertSafeId, isMetadataName, isUuid, resolveFromVmDir, vmDir } from './layout.js'
+import { BackupError } from '../errors.js'
+import { ChainChecker } from './chain.js'
+import { BACKUP_ROOT, assertSafeId, isMetadataName, isUuid, parseTimestamp, resolveFromVmDir, vmDir } from './layout.js'
 import { readMetadata, type BackupMetadata } from './metadata.js'
 import type { RemoteHandler } from './remote-handler.js'
 
@@ -71,6 +87,144 @@ export function restorePointOf(id: string, metadata: BackupMetadata): RestorePoi
   }
 }
 
+export type MetadataFile =
+  | { readonly status: 'usable'; readonly path: string; readonly metadata: BackupMetadata }
+  | {
+      readonly status: 'damaged'
+      readonly path: string
+      readonly reason: string
+      /** the job id, when it can still be read from the raw text */
+      readonly jobId?: string
+      /** the date of its name (ms since the epoch) */
+      readonly timestamp?: number
+    }
+  | { readonly status: 'foreign'; readonly path: string; readonly reason: string }
+
+function codeOf(error: unknown): string | undefined {
+  return (error as { code?: string } | undefined)?.code
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** why valid JSON is another tool's (or another mode's) backup, if it is */
+function foreignReason(parsed: unknown): string | undefined {
+  if (!isPlainObject(parsed)) return undefined
+  const { mode, version } = parsed
+  if (typeof mode === 'string' && mode !== 'delta') {
+    return mode === 'full' || typeof parsed.xva === 'string'
+      ? `a full backup (XVA${typeof parsed.xva === 'string' ? ` ${parsed.xva}` : ''}) of another Xen Orchestra job, not an incremental backup`
+      : `a backup of mode "${mode}", not an incremental backup`
+  }
+  if (mode === 'delta' && typeof version === 'string' && version !== '2.0.0') return `an incremental backup of format ${version}, which is not read (only 2.0.0)`
+  return undefined
+}
+
+/** the date a metadata file's name carries */
+function timestampOfPath(path: string): number | undefined {
+  try {
+    return parseTimestamp(posix.basename(path, '.json')).getTime()
+  } catch {
+    return undefined
+  }
+}
+
+/** reads and classifies one metadata file; `undefined` when it vanished meanwhile */
+export async function readMetadataFile(handler: RemoteHandler, path: string): Promise<MetadataFile | undefined> {
+  let raw: Buffer
+  try {
+    raw = await handler.readFile(path)
+  } catch (error) {
+    if (codeOf(error) === 'ENOENT') return undefined
+    return damaged(path, `metadata unreadable: ${(error as Error).message}`, undefined)
+  }
+  const text = raw.toString('utf8')
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (error) {
+    return damaged(path, `metadata is not valid JSON (truncated or overwritten): ${(error as Error).message}`, text)
+  }
+  const foreign = foreignReason(parsed)
+  if (foreign !== undefined) return { status: 'foreign', path, reason: foreign }
+  try {
+    return { status: 'usable', path, metadata: await readMetadata(handler, path) }
+  } catch (error) {
+    if (error instanceof BackupError && error.code === 'RESTORE_POINT_NOT_FOUND') return undefined
+    return damaged(path, (error as Error).message, text)
+  }
+}
+
+function damaged(path: string, reason: string, text: string | undefined): MetadataFile {
+  const jobId = text === undefined ? undefined : /"jobId"\s*:\s*"([^"\\]+)"/.exec(text)?.[1]
+  const timestamp = timestampOfPath(path)
+  return { status: 'damaged', path, reason, ...(jobId === undefined ? {} : { jobId }), ...(timestamp === undefined ? {} : { timestamp }) }
+}
+
+/** every metadata file of a VM folder, classified, oldest first (by name) */
+export async function readVmMetadataFiles(handler: RemoteHandler, vmUuid: string): Promise<MetadataFile[]> {
+  const files: MetadataFile[] = []
+  for (const path of await listMetadataFiles(handler, vmUuid)) {
+    const file = await readMetadataFile(handler, path)
+    if (file !== undefined) files.push(file)
+  }
+  return files
+}
+
+/** why the restore point cannot be restored (the first problem of its disks' chains), or `undefined` */
+export async function unrestorableReason(point: RestorePoint, checker: ChainChecker): Promise<string | undefined> {
+  for (const disk of point.disks) {
+    const problem = await checker.problemOf(disk.vhd)
+    if (problem !== undefined) return `disk "${disk.name}": ${problem}`
+  }
+  return undefined
+}
+
+export interface ListedRestorePoint extends RestorePoint {
+  /** `damaged`: it cannot be restored, `reason` says why */
+  readonly status: 'restorable' | 'damaged'
+  readonly reason?: string
+}
+
+/**
+ * Restore points of the remote (or of one VM, one job), oldest first, with whether each can be
+ * restored: its metadata readable and every VHD of its chain present, readable and linked to the
+ * parent it expects (footers and headers read, no data). A damaged metadata file is listed as a
+ * damaged restore point (its job and date as far as they can be told, no disks); another tool's
+ * backups are not listed.
+ */
+export async function listRestorePointsWithStatus(handler: RemoteHandler, filter: { vm?: string; jobId?: string } = {}): Promise<ListedRestorePoint[]> {
+  const vms = filter.vm === undefined ? await listBackedUpVms(handler) : [assertSafeId('vm', filter.vm)]
+  const points: ListedRestorePoint[] = []
+  for (const vm of vms) {
+    const checker = new ChainChecker(handler)
+    for (const file of await readVmMetadataFiles(handler, vm)) {
+      if (file.status === 'foreign') continue
+      if (file.status === 'damaged') {
+        if (filter.jobId !== undefined && file.jobId !== filter.jobId) continue
+        points.push({ id: file.path, vm, vmName: '', jobId: file.jobId ?? '', timestamp: file.timestamp ?? 0, disks: [], excluded: [], size: 0, status: 'damaged', reason: file.reason })
+        continue
+      }
+      let point: RestorePoint
+      try {
+        point = restorePointOf(file.path, file.metadata)
+      } catch (error) {
+        points.push({ id: file.path, vm, vmName: '', jobId: file.metadata.jobId, timestamp: file.metadata.timestamp, disks: [], excluded: [], size: 0, status: 'damaged', reason: (error as Error).message })
+        continue
+      }
+      if (filter.jobId !== undefined && point.jobId !== filter.jobId) continue
+      const reason = await unrestorableReason(point, checker)
+      points.push(reason === undefined ? { ...point, status: 'restorable' } : { ...point, status: 'damaged', reason })
+    }
+  }
+  return points.sort(byDate)
+}
+
+function byDate(a: RestorePoint, b: RestorePoint): number {
+  return a.timestamp - b.timestamp || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+}
+
 export interface ListRestorePointsOptions {
   /** a metadata file that cannot be read or is invalid is skipped, and reported here */
   onInvalid?(path: string, error: Error): void
@@ -97,5 +251,5 @@ export async function listRestorePoints(
       points.push(point)
     }
   }
-  return points.sort((a, b) => a.timestamp - b.timestamp || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  return points.sort(byDate)
 }

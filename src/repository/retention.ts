@@ -10,6 +10,10 @@
  *    - leftovers of interrupted writes (hidden temporary VHD files, VHD directories no alias
  *      points to) are removed.
  *
+ * Only restorable restore points count toward `keep`: one whose metadata is damaged or whose
+ * chain is broken is reported (`unrestorable`), never deleted, and never makes a good one go
+ * early; metadata of another tool is ignored (`foreign`).
+ *
  * Every decision is derived from the files on the remote, so the function is idempotent and a
  * crash at any point is finished by the next call. Call it holding the VM's chain lock, after
  * the run's metadata is committed (a VHD without its `.json` yet would look unreferenced).
@@ -19,13 +23,14 @@
  */
 import { posix } from 'node:path'
 import { BackupError } from '../errors.js'
-import { readVhdInfo, listDiskVhds, type VhdInfo } from './chain.js'
+import { ChainChecker, readVhdInfo, listDiskVhds, type VhdInfo } from './chain.js'
 import {
   assertSafeId,
   isMetadataTempName,
   isUuid,
   isVhdTempName,
   jobDisksDir,
+  timestampOfName,
   normalizePath,
   relativeToVmDir,
   resolveFromVmDir,
@@ -35,7 +40,7 @@ import { removeSidecar } from './integrity/sidecar.js'
 import { mergeChain, resumeMerges, type MergeResult } from './merge/index.js'
 import { isMergeStateName, listXoMergeStates } from './merge/state.js'
 import { invalidateMetadataCache, readMetadata, updateMetadata, type BackupMetadata } from './metadata.js'
-import { listMetadataFiles } from './restore-points.js'
+import { readVmMetadataFiles, restorePointOf, unrestorableReason } from './restore-points.js'
 import type { RemoteHandler } from './remote-handler.js'
 import { VhdAbstract, isVhdAlias, resolveVhdAlias } from './vhd-lib.js'
 
@@ -66,6 +71,15 @@ export interface RetentionResult {
    * Orchestra finished its merge
    */
   readonly deferred: { readonly dir: string; readonly statePath: string; readonly message: string }[]
+  /**
+   * restore points of the job (or of no known job) that cannot be restored: metadata unreadable
+   * or invalid, a VHD of the chain missing, truncated or unreadable. Not counted toward `keep`,
+   * never deleted (the user decides); while they are not older than every restore point kept,
+   * their VHDs are kept too
+   */
+  readonly unrestorable: { readonly path: string; readonly reason: string }[]
+  /** metadata files of another tool or backup mode (Xen Orchestra's full backups): left alone */
+  readonly foreign: { readonly path: string; readonly reason: string }[]
 }
 
 interface MetadataFile {
@@ -75,31 +89,6 @@ interface MetadataFile {
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new BackupError('CANCELLED', 'retention cancelled', {}, { cause: signal.reason })
-}
-
-/** the metadata read is a valid JSON backup of another mode than delta (`readMetadata`'s `mode` error) */
-function isOtherBackupMode(error: unknown): boolean {
-  return error instanceof BackupError && error.code === 'METADATA_INVALID' && (error.context as { field?: unknown } | undefined)?.field === 'mode'
-}
-
-async function readAllMetadata(handler: RemoteHandler, vm: string): Promise<MetadataFile[]> {
-  const files: MetadataFile[] = []
-  for (const path of await listMetadataFiles(handler, vm)) {
-    try {
-      files.push({ path, metadata: await readMetadata(handler, path) })
-    } catch (error) {
-      // a backup of another mode (Xen Orchestra's full backup: an XVA beside it) uses no VHD
-      if (isOtherBackupMode(error)) continue
-      // deciding which VHDs are unused needs every restore point: stop before deleting anything
-      throw new BackupError(
-        'METADATA_INVALID',
-        `retention of VM ${vm} stopped: ${(error as Error).message}; fix or remove that file first`,
-        { vm, file: path },
-        { cause: error },
-      )
-    }
-  }
-  return files
 }
 
 /** VHD path (from the remote root) → the metadata files (and their VDI refs) that reference it */
@@ -247,11 +236,25 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
   }
   const resumed = merges.length
 
-  // 2. restore points beyond `keep` lose their metadata
-  let files = await readAllMetadata(handler, vm)
-  const ofJob = files.filter(file => file.metadata.jobId === jobId).sort((a, b) => a.metadata.timestamp - b.metadata.timestamp || (a.path < b.path ? -1 : 1))
+  // 2. restorable restore points beyond `keep` lose their metadata
+  const classified = await readVmMetadataFiles(handler, vm)
+  const foreign = classified.filter(file => file.status === 'foreign').map(({ path, reason }) => ({ path, reason }))
+  let files: MetadataFile[] = classified.flatMap(file => (file.status === 'usable' ? [{ path: file.path, metadata: file.metadata }] : []))
+  const checker = new ChainChecker(handler)
+  const broken = new Map<string, string>()
+  for (const file of files.filter(file => file.metadata.jobId === jobId)) {
+    let reason: string | undefined
+    try {
+      reason = await unrestorableReason(restorePointOf(file.path, file.metadata), checker)
+    } catch (error) {
+      reason = (error as Error).message
+    }
+    if (reason !== undefined) broken.set(file.path, reason)
+  }
+  const byDate = (a: MetadataFile, b: MetadataFile) => a.metadata.timestamp - b.metadata.timestamp || (a.path < b.path ? -1 : 1)
+  const ofJob = files.filter(file => file.metadata.jobId === jobId).sort(byDate)
   const dropped = new Set(opts.drop ?? [])
-  const kept = ofJob.filter(file => !dropped.has(file.path))
+  const kept = ofJob.filter(file => !dropped.has(file.path) && !broken.has(file.path))
   const past = [...ofJob.filter(file => dropped.has(file.path)), ...kept.slice(0, Math.max(0, kept.length - keep))]
   for (const { path } of past) {
     throwIfAborted(signal)
@@ -260,8 +263,22 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
     removed.push(path)
   }
   files = files.filter(file => !removed.includes(file.path))
-  const references = referencesOf(vm, files)
-  const referenced = (path: string) => references.has(path)
+  // an unrestorable restore point keeps its VHDs while it is not older than every restore point
+  // kept: nothing it may still hold goes early, yet it cannot hold a chain past the retention
+  const oldestKept = kept.find(file => !removed.includes(file.path))?.metadata.timestamp
+  const inWindow = (timestamp: number | undefined) => oldestKept === undefined || timestamp === undefined || timestamp >= oldestKept
+  const damaged = classified.flatMap(file => (file.status === 'damaged' && (file.jobId === undefined || file.jobId === jobId) ? [file] : []))
+  const unrestorable = [
+    ...damaged.map(({ path, reason }) => ({ path, reason })),
+    ...ofJob.flatMap(file => (broken.has(file.path) && !removed.includes(file.path) ? [{ path: file.path, reason: broken.get(file.path)! }] : [])),
+  ].sort((a, b) => (a.path < b.path ? -1 : 1))
+  const references = referencesOf(
+    vm,
+    files.filter(file => !broken.has(file.path) || inWindow(file.metadata.timestamp)),
+  )
+  // the VHDs of a damaged metadata file cannot be read from it: those named after its date
+  const pinnedNames = new Set(damaged.filter(file => inWindow(file.timestamp)).map(file => posix.basename(file.path, '.json')))
+  const referenced = (path: string) => references.has(path) || pinnedNames.has(timestampOfName(posix.basename(path)) ?? '')
 
   // 3. per disk: merge what precedes a referenced VHD, delete what nothing needs
   for (const vdi of vdis) {
@@ -312,7 +329,7 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
       deleted.push(posix.join(vmDir(vm), name))
     }
   }
-  return { removed, merges, resumed, deleted, deferred }
+  return { removed, merges, resumed, deleted, deferred, unrestorable, foreign }
 }
 
 /**

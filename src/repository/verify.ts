@@ -19,8 +19,8 @@ import { listDiskVhds } from './chain.js'
 import { exists } from './remote-files.js'
 import { assertSafeId, isUuid, normalizePath, resolveFromVmDir, resolveSibling, vdisDir, vhdBlockPath } from './layout.js'
 import { checkBlocks, checksumsOf, legacyMismatch, recordedIntegrityOf, type BlockSelection, type RecordedIntegrity } from './integrity/index.js'
-import { readMetadata, type BackupMetadata } from './metadata.js'
-import { listBackedUpVms, listMetadataFiles, restorePointOf } from './restore-points.js'
+import type { BackupMetadata } from './metadata.js'
+import { listBackedUpVms, readVmMetadataFiles, restorePointOf } from './restore-points.js'
 import { isMergeStateName } from './merge/state.js'
 import type { RemoteHandler } from './remote-handler.js'
 import { Constants, computeBatSize, formatUuid, isVhdAlias, openVhd, resolveVhdAlias, type Vhd } from './vhd-lib.js'
@@ -328,20 +328,19 @@ class VmVerifier {
 
   /** reads every metadata file of the VM and the checksums they record */
   async load(): Promise<string[]> {
-    const ids = await listMetadataFiles(this.#handler, this.#vm)
+    const ids: string[] = []
     const readable: BackupMetadata[] = []
-    for (const id of ids) {
-      try {
-        const metadata = await readMetadata(this.#handler, id)
-        this.#metadata.set(id, { metadata })
-        readable.push(metadata)
-      } catch (e) {
-        const context = (e as BackupError).context as { field?: string } | undefined
+    for (const file of await readVmMetadataFiles(this.#handler, this.#vm)) {
+      ids.push(file.path)
+      if (file.status === 'usable') {
+        this.#metadata.set(file.path, { metadata: file.metadata })
+        readable.push(file.metadata)
+      } else {
         const problem =
-          context?.field === 'mode'
-            ? hint('not-incremental', id, `not an incremental backup, not checked: ${(e as Error).message}`)
-            : error('metadata-invalid', id, (e as Error).message)
-        this.#metadata.set(id, { problem })
+          file.status === 'foreign'
+            ? hint('not-incremental', file.path, `not checked, left alone: ${file.reason}`)
+            : error('metadata-invalid', file.path, `${file.reason}; the restore point cannot be restored, retention does not count it and leaves it as it is`)
+        this.#metadata.set(file.path, { problem })
       }
     }
     this.#recorded = recordedIntegrityOf(this.#vm, readable)

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, readdir, rm, unlink, writeFile } from 'node:fs/promises'
+import { cp, mkdtemp, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -120,6 +120,32 @@ describe('disaster-recovery CLI (no xo-server running)', function () {
     assert.ok(human.stdout.includes(vm1))
     for (const point of points) assert.ok(human.stdout.includes(point.id))
     assert.ok(human.stdout.includes('2 restore points'))
+  })
+
+  it('lists a restore point whose metadata is truncated as damaged, with its reason, and leaves the file as it is', async function () {
+    const copy = await mkdtemp(join(tmpdir(), 'cli-remote-damaged-'))
+    try {
+      await cp(remoteDir, copy, { recursive: true })
+      const points: unknown = JSON.parse((await run(['list', '--remote', `file://${copy}`, '--json'])).stdout)
+      assert.ok(isPointList(points))
+      const file = join(copy, points[1]!.id)
+      const truncated = (await readFile(file)).subarray(0, 100)
+      await writeFile(file, truncated)
+
+      const json = await run(['list', '--remote', `file://${copy}`, '--json'])
+      assert.equal(json.code, 0, json.stderr)
+      const listed = JSON.parse(json.stdout) as { id: string; status: string; reason?: string }[]
+      assert.deepEqual(listed.map(point => [point.id, point.status]), [[points[0]!.id, 'restorable'], [points[1]!.id, 'damaged']])
+      assert.match(listed[1]!.reason!, /not valid JSON/)
+      const human = await run(['list', '--remote', `file://${copy}`])
+      assert.equal(human.code, 0, human.stderr)
+      assert.match(human.stdout, /DAMAGED/)
+      assert.match(human.stdout, /cannot be restored: metadata is not valid JSON/)
+      assert.ok(human.stdout.includes('2 restore points, 1 damaged'), human.stdout)
+      assert.deepEqual(await readFile(file), truncated)
+    } finally {
+      await rm(copy, { recursive: true, force: true })
+    }
   })
 
   it('reports a mistyped remote and creates nothing there', async function () {

@@ -102,7 +102,7 @@ for (const directory of [false, true]) {
       }
 
       const again = await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 })
-      assert.deepEqual(again, { removed: [], merges: [], resumed: 0, deleted: [], deferred: [] })
+      assert.deepEqual(again, { removed: [], merges: [], resumed: 0, deleted: [], deferred: [], unrestorable: [], foreign: [] })
     })
 
     it('finishes the work of a call interrupted after the metadata was removed', async () => {
@@ -144,13 +144,30 @@ for (const directory of [false, true]) {
       assert.equal(await rawHash(remote, points[2]!.vhds[DISK_A]!), expectedDiskHash(SIZE, chains[DISK_A]!))
     })
 
-    it('refuses to decide when a restore point cannot be read', async () => {
+    it('a restore point whose metadata cannot be read is not counted nor deleted; its VHDs go only once it is older than every point kept', async () => {
       const points = await writeBackups(remote.handler, VM, JOB, { [DISK_A]: seededChain(SIZE, 2, 5) }, { directory })
       await remote.handler.writeFile(points[1]!.metadata, '{ not json', { flags: 'w' })
-      await assert.rejects(enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 1 }), { code: 'METADATA_INVALID' })
+      const unrestorable = [{ path: points[1]!.metadata, reason: `metadata is not valid JSON (truncated or overwritten): ${jsonError('{ not json')}` }]
+      // two restorable restore points: retention 2 keeps both, and every VHD
+      const two = await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 })
+      assert.deepEqual([two.removed, two.unrestorable], [[], unrestorable])
       assert.equal((await listDiskVhds(remote.handler, diskDir(VM, JOB, DISK_A))).length, 3)
+      // retention 1: the oldest goes, the damaged one is older than the one kept: merged into it, its file left
+      const one = await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 1 })
+      assert.deepEqual([one.removed, one.unrestorable], [[points[0]!.metadata], unrestorable])
+      assert.deepEqual(await listDiskVhds(remote.handler, diskDir(VM, JOB, DISK_A)), [points[2]!.vhds[DISK_A]])
+      assert.equal((await remote.handler.readFile(points[1]!.metadata)).toString(), '{ not json')
     })
   })
+}
+
+function jsonError(text: string): string {
+  try {
+    JSON.parse(text)
+  } catch (error) {
+    return (error as Error).message
+  }
+  return ''
 }
 
 describe('retention after a crash in the middle of a merge', () => {
@@ -189,7 +206,7 @@ describe('retention after a crash in the middle of a merge', () => {
         assert.equal(await rawHash(remote, points[4]!.vhds[DISK_A]!), expectedDiskHash(SIZE, chains[DISK_A]!))
         const report = await verifyRemote(remote.handler)
         assert.deepEqual([report.ok, report.problems], [true, []])
-        assert.deepEqual(await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 }), { removed: [], merges: [], resumed: 0, deleted: [], deferred: [] })
+        assert.deepEqual(await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 }), { removed: [], merges: [], resumed: 0, deleted: [], deferred: [], unrestorable: [], foreign: [] })
       } finally {
         await remote.close()
       }

@@ -1,6 +1,6 @@
-/** `list`: the restore points on a remote, oldest first, grouped by VM. */
-import { listRestorePoints } from '../../repository/restore-points.js'
-import type { RestorePoint } from '../../repository/restore-points.js'
+/** `list`: the restore points on a remote, oldest first, grouped by VM; damaged ones say why. */
+import { listRestorePointsWithStatus } from '../../repository/restore-points.js'
+import type { ListedRestorePoint } from '../../repository/restore-points.js'
 import { openRemote } from '../connect.js'
 import { formatSize, printJson, printLine } from '../io.js'
 import type { CliIo } from '../io.js'
@@ -12,14 +12,14 @@ export interface ListOptions {
   readonly json: boolean
 }
 
-function describeDisks(point: RestorePoint): string {
+function describeDisks(point: ListedRestorePoint): string {
   return point.disks.map(disk => `${disk.name} (${disk.differencing ? 'delta' : 'full'})`).join(', ')
 }
 
 export async function listCommand(options: ListOptions, io: CliIo): Promise<number> {
   const remote = await openRemote(options.remote)
   try {
-    const points = await listRestorePoints(remote.handler, options.vm === undefined ? {} : { vm: options.vm })
+    const points = await listRestorePointsWithStatus(remote.handler, options.vm === undefined ? {} : { vm: options.vm })
     if (options.json) {
       printJson(io, points)
       return EXIT_OK
@@ -32,13 +32,17 @@ export async function listCommand(options: ListOptions, io: CliIo): Promise<numb
     for (const point of points) {
       if (point.vm !== vm) {
         vm = point.vm
-        printLine(io, `${vm === points[0]?.vm ? '' : '\n'}VM ${point.vmName} (${point.vm})`)
+        const name = points.find(other => other.vm === vm && other.vmName !== '')?.vmName ?? ''
+        printLine(io, `${vm === points[0]?.vm ? '' : '\n'}VM ${name} (${point.vm})`)
       }
-      printLine(io, `  ${new Date(point.timestamp).toISOString()}  ${formatSize(point.size).padStart(10)}  ${describeDisks(point)}`)
+      const date = point.timestamp === 0 ? '(date unknown)'.padEnd(24) : new Date(point.timestamp).toISOString()
+      printLine(io, `  ${date}  ${formatSize(point.size).padStart(10)}  ${point.status === 'damaged' ? 'DAMAGED  ' : ''}${describeDisks(point)}`)
       printLine(io, `      id: ${point.id}`)
+      if (point.reason !== undefined) printLine(io, `      cannot be restored: ${point.reason}`)
       for (const excluded of point.excluded) printLine(io, `      not backed up: ${excluded.name} (${excluded.reason})`)
     }
-    printLine(io, `\n${points.length} restore point${points.length === 1 ? '' : 's'}`)
+    const damaged = points.filter(point => point.status === 'damaged').length
+    printLine(io, `\n${points.length} restore point${points.length === 1 ? '' : 's'}${damaged === 0 ? '' : `, ${damaged} damaged`}`)
     return EXIT_OK
   } finally {
     await remote.close()

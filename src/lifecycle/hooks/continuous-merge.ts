@@ -1,6 +1,8 @@
 /**
  * Continuous merge: after each committed restore point, the job's retention is enforced; the
  * oldest restore points past it are merged into the full, so the chain never grows beyond it.
+ * Restore points that cannot be restored (damaged metadata, a broken chain) are not counted and
+ * are named in a warning of the run; another tool's backups in the VM folder are left alone.
  */
 import { enforceRetention } from '../../repository/retention.js'
 import { warn } from '../context.js'
@@ -24,9 +26,20 @@ export const continuousMerge: BackupHook = {
       throw error
     }
     task.end({ status: 'success', data: { size: outcome.merges.reduce((total, merge) => total + merge.blocks * VHD_BLOCK_SIZE, 0), merges: outcome.merges.length } })
-    const { removed, deferred } = outcome
+    const { removed, deferred, unrestorable, foreign } = outcome
     for (const { message, dir, statePath } of deferred) {
       warn(ctx, message, { dir, statePath })
+    }
+    if (unrestorable.length > 0) {
+      warn(
+        ctx,
+        `${unrestorable.length} restore point(s) of this VM cannot be restored and are not counted toward retention ${ctx.job.retention} (left as they are): ` +
+          unrestorable.map(point => `${point.path} (${point.reason})`).join('; '),
+        { unrestorable: unrestorable.map(point => point.path) }
+      )
+    }
+    if (foreign.length > 0) {
+      ctx.reporter.info(`left alone: ${foreign.map(file => `${file.path} (${file.reason})`).join('; ')}`, { foreign: foreign.map(file => file.path) })
     }
     if (removed.length > 0) {
       ctx.reporter.info(`retention ${ctx.job.retention}: ${removed.length} restore point(s) past it removed`, { removed })
