@@ -18,9 +18,20 @@ export interface SourceDisk {
 
 /** what `chooseBase` decided for one disk */
 export type DiskBase =
-  | { readonly mode: 'delta'; readonly baseVdi: Ref; readonly parentPath: string }
+  /** `changed`: the 2 MiB blocks changed block tracking lists, read over NBD (else the HTTP export) */
+  | { readonly mode: 'delta'; readonly baseVdi: Ref; readonly parentPath: string; readonly changed?: { readonly blocks: readonly number[] } }
   /** `firstExport`: nothing of this disk exists yet, a full is the expected start of a chain */
   | { readonly mode: 'full'; readonly reason: string; readonly firstExport?: boolean }
+
+/** a disk's changed block tracking for this run */
+export interface DiskTracking {
+  /** CBT is on: the snapshot carries it */
+  readonly tracked: boolean
+  /** CBT was already on when the run started (else this run enabled it) */
+  readonly wasEnabled: boolean
+  /** why it is not tracked */
+  readonly reason?: string
+}
 
 export interface MergeReport {
   readonly vdi: string
@@ -44,6 +55,10 @@ export interface VmRunContext {
   disks: SourceDisk[]
   /** `ref` is the VDI, `vbd` its drive on the VM */
   excluded: (ExcludedDisk & { readonly ref: Ref; readonly vbd: Ref })[]
+
+  /** selectDisks (hook choose-transport): how the disks are read; per source VDI ref, its tracking */
+  transport?: { readonly kind: 'nbd' | 'export'; readonly connections: number }
+  tracking: Map<Ref, DiskTracking>
 
   /** snapshot: when this restore point is dated, the reference snapshot found before, the new one */
   date?: Date
@@ -87,6 +102,7 @@ export function createVmRunContext(init: {
     settings: init.settings ?? {},
     disks: [],
     excluded: [],
+    tracking: new Map(),
     snapshotDisks: new Map(),
     bases: new Map(),
     results: [],

@@ -20,7 +20,17 @@ export interface JobSpec {
   readonly concurrency: number
   /** the schedule id written in XO's metadata (`scheduleId`) */
   readonly scheduleId?: string
+  /**
+   * how disks are read: `auto` (default) over NBD with changed block tracking where the pool
+   * offers both, else the HTTP export; `nbd` the same, with a warning when it falls back; `export`
+   * always the HTTP export
+   */
+  readonly transport?: Transport
+  /** NBD connections per disk (default 2) */
+  readonly nbdConnections?: number
 }
+
+export type Transport = 'auto' | 'nbd' | 'export'
 
 /** Progress and log entries of a run: the plugin maps them to XO tasks, the CLI to its output. */
 export interface RunReporter {

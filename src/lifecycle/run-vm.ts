@@ -21,6 +21,7 @@ import { takeSnapshot } from './actions/snapshot.js'
 import { transferDisks } from './actions/transfer.js'
 import { createVmRunContext, errorContextOf } from './context.js'
 import type { VmRunContext } from './context.js'
+import { changedBlocks, chooseTransport, keepOnlyCbtMetadata } from './hooks/changed-block-tracking.js'
 import { continuousMerge } from './hooks/continuous-merge.js'
 import { excludeNobak } from './hooks/exclude-nobak.js'
 import type { BackupHook } from './hooks/hook.js'
@@ -43,7 +44,16 @@ export const BACKUP_ACTIONS: StepActions<VmRunContext> = {
   cleanup: cleanUp,
 }
 
-export const DEFAULT_HOOKS: readonly BackupHook[] = [poolGate, recoverChain, excludeNobak, continuousMerge, xoListingCache]
+export const DEFAULT_HOOKS: readonly BackupHook[] = [
+  poolGate,
+  recoverChain,
+  excludeNobak,
+  chooseTransport,
+  changedBlocks,
+  keepOnlyCbtMetadata,
+  continuousMerge,
+  xoListingCache,
+]
 
 export type BackupLifecycle = Lifecycle<VmRunContext>
 

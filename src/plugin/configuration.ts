@@ -152,5 +152,7 @@ export function toJobSpec(job: Job, settings: Settings, scheduleId?: string): Jo
     retention: job.retention ?? settings.defaultRetention,
     concurrency: settings.concurrency,
     ...(scheduleId === undefined ? {} : { scheduleId }),
+    ...(job.transport === undefined ? {} : { transport: job.transport }),
+    ...(job.nbdConnections === undefined ? {} : { nbdConnections: job.nbdConnections }),
   }
 }

@@ -96,6 +96,20 @@ export const jobSchema = {
       description: 'When to send a report of a run through the transports XO has loaded (e-mail, XMPP, Slack, Icinga2): `never` when left empty.',
       enum: ['never', 'failure', 'always'],
     },
+    transport: {
+      type: 'string',
+      title: 'Disk transport',
+      description:
+        'How disks are read from the pool. `auto` (when left empty): over NBD, reading only the blocks changed block tracking lists, where the pool offers both (XenServer 7.3 / XCP-ng 7.4 and later, with a network of purpose `nbd` or `insecure_nbd`); the reference snapshot then keeps only its tracking metadata on the SR between runs. Elsewhere the HTTP export, and the run log says why. `nbd`: the same, with a warning when it falls back. `export`: always the HTTP export (the reference snapshot keeps its data). A full is always read with the HTTP export.',
+      enum: ['auto', 'nbd', 'export'],
+    },
+    nbdConnections: {
+      type: 'integer',
+      title: 'NBD connections per disk',
+      description: 'How many NBD connections read one disk at the same time; 2 when left empty.',
+      minimum: 1,
+      maximum: 16,
+    },
     reportRecipients: {
       type: 'array',
       title: 'Report recipients',
@@ -206,6 +220,8 @@ export const createJobParamsSchema = {
     enabled: { type: 'boolean' },
     reportWhen: jobSchema.properties.reportWhen,
     reportRecipients: jobSchema.properties.reportRecipients,
+    transport: jobSchema.properties.transport,
+    nbdConnections: jobSchema.properties.nbdConnections,
   },
   required: ['name', 'vms', 'remote'],
   additionalProperties: false,
@@ -223,6 +239,8 @@ export const editJobParamsSchema = {
     enabled: { type: 'boolean' },
     reportWhen: jobSchema.properties.reportWhen,
     reportRecipients: jobSchema.properties.reportRecipients,
+    transport: jobSchema.properties.transport,
+    nbdConnections: jobSchema.properties.nbdConnections,
   },
   required: ['id'],
   additionalProperties: false,

@@ -1,11 +1,13 @@
 /**
  * The pool profiles the lifecycle, reliability and restore suites run on: the default (the
- * oldest supported version, XenServer 6.5, no `ignore_vdis`) runs every case; XCP-ng 8.3
- * (`ignore_vdis`, vTPM, NVRAM) runs each suite's representative cases, to keep `npm test` short.
+ * oldest supported version, XenServer 6.5, no `ignore_vdis`, no CBT: the HTTP export) runs every
+ * case; XCP-ng 8.3 with a network of purpose `nbd` (`ignore_vdis`, vTPM, NVRAM, deltas read over
+ * NBD with changed block tracking) runs each suite's representative cases, to keep `npm test` short.
  */
+import type { Simulator } from '../simulator/index.js'
 import type { ProfileName } from '../simulator/profiles.js'
 
-export const SUITE_PROFILES: readonly ProfileName[] = ['xenserver-6.5', 'xcp-ng-8.3']
+export const SUITE_PROFILES: readonly ProfileName[] = ['xenserver-6.5', 'xcp-ng-8.3-nbd']
 
 export interface ProfileSuite {
   readonly profile: ProfileName
@@ -21,4 +23,14 @@ export function onProfiles(suite: (on: ProfileSuite) => void, profiles: readonly
     const full = index === 0
     suite({ profile, full, fullOnly: (title, fn) => (full ? void it(title, fn) : undefined) })
   })
+}
+
+/**
+ * Cuts the next disk transfer whichever way the pool's profile reads it: the HTTP export after
+ * `bytes` bytes, and on a pool that offers NBD every NBD read for longer than the client retries
+ * (the caller resets the faults once the run failed).
+ */
+export function cutNextTransfer(sim: Simulator, bytes: number): void {
+  sim.faults.cutExportAfter(bytes)
+  if (sim.profile.nbdPurpose !== undefined) sim.faults.cutNbdReadAfter(Math.min(bytes, 4096), 20)
 }

@@ -12,7 +12,7 @@ import { BACKUP_KEYS } from '../../src/xapi/other-config.js'
 import { MIGRATION_OPERATIONS } from '../../src/xapi/snapshot.js'
 import { BLOCK, hashRestoredDisk, listTree, MiB, remoteProblems, restorePointsOf, startHarness } from '../lifecycle/harness.js'
 import type { Harness } from '../lifecycle/harness.js'
-import { onProfiles } from '../helpers/profiles.js'
+import { cutNextTransfer, onProfiles } from '../helpers/profiles.js'
 
 function single(vms: readonly VmRunResult[]): VmRunResult {
   assert.equal(vms.length, 1)
@@ -55,9 +55,10 @@ onProfiles(({ profile, fullOnly }) => {
       const before = await state()
       await harness.pool.sim.writeGuest(disk, 2 * BLOCK, randomBytes(BLOCK))
       await harness.pool.sim.writeGuest(disk, 6 * BLOCK, randomBytes(BLOCK))
-      harness.pool.sim.faults.cutExportAfter(BLOCK + 4096)
+      cutNextTransfer(harness.pool.sim, BLOCK + 4096)
 
       const result = await runJob(harness.job([vm]), harness.env())
+      harness.pool.sim.faults.reset()
       assert.equal(result.status, 'failure')
       const failed = single(result.vms)
       assert.match(failed.error ?? '', /^transfer: /)

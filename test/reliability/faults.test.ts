@@ -15,7 +15,7 @@ import { connectXapi } from '../helpers/pool.js'
 import type { Xapi } from '../helpers/pool.js'
 import { MiB, restorePointsOf, startHarness } from '../lifecycle/harness.js'
 import type { Harness } from '../lifecycle/harness.js'
-import { onProfiles } from '../helpers/profiles.js'
+import { cutNextTransfer, onProfiles } from '../helpers/profiles.js'
 import { faultyHandler, fsError } from './faulty-handler.js'
 import type { WriteCall } from './faulty-handler.js'
 import { RestorePointLedger } from './ledger.js'
@@ -143,9 +143,11 @@ onProfiles(({ profile, fullOnly }) => {
       const sim = harness.pool.sim
       let started = 0
       harness.handler = faultyHandler(remoteHandler, ({ path }) => {
-        if (path.includes(`/${disks[0]}/`) && started++ === 0) sim.faults.cutExportAfter(512 + 1024 + 512 + 4096)
+        if (path.includes(`/${disks[0]}/`) && started++ === 0) cutNextTransfer(sim, 512 + 1024 + 512 + 4096)
       })
-      await assertFailedCleanly(await ledger.attempt(() => run()), /transfer|export|socket|aborted|closed|premature|terminated|end/i)
+      const attempt = await ledger.attempt(() => run())
+      sim.faults.reset()
+      await assertFailedCleanly(attempt, /transfer|export|socket|aborted|closed|premature|terminated|end/i)
       await assertRecovers()
     })
 

@@ -26,8 +26,8 @@ export interface Faults {
   loseSession(): void
   /** The VDI (and its VBDs) vanish as if another client had destroyed them. */
   destroyVdiBehindClient(uuid: string): void
-  /** The next NBD read reply is cut (its connection destroyed) after `bytes` bytes of its data. */
-  cutNbdReadAfter(bytes: number): void
+  /** The next `times` (1) NBD read replies are cut (their connection destroyed) after `bytes` bytes of data. */
+  cutNbdReadAfter(bytes: number, times?: number): void
   /** The NBD server refuses the next export name it is asked for. */
   refuseNextNbdExport(reason?: string): void
   /** Disarms every pending fault. */

@@ -68,11 +68,13 @@ export interface NbdServerDeps {
 /** one-shot faults of the NBD server */
 export class NbdFaults {
   #cutAfter: number | undefined
+  #cuts = 0
   #refuse: string | undefined
 
-  /** the next read reply is cut (connection destroyed) after `bytes` bytes of its data */
-  cutReadAfter(bytes: number): void {
+  /** the next `times` read replies are cut (their connection destroyed) after `bytes` bytes of data */
+  cutReadAfter(bytes: number, times = 1): void {
     this.#cutAfter = bytes
+    this.#cuts = times
   }
 
   /** the next export name is refused */
@@ -82,7 +84,7 @@ export class NbdFaults {
 
   takeCut(): number | undefined {
     const value = this.#cutAfter
-    this.#cutAfter = undefined
+    if (--this.#cuts <= 0) this.#cutAfter = undefined
     return value
   }
 
@@ -94,6 +96,7 @@ export class NbdFaults {
 
   reset(): void {
     this.#cutAfter = undefined
+    this.#cuts = 0
     this.#refuse = undefined
   }
 }

@@ -131,7 +131,7 @@ export const PROFILES: Readonly<Record<ProfileName, PoolProfile>> = {
 export const DEFAULT_PROFILE: ProfileName = 'xenserver-6.5'
 
 /** The supported profiles, oldest first (what suites run on). */
-export const SUPPORTED_PROFILES: readonly ProfileName[] = ['xenserver-6.5', 'xenserver-7.1', 'citrix-hypervisor-8.2', 'xcp-ng-8.3']
+export const SUPPORTED_PROFILES: readonly ProfileName[] = ['xenserver-6.5', 'xenserver-7.1', 'citrix-hypervisor-8.2', 'xcp-ng-8.3', 'xcp-ng-8.3-nbd']
 
 export function profileNamed(name: string): PoolProfile {
   const profile = (PROFILES as Record<string, PoolProfile | undefined>)[name]

@@ -122,7 +122,7 @@ export class Simulator {
       failNextCall: (method, code, params) => this.#armed.armFailure(method, code, params),
       loseSession: () => this.#rpc.loseSessions(),
       destroyVdiBehindClient: uuid => this.#model.forgetVdi(this.#ref('VDI', uuid)),
-      cutNbdReadAfter: bytes => this.#requireNbd().faults.cutReadAfter(bytes),
+      cutNbdReadAfter: (bytes, times) => this.#requireNbd().faults.cutReadAfter(bytes, times),
       refuseNextNbdExport: reason => this.#requireNbd().faults.refuseNextExport(reason),
       reset: () => {
         this.#armed.reset()

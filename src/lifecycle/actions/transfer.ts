@@ -2,7 +2,11 @@ import { BackupError } from '../../errors.js'
 import { assertSafeId, formatTimestamp, vhdPath } from '../../repository/layout.js'
 import { writeVhd } from '../../repository/write-vhd.js'
 import type { WriteVhdResult } from '../../repository/write-vhd.js'
+import type { Readable } from 'node:stream'
+import { NbdDisk, NbdError } from '../../nbd/index.js'
+import { nbdInfo } from '../../xapi/cbt.js'
 import { exportVdiAsVhd } from '../../xapi/export-vdi.js'
+import { nbdDeltaVhd } from '../../xapi/nbd-delta.js'
 import type { VdiRecord } from '../../xapi/records.js'
 import type { DiskBase, SourceDisk, VmRunContext } from '../context.js'
 import type { DiskResult, RunReporter } from '../job.js'
@@ -29,27 +33,24 @@ export function usesVhdDirectory(ctx: VmRunContext): boolean {
   return ctx.settings.useVhdDirectory === true || ctx.handler.useVhdDirectory() || ctx.handler.type === 's3'
 }
 
-/** exports one snapshot disk straight into `path`; resolves once XAPI confirmed the export too */
-async function exportIntoVhd(ctx: VmRunContext, disk: VdiRecord, base: DiskBase, path: string, reporter: RunReporter): Promise<WriteVhdResult> {
-  const { stream, task } = await exportVdiAsVhd(ctx.xapi, disk.$ref, base.mode === 'delta' ? { base: base.baseVdi } : {})
-  // an error of the export body may come while the writer awaits the remote, between two reads:
+/** writes a VHD stream into `path`; a stream that stalls fails the transfer instead of holding the run */
+async function writeWatched(ctx: VmRunContext, disk: VdiRecord, base: DiskBase, path: string, reporter: RunReporter, stream: Readable, what: string): Promise<WriteVhdResult> {
+  // an error of the body may come while the writer awaits the remote, between two reads:
   // it must never be an uncaught 'error' event. The writer still sees it (`stream.errored`).
   stream.on('error', () => {})
-  // a stalled export fails the transfer instead of holding the run: the writer reads the error
   const timeoutMs = transferTimeoutMs(ctx)
   const watchdog = watchInactivity(timeoutMs, () => {
     stream.destroy(
-      new BackupError(
-        'TRANSFER_FAILED',
-        `export of disk "${disk.name_label}" of VM ${ctx.vmUuid} received no data for ${formatDuration(timeoutMs)}`,
-        { vm: ctx.vmUuid, vdi: disk.uuid, timeoutMs },
-      ),
+      new BackupError('TRANSFER_FAILED', `${what} of disk "${disk.name_label}" of VM ${ctx.vmUuid} received no data for ${formatDuration(timeoutMs)}`, {
+        vm: ctx.vmUuid,
+        vdi: disk.uuid,
+        timeoutMs,
+      }),
     )
   })
-  let written: WriteVhdResult
   let expected: number | undefined
   try {
-    written = await writeVhd(ctx.handler, path, stream, {
+    return await writeVhd(ctx.handler, path, stream, {
       uuid: disk.uuid,
       ...(base.mode === 'delta' ? { parent: base.parentPath } : {}),
       signal: ctx.signal,
@@ -64,6 +65,12 @@ async function exportIntoVhd(ctx: VmRunContext, disk: VdiRecord, base: DiskBase,
     watchdog.stop()
     stream.destroy()
   }
+}
+
+/** exports one snapshot disk straight into `path`; resolves once XAPI confirmed the export too */
+async function exportIntoVhd(ctx: VmRunContext, disk: VdiRecord, base: DiskBase, path: string, reporter: RunReporter): Promise<WriteVhdResult> {
+  const { stream, task } = await exportVdiAsVhd(ctx.xapi, disk.$ref, base.mode === 'delta' ? { base: base.baseVdi } : {})
+  const written = await writeWatched(ctx, disk, base, path, reporter, stream, 'export')
   // the VHD arrived whole and was checked; XAPI's confirmation is awaited, not forever (it
   // never comes from a pool that became unreachable once the data was sent)
   const confirmation = await settleWithin(task, EXPORT_CONFIRMATION_MS, ctx.signal)
@@ -71,6 +78,38 @@ async function exportIntoVhd(ctx: VmRunContext, disk: VdiRecord, base: DiskBase,
     reporter.warning(`XAPI did not confirm the export within ${EXPORT_CONFIRMATION_MS / 1000} s; the VHD was received whole and checked`)
   }
   return written
+}
+
+/**
+ * Reads the blocks changed block tracking listed from the snapshot disk over NBD (several
+ * connections) and writes them as the same differencing VHD the HTTP export would have given.
+ */
+async function nbdIntoVhd(ctx: VmRunContext, disk: VdiRecord, base: Extract<DiskBase, { mode: 'delta' }>, blocks: readonly number[], path: string, reporter: RunReporter): Promise<WriteVhdResult> {
+  const connections = ctx.transport?.connections ?? 1
+  const fail = (message: string, cause?: unknown): BackupError =>
+    new BackupError('TRANSFER_FAILED', `NBD read of disk "${disk.name_label}": ${message}`, { vm: ctx.vmUuid, vdi: disk.uuid }, { cause })
+  const infos = await nbdInfo(ctx.xapi, disk.$ref)
+  if (infos.length === 0) throw fail('XAPI gives no NBD address for it (no network of purpose nbd or insecure_nbd any more)')
+  let nbd: NbdDisk
+  try {
+    nbd = await NbdDisk.open(infos, {
+      connections,
+      onRetry: ({ offset, attempt, error }) => reporter.info(`NBD read at ${offset} sent again (attempt ${attempt + 1}): ${error.message}`),
+    })
+  } catch (error) {
+    throw fail((error as Error).message, error)
+  }
+  try {
+    if (nbd.size !== disk.virtual_size) throw fail(`the NBD export has ${nbd.size} bytes, the disk ${disk.virtual_size}`)
+    const stream = nbdDeltaVhd(nbd, disk.virtual_size, blocks, { readAhead: 2 * connections })
+    return await writeWatched(ctx, disk, base, path, reporter, stream, 'NBD read')
+  } catch (error) {
+    if (error instanceof BackupError && !(error.cause instanceof NbdError)) throw error
+    const cause = error instanceof BackupError ? error.cause : error
+    throw cause instanceof NbdError ? fail(cause.message, cause) : error
+  } finally {
+    await nbd.close()
+  }
 }
 
 async function transferDisk(ctx: VmRunContext, { vdi }: SourceDisk, timestamp: string, directory: boolean): Promise<void> {
@@ -86,7 +125,10 @@ async function transferDisk(ctx: VmRunContext, { vdi }: SourceDisk, timestamp: s
   // from here on, cleanup removes whatever this transfer leaves
   ctx.written.set(vdi.$ref, path)
   try {
-    const written = await exportIntoVhd(ctx, snapshotDisk, base, path, reporter)
+    const written =
+      base.mode === 'delta' && base.changed !== undefined
+        ? await nbdIntoVhd(ctx, snapshotDisk, base, base.changed.blocks, path, reporter)
+        : await exportIntoVhd(ctx, snapshotDisk, base, path, reporter)
     const result: DiskResult = {
       vdi: vdi.uuid,
       name: vdi.name_label,
