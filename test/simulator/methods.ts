@@ -1,6 +1,7 @@
 /** The class methods with behaviour beyond the generic field accessors. */
 import { CBT_METHODS, type NbdEndpoint } from './cbt.js'
 import { vmAllowedOperations } from './classes/vm.js'
+import type { GuestBoot } from './guest-boot.js'
 import type { PoolModel } from './pool-model.js'
 import type { PoolProfile } from './profiles.js'
 import { snapshotVdi, snapshotVm } from './snapshot.js'
@@ -19,6 +20,8 @@ export interface MethodContext {
   readonly session?: string
   /** the host's NBD server, on the profiles that have one */
   readonly nbd?: NbdEndpoint
+  /** The guests booting: their tools report some time after `VM.start`. */
+  readonly guests?: GuestBoot
 }
 
 export interface MethodSpec {
@@ -63,6 +66,8 @@ function setPower(ctx: MethodContext, vm: string, running: boolean): void {
     resident_on: running ? infra.host : NULL_REF,
     domid: running ? 1 : -1,
   })
+  if (running) ctx.guests?.onStart(vm)
+  else ctx.guests?.onHalt(vm)
 }
 
 /** XAPI refuses an operation listed in a VM's `blocked_operations` with OPERATION_BLOCKED. */

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net'
 import type { Faults } from './faults.js'
 import { bytesOnSr, migrateVdi, type NbdEndpoint } from './cbt.js'
 import { ArmedFaults } from './faults.js'
+import { GuestBoot } from './guest-boot.js'
 import { createXapiServer } from './http-server.js'
 import { createGuest, seedDefaultVms, seedInfrastructure, softwareVersion, type GuestSpec, type SoftwareVersion } from './inventory.js'
 import { ObjectStore } from './object-store.js'
@@ -73,6 +74,8 @@ export class Simulator {
   /** The version this pool plays. */
   readonly profile: PoolProfile
   readonly faults: Faults
+  /** The guests booting: when their tools report after `VM.start`, and which never do (guest-boot.ts). */
+  readonly guests: GuestBoot
 
   readonly #store: ObjectStore
   readonly #files: VdiFiles
@@ -95,6 +98,7 @@ export class Simulator {
     this.#files = new VdiFiles(opts.dataDir)
     this.#model = new PoolModel(this.#store, this.#files, this.profile.quirks.vdiInUseAfterExport)
     this.#tasks = new Tasks(this.#store, () => this.#model.infra.host)
+    this.guests = new GuestBoot(this.#store)
     this.#nbd = this.profile.cbt ? this.#createNbdServer() : undefined
     const nbd = this.#nbd
     const endpoint: NbdEndpoint | undefined =
@@ -110,7 +114,7 @@ export class Simulator {
           }
     this.#rpc = new RpcDispatcher(
       this.#store,
-      { model: this.#model, tasks: this.#tasks, profile: this.profile, ...(endpoint === undefined ? {} : { nbd: endpoint }) },
+      { model: this.#model, tasks: this.#tasks, profile: this.profile, guests: this.guests, ...(endpoint === undefined ? {} : { nbd: endpoint }) },
       this.#armed,
       { user: this.user, password: this.password }
     )
@@ -166,6 +170,7 @@ export class Simulator {
 
   /** Answers pending event polls, then stops serving (connections still busy after 250 ms are cut). */
   async close(): Promise<void> {
+    this.guests.close()
     this.#rpc.close()
     await new Promise(resolve => setImmediate(resolve))
     await new Promise<void>(resolve => {
