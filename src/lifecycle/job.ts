@@ -3,6 +3,7 @@
  * `JobSpec` from its configuration and a `JobEnvironment` from xo-server's `xo` object; the
  * demo and the tests build them directly.
  */
+import type { ErrorCode } from '../errors.js'
 import type { RemoteHandler } from '../repository/remote-handler.js'
 import type { XapiClient } from '../xapi/client.js'
 import type { RetryPolicy } from '../xapi/retry.js'
@@ -52,6 +53,12 @@ export interface JobEnvironment {
   readonly signal?: AbortSignal
   /** how transient XAPI errors are retried (default `DEFAULT_RETRY_POLICY`; tests inject `sleep`) */
   readonly xapiRetry?: Partial<RetryPolicy>
+  /**
+   * On the runs that health-check: checks the restore point a VM's backup just wrote (restore,
+   * start, guest tools, destroy), reporting under `reporter`. Never rejects: a failure is in the
+   * result and in `failure`.
+   */
+  readonly healthCheck?: (request: HealthCheckRequest) => Promise<HealthCheckResult & { readonly failure?: Error & { readonly code?: string } }>
   /** settings that apply to every job */
   readonly settings?: {
     readonly useVhdDirectory?: boolean
@@ -78,6 +85,38 @@ export interface ExcludedDisk {
   readonly reason: string
 }
 
+/** what a health check of a restore point found (restored, started, guest tools, destroyed) */
+export interface HealthCheckResult {
+  readonly status: 'success' | 'failure'
+  /** the backed-up VM */
+  readonly vm: string
+  readonly vmName?: string
+  readonly restorePoint: string
+  /** the SR the copy was restored to */
+  readonly sr: string
+  readonly start: number
+  readonly end: number
+  readonly timeoutMs: number
+  /** the uuid the restored copy had (it is destroyed) */
+  readonly restoredVm?: string
+  /** how long the restore took */
+  readonly restoreMs?: number
+  /** from `VM.start` to the guest tools reporting */
+  readonly bootMs?: number
+  /** the version the guest tools reported, e.g. `7.30.0` */
+  readonly guestTools?: string
+  readonly code?: ErrorCode
+  readonly error?: string
+}
+
+export interface HealthCheckRequest {
+  readonly vm: string
+  readonly vmName?: string
+  readonly restorePoint: string
+  readonly reporter: RunReporter
+  readonly signal: AbortSignal
+}
+
 export interface VmRunResult {
   readonly vm: string
   readonly name?: string
@@ -92,6 +131,8 @@ export interface VmRunResult {
   /** when the VM's backup started and ended (ms since the epoch) */
   readonly start?: number
   readonly end?: number
+  /** the health check of the restore point this run wrote, on the runs that check */
+  readonly healthCheck?: HealthCheckResult
 }
 
 export interface JobRunResult {

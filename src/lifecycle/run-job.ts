@@ -71,7 +71,7 @@ async function backupVmUntimed(job: JobSpec, env: JobEnvironment, vm: string, si
     }
     if (connected === undefined) throw failedToConnect
     const [xapi, handler] = connected
-    const { failure, ...result } = await runVm({
+    const { failure, ...backup } = await runVm({
       job,
       vmUuid: vm,
       // every XAPI call of the run goes through the one retry layer
@@ -82,9 +82,25 @@ async function backupVmUntimed(job: JobSpec, env: JobEnvironment, vm: string, si
       lifecycle,
       ...(env.settings === undefined ? {} : { settings: env.settings }),
     })
+    let result: VmRunResult = backup
+    let error: Error | undefined = failure
+    if (failure === undefined && env.healthCheck !== undefined && backup.restorePoint !== undefined) {
+      // as XO does: after the backup, the restore point it wrote is checked; a failed check fails the VM
+      const checkReporter = reporter.child('health check', { restorePoint: backup.restorePoint })
+      const { failure: checkFailure, ...check } = await env.healthCheck({
+        vm,
+        ...(backup.name === undefined ? {} : { vmName: backup.name }),
+        restorePoint: backup.restorePoint,
+        reporter: checkReporter,
+        signal,
+      })
+      checkReporter.end(checkFailure === undefined ? { status: 'success', data: { ...check } } : { status: 'failure', error: checkFailure })
+      result = { ...backup, healthCheck: check, ...(checkFailure === undefined ? {} : { status: 'failure', error: checkFailure.message }) }
+      error = checkFailure
+    }
     reporter.end({
       status: result.status,
-      ...(failure === undefined ? {} : { error: failure }),
+      ...(error === undefined ? {} : { error }),
       data: { disks: result.disks, excluded: result.excluded, restorePoint: result.restorePoint },
     })
     return result

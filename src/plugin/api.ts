@@ -4,7 +4,7 @@
  * call validates its parameters again (typed values, clear messages) and redacts its errors.
  */
 import type { Job } from './configuration.js'
-import type { ListedRestorePoint, VerifyReport } from './engine.js'
+import type { HealthCheckResult, ListedRestorePoint, VerifyReport } from './engine.js'
 import { sanitizeError } from './redact.js'
 import type { RunRecord } from './run-history.js'
 import type { RunResult } from './runner.js'
@@ -17,6 +17,7 @@ import type {
   EditJobParams,
   ForgetVmParams,
   GetRunsParams,
+  HealthCheckParams,
   JobRefParams,
   ListRestorePointsParams,
   RestoreParams,
@@ -41,6 +42,7 @@ export interface PluginApi {
   getRuns(params: GetRunsParams): Promise<readonly RunRecord[]>
   deleteRestorePoint(params: DeleteRestorePointParams): Promise<DeleteRestorePointResult>
   forgetVm(params: ForgetVmParams): Promise<ForgetVmResult & { readonly snapshots: readonly string[] }>
+  healthCheck(params: HealthCheckParams): Promise<HealthCheckResult & { readonly taskId?: string }>
 }
 
 /** what deleting a job did */
@@ -118,6 +120,11 @@ export function buildApiMethods(api: PluginApi): Record<MethodName, XoApiMethod>
       'forgetVm',
       "Deletes every restore point this plugin wrote for a VM on a remote, and its jobs' reference snapshots of it; confirm with the same VM uuid",
       params => api.forgetVm(params)
+    ),
+    healthCheck: method<HealthCheckParams>(
+      'healthCheck',
+      "Health-checks a restore point of a job: restores it to an SR without network, starts it, waits for its guest tools (or the timeout), destroys it; resolves with the result, rejects naming why it failed",
+      params => api.healthCheck(params)
     ),
   }
 }

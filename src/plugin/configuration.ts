@@ -44,8 +44,16 @@ export function jobLabel(job: { readonly name?: unknown }, index: number): strin
   return typeof job.name === 'string' && job.name !== '' ? `job ${index + 1} "${job.name}"` : `job ${index + 1}`
 }
 
-/** checks what the schema cannot: the schedule reads as XO's scheduler will read it */
+/** checks what the schema cannot: the schedule reads as XO's scheduler will read it; a health check has its SR */
 export function checkJob(job: ConfiguredJob, label = 'job', words = false): ConfiguredJob {
+  if (job.healthCheckEvery !== undefined && job.healthCheckSr === undefined) {
+    throw new BackupError(
+      'INVALID_PARAMETER',
+      words
+        ? `${label}, Health check SR: choose the SR the health checks restore to (Health check every N runs is set)`
+        : `${label}.healthCheckSr: needed with healthCheckEvery (the SR the health checks restore to)`
+    )
+  }
   if (job.schedule !== undefined) {
     assertValidSchedule(
       job.schedule,
@@ -140,6 +148,15 @@ export function assertIdentitiesKept(previous: readonly Job[], next: readonly Jo
       { job: before?.id ?? job.id }
     )
   })
+}
+
+/** XO's default: 10 minutes from the copy's start to its guest tools */
+export const DEFAULT_HEALTH_CHECK_TIMEOUT_SECONDS = 600
+
+/** the job's health checks, when it has them */
+export function healthCheckOf(job: Job): { readonly every: number; readonly sr: string; readonly timeoutMs: number } | undefined {
+  if (job.healthCheckEvery === undefined || job.healthCheckSr === undefined) return undefined
+  return { every: job.healthCheckEvery, sr: job.healthCheckSr, timeoutMs: (job.healthCheckTimeout ?? DEFAULT_HEALTH_CHECK_TIMEOUT_SECONDS) * 1000 }
 }
 
 /** what the lifecycle runs for a configured job */

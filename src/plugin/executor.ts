@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto'
 
 import { BackupError } from '../errors.js'
-import { toJobSpec } from './configuration.js'
+import { healthCheckOf, toJobSpec } from './configuration.js'
 import type { Job, Settings } from './configuration.js'
 import type { JobRunner, RunResult } from './runner.js'
 import { configuredJobIdOf } from './xo-jobs.js'
@@ -51,12 +51,14 @@ export class JobExecutor {
     // a schedule fired just before it was disabled
     if (schedule !== undefined && !job.enabled) return 'skipped'
     const settings = host.settings()
+    const healthCheck = healthCheckOf(job)
     const result = await host.runner.run(toJobSpec(job, settings, schedule?.id ?? host.scheduleIdOf(job.id)), {
       trigger: schedule === undefined ? 'manual' : 'schedule',
       settings,
       ...(cancelToken?.promise === undefined ? {} : { cancel: cancelToken.promise }),
       ...(jobUpdateFct === undefined ? {} : { onTask: jobUpdateFct }),
       report: { reportWhen: job.reportWhen, reportRecipients: job.reportRecipients },
+      ...(healthCheck === undefined ? {} : { healthCheck }),
     })
     const request = runRequestOf(data)
     if (request !== undefined) this.#results.set(request, result)

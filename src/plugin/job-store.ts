@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto'
 import { BackupError } from '../errors.js'
 import { parseConfiguration, parseJob } from './configuration.js'
 import type { Configuration, ConfiguredJob, Job, ParsedConfiguration } from './configuration.js'
-import { assertRemoteUsable, assertVmsKnown } from './references.js'
+import { assertRemoteUsable, assertSrKnown, assertVmsKnown } from './references.js'
 import type { ReferenceHost } from './references.js'
 import type { CreateJobParams, EditJobParams } from './schema.js'
 
@@ -46,7 +46,7 @@ export class JobStore {
     return this.#serialize(async () => {
       const id = this.#newId()
       const job = parseJob({ ...params, id }, 'job')
-      await this.#checkReferences(job)
+      await this.#checkReferences({ vms: job.vms, remote: job.remote, sr: job.healthCheckSr })
       await this.#writeJobs([...this.#host.current().configuration.jobs, job])
       return id
     })
@@ -60,6 +60,7 @@ export class JobStore {
       await this.#checkReferences({
         vms: changes.vms === undefined ? [] : job.vms,
         remote: changes.remote === undefined ? undefined : job.remote,
+        sr: changes.healthCheckSr === undefined ? undefined : job.healthCheckSr,
       })
       await this.#writeJobs(this.#host.current().configuration.jobs.map(other => (other.id === id ? job : other)))
       return this.get(id)
@@ -73,10 +74,11 @@ export class JobStore {
     })
   }
 
-  async #checkReferences({ vms, remote }: { readonly vms: readonly string[]; readonly remote?: string | undefined }): Promise<void> {
+  async #checkReferences({ vms, remote, sr }: { readonly vms: readonly string[]; readonly remote?: string | undefined; readonly sr?: string | undefined }): Promise<void> {
     const { references } = this.#host
     assertVmsKnown(references, vms)
     if (remote !== undefined) await assertRemoteUsable(references, remote)
+    if (sr !== undefined) assertSrKnown(references, sr)
   }
 
   async #writeJobs(jobs: readonly ConfiguredJob[]): Promise<void> {

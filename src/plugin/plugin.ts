@@ -14,10 +14,10 @@ import { deleteJobBackups, deleteRestorePoint, forgetVmBackups } from '../reposi
 import type { DeleteRestorePointResult, ForgetVmResult } from '../repository/delete.js'
 import { buildApiMethods, API_NAMESPACE } from './api.js'
 import type { DeleteJobResult, PluginApi } from './api.js'
-import { assertIdentitiesKept, parseConfiguration, toJobSpec } from './configuration.js'
+import { assertIdentitiesKept, DEFAULT_HEALTH_CHECK_TIMEOUT_SECONDS, healthCheckOf, parseConfiguration, toJobSpec } from './configuration.js'
 import type { ConfiguredJob, Job, ParsedConfiguration } from './configuration.js'
 import { defaultEngine } from './engine.js'
-import type { Engine, ListedRestorePoint, VerifyReport } from './engine.js'
+import type { Engine, HealthCheckResult, ListedRestorePoint, VerifyReport } from './engine.js'
 import { getRemoteHandler, getXapiOfSr, getXapiOfVm } from './environment.js'
 import { JobExecutor } from './executor.js'
 import { JobStore } from './job-store.js'
@@ -33,6 +33,7 @@ import type {
   EditJobParams,
   ForgetVmParams,
   GetRunsParams,
+  HealthCheckParams,
   JobRefParams,
   ListRestorePointsParams,
   RestoreParams,
@@ -172,7 +173,7 @@ export class ContinuousDeltaPlugin implements PluginApi {
    */
   async deleteJob({ id, deleteBackups = false }: DeleteJobParams): Promise<DeleteJobResult> {
     const job = this.#store.get(id)
-    if (this.#runner.isRunning(id) || this.#starting.has(id)) throw alreadyRunning(job.name, id)
+    this.#assertIdle(job)
     await this.#store.delete(id)
     const snapshots: { vm: string; name: string }[] = []
     const failures: { vm: string; what: string; error: string }[] = []
@@ -239,11 +240,17 @@ export class ContinuousDeltaPlugin implements PluginApi {
   async runJob({ id }: JobRefParams): Promise<RunResult> {
     const job = this.#store.get(id)
     // refused here, in our words, before XO's job runner refuses it with its internal id
-    if (this.#runner.isRunning(id) || this.#starting.has(id)) throw alreadyRunning(job.name, id)
+    this.#assertIdle(job)
     const link = this.#xoJobs.link(id)
     if (link === undefined) {
       const { settings } = this.#parsed
-      return this.#runner.run(toJobSpec(job, settings), { trigger: 'manual', settings, report: { reportWhen: job.reportWhen, reportRecipients: job.reportRecipients } })
+      const healthCheck = healthCheckOf(job)
+      return this.#runner.run(toJobSpec(job, settings), {
+        trigger: 'manual',
+        settings,
+        report: { reportWhen: job.reportWhen, reportRecipients: job.reportRecipients },
+        ...(healthCheck === undefined ? {} : { healthCheck }),
+      })
     }
     // through XO's job runner, so that the run is in XO's logs like a scheduled one
     this.#starting.add(id)
@@ -323,11 +330,54 @@ export class ContinuousDeltaPlugin implements PluginApi {
     })
   }
 
+  /**
+   * Health-checks a restore point of a job (the VM's newest by default): restored to the SR,
+   * started without network, its guest tools awaited, destroyed. In the run history and XO's
+   * tasks; reported by the job's report settings. Rejects with the reason when the check fails.
+   */
+  async healthCheck({ job: id, vm, restorePoint, sr, timeout }: HealthCheckParams): Promise<HealthCheckResult & { readonly taskId?: string }> {
+    const job = this.#store.get(id)
+    this.#assertIdle(job)
+    if (restorePoint !== undefined) assertRestorePointId(restorePoint)
+    const srUuid = sr ?? job.healthCheckSr
+    if (srUuid === undefined) {
+      throw new BackupError('INVALID_PARAMETER', `job "${job.name}" has no health check SR: give sr=<the uuid of the SR to restore the copy to>`, { job: id })
+    }
+    getXapiOfSr(this.#xo, srUuid)
+    const handler = await getRemoteHandler(this.#xo, job.remote)
+    const points = await this.#engine.listRestorePoints(handler, { vm, jobId: job.id })
+    const point = restorePoint === undefined ? points.at(-1) : points.find(candidate => candidate.id === restorePoint)
+    if (point === undefined) {
+      throw new BackupError(
+        'RESTORE_POINT_NOT_FOUND',
+        restorePoint === undefined
+          ? `job "${job.name}" has no restore point of VM ${vm} on its remote: nothing to check`
+          : `${restorePoint} is not a restore point of VM ${vm} written by job "${job.name}" (listRestorePoints lists them)`,
+        { job: id, vm, ...(restorePoint === undefined ? {} : { restorePoint }) }
+      )
+    }
+    const { settings } = this.#parsed
+    return this.#runner.healthCheck(toJobSpec(job, settings), {
+      vm,
+      vmName: point.vmName,
+      restorePoint: point.id,
+      sr: srUuid,
+      timeoutMs: (timeout ?? job.healthCheckTimeout ?? DEFAULT_HEALTH_CHECK_TIMEOUT_SECONDS) * 1000,
+      report: { reportWhen: job.reportWhen, reportRecipients: job.reportRecipients },
+    })
+  }
+
   async getRuns(filter: GetRunsParams = {}): Promise<readonly RunRecord[]> {
     return this.#runner.history.list(filter)
   }
 
   // -------------------------------------------------------------------------------------------
+
+  /** refuses a second operation of a job that runs (or is being health-checked), in our words */
+  #assertIdle(job: Job): void {
+    const activity = this.#starting.has(job.id) ? 'run' : this.#runner.activityOf(job.id)
+    if (activity !== undefined) throw alreadyRunning(job.name, job.id, activity)
+  }
 
   /** runs an operation that unload cancels and waits for */
   async #track<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {

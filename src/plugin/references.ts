@@ -25,6 +25,16 @@ export function assertVmsKnown(xo: ReferenceHost, vms: readonly string[]): void 
   }
 }
 
+export function assertSrKnown(xo: ReferenceHost, sr: string): void {
+  let known = false
+  try {
+    known = xo.getObject(sr, 'SR').type === 'SR'
+  } catch {
+    known = false
+  }
+  if (!known) throw new BackupError('SR_NOT_FOUND', `SR ${sr} is not on any connected pool`, { sr })
+}
+
 export async function assertRemoteUsable(xo: ReferenceHost, remoteId: string): Promise<void> {
   let remote
   try {

@@ -8,7 +8,7 @@
  * the job's global status, then per VM its status, duration, transferred size, speed, merges,
  * warnings and error.
  */
-import type { JobRunResult, VmRunResult } from '../lifecycle/job.js'
+import type { HealthCheckResult, JobRunResult, VmRunResult } from '../lifecycle/job.js'
 import { redactText } from './redact.js'
 import type { XoReportTransports } from './xo.js'
 
@@ -59,6 +59,14 @@ function speed(bytes: number, ms: number): string {
 
 const ICON: Readonly<Record<string, string>> = { success: '✔', failure: '✖', partial: '⚠' }
 
+/** one line: what a health check found */
+export function describeHealthCheck(check: HealthCheckResult): string {
+  if (check.status === 'success') {
+    return `passed ${ICON.success}: restored to SR ${check.sr}, started, guest tools ${check.guestTools ?? '?'} reported after ${duration(check.bootMs ?? 0)}; the copy was destroyed`
+  }
+  return `failed ${ICON.failure}: ${check.code === undefined ? '' : `${check.code}: `}${check.error ?? 'failed'}`
+}
+
 function vmSection(vm: VmRunResult): string[] {
   const transferred = vm.disks.reduce((total, disk) => total + disk.size, 0)
   const transferMs = vm.disks.reduce((total, disk) => total + disk.durationMs, 0)
@@ -74,6 +82,7 @@ function vmSection(vm: VmRunResult): string[] {
     ...vm.disks.map(disk => `  - disk \`${disk.name}\` (${disk.mode}): ${size(disk.size)} in ${duration(disk.durationMs)}, ${speed(disk.size, disk.durationMs)}`),
     `- **Merges**: ${vm.merges?.length ?? 0}${merged === 0 ? '' : ` (${merged} blocks)`}`,
     ...vm.excluded.map(disk => `- **Not backed up**: \`${disk.name}\`: ${disk.reason}`),
+    ...(vm.healthCheck === undefined ? [] : [`- **Health check**: ${describeHealthCheck(vm.healthCheck)}`]),
     ...vm.warnings.map(warning => `- **Warning**: ${warning}`),
     ...(vm.error === undefined ? [] : [`- **Error**: ${vm.error}`]),
     '',
@@ -108,6 +117,50 @@ export function buildReport({ jobName, start, end, result, error }: RunOutcome):
   return {
     status,
     subject: `[Xen Orchestra] ${status} − Continuous delta backup report for ${jobName} ${ICON[status] ?? ''}`.trimEnd(),
+    markdown: redactText(lines.join('\n')),
+  }
+}
+
+export interface HealthCheckOutcome {
+  readonly jobName: string
+  readonly start: number
+  readonly end: number
+  /** absent when the check failed before it started (remote or SR unreachable) */
+  readonly result?: HealthCheckResult
+  readonly error?: string
+}
+
+/** the report of a health check asked for on its own, in the manner of a run's */
+export function buildHealthCheckReport({ jobName, start, end, result, error }: HealthCheckOutcome): Report {
+  const status: Report['status'] = result?.status ?? 'failure'
+  const lines = [
+    `##  Global status: ${status} ${ICON[status] ?? ''}`.trimEnd(),
+    '',
+    `- **Job**: ${jobName} (continuous delta backup, health check)`,
+    `- **Start time**: ${new Date(start).toISOString()}`,
+    `- **End time**: ${new Date(end).toISOString()}`,
+    `- **Duration**: ${duration(end - start)}`,
+    '',
+    '---',
+    '',
+  ]
+  if (result !== undefined) {
+    lines.push(
+      `### ${result.vmName ?? result.vm}`,
+      '',
+      `- **UUID**: ${result.vm}`,
+      `- **Restore point**: ${result.restorePoint}`,
+      `- **Health check**: ${describeHealthCheck(result)}`,
+      ...(result.restoreMs === undefined ? [] : [`- **Restore duration**: ${duration(result.restoreMs)}`]),
+      ''
+    )
+  } else if (error !== undefined) {
+    lines.push(`- **Error**: ${error}`, '')
+  }
+  lines.push('---', '', '*continuous-delta*')
+  return {
+    status,
+    subject: `[Xen Orchestra] ${status} − Continuous delta health check report for ${jobName} ${ICON[status] ?? ''}`.trimEnd(),
     markdown: redactText(lines.join('\n')),
   }
 }

@@ -15,7 +15,7 @@
 import { open, readdir, readFile, rename, rm, stat, appendFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 
-import type { JobRunResult } from '../lifecycle/job.js'
+import type { HealthCheckResult, JobRunResult } from '../lifecycle/job.js'
 import { assertSafeId } from '../repository/layout.js'
 import type { RedactedError } from './redact.js'
 import type { LogEntry } from './run-log.js'
@@ -24,15 +24,21 @@ export type RunStatus = 'running' | JobRunResult['status'] | 'cancelled' | 'inte
 
 export interface RunRecord {
   readonly id: string
+  /** a backup run (absent in records of earlier versions), or a health check asked for on its own */
+  readonly kind?: 'backup' | 'healthCheck'
   readonly jobId: string
   readonly jobName: string
   readonly trigger: 'manual' | 'schedule'
+  /** a backup run's number among its job's runs, from 1 (what "every N runs" counts) */
+  readonly number?: number
   readonly scheduleId?: string
   taskId?: string
   readonly start: number
   end?: number
   status: RunStatus
   result?: JobRunResult
+  /** a health check's result (`kind: 'healthCheck'`) */
+  healthCheck?: HealthCheckResult
   error?: RedactedError
   readonly log: LogEntry[]
 }
@@ -80,7 +86,7 @@ function matches(run: RunRecord, filter: RunFilter): boolean {
   if (filter.job !== undefined && run.jobId !== filter.job) return false
   if (filter.status !== undefined && run.status !== filter.status) return false
   if (filter.since !== undefined && run.start < filter.since) return false
-  if (filter.vm !== undefined && !(run.result?.vms ?? []).some(vm => vm.vm === filter.vm)) return false
+  if (filter.vm !== undefined && !(run.result?.vms ?? []).some(vm => vm.vm === filter.vm) && run.healthCheck?.vm !== filter.vm) return false
   return true
 }
 
@@ -208,6 +214,29 @@ export class RunHistory {
     const runs: RunRecord[] = []
     for (const job of jobs) runs.push(...(await this.#readJob(dir, job, filter, limit)))
     return runs.sort((a, b) => b.start - a.start).slice(0, limit)
+  }
+
+  /**
+   * The number of the job's newest backup run (0 when it has none numbered): its files are read
+   * from their end up to that run only.
+   */
+  async lastRunNumber(jobId: string): Promise<number> {
+    const isBackup = (run: RunRecord): boolean => run.kind !== 'healthCheck'
+    const dir = this.#dir
+    if (dir === undefined) return this.#recent.find(run => run.jobId === jobId && isBackup(run))?.number ?? 0
+    await this.#writing
+    let found: number | undefined
+    const onLine = (line: string): boolean => {
+      const stored = parseLine(line)
+      if (stored === undefined || !isBackup(stored)) return true
+      found = stored.number ?? 0
+      return false
+    }
+    for (const name of [`${assertSafeId('job', jobId)}${EXTENSION}`, `${jobId}${ROTATED}`]) {
+      await readLinesBackwards(join(dir, name), onLine)
+      if (found !== undefined) break
+    }
+    return found ?? 0
   }
 
   /** the newest `limit` matching runs of one job: its files read from their end */

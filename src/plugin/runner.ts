@@ -6,17 +6,17 @@
 import { randomUUID } from 'node:crypto'
 
 import { BackupError } from '../errors.js'
-import type { JobEnvironment, JobRunResult, JobSpec } from '../lifecycle/job.js'
+import type { HealthCheckResult, JobEnvironment, JobRunResult, JobSpec } from '../lifecycle/job.js'
 import type { Settings } from './configuration.js'
 import type { Engine } from './engine.js'
-import { getRemoteHandler, getXapiOfVm } from './environment.js'
+import { getRemoteHandler, getXapiOfSr, getXapiOfVm } from './environment.js'
 import type { ConnectionHost } from './environment.js'
 import { redactError, redactText } from './redact.js'
 import { RunHistory } from './run-history.js'
 import type { RunRecord } from './run-history.js'
 import { LogReporter, TeeReporter } from './run-log.js'
 import { TaskReporter } from './task-reporter.js'
-import { buildReport, sendReport } from './report.js'
+import { buildHealthCheckReport, buildReport, sendReport } from './report.js'
 import type { ReportSettings } from './report.js'
 import type { XoApp, XoReportTransports, XoTasks } from './xo.js'
 
@@ -31,10 +31,34 @@ export interface RunOptions {
   readonly onTask?: (taskId: string) => unknown
   /** when and to whom the run's report is sent */
   readonly report?: ReportSettings
+  /** the job's health checks: every `every` runs, on `sr` */
+  readonly healthCheck?: JobHealthCheck
+}
+
+export interface JobHealthCheck {
+  readonly every: number
+  readonly sr: string
+  readonly timeoutMs: number
 }
 
 /** what a run returns to API callers and to XO: the lifecycle's result plus the XO task */
 export type RunResult = JobRunResult & { readonly taskId?: string }
+
+export interface HealthCheckRunOptions {
+  /** the backed-up VM, its name, and the restore point to check */
+  readonly vm: string
+  readonly vmName?: string
+  readonly restorePoint: string
+  /** the SR the copy is restored to */
+  readonly sr: string
+  readonly timeoutMs: number
+  readonly report?: ReportSettings
+}
+
+/** a health check's result with its free text redacted */
+export function redactHealthCheck(result: HealthCheckResult): HealthCheckResult {
+  return result.error === undefined ? result : { ...result, error: redactText(result.error) }
+}
 
 /** the lifecycle's result with every free text redacted */
 export function redactRunResult(result: JobRunResult): JobRunResult {
@@ -45,6 +69,7 @@ export function redactRunResult(result: JobRunResult): JobRunResult {
       ...(vm.error === undefined ? {} : { error: redactText(vm.error) }),
       warnings: vm.warnings.map(redactText),
       excluded: vm.excluded.map(disk => ({ ...disk, reason: redactText(disk.reason) })),
+      ...(vm.healthCheck === undefined ? {} : { healthCheck: redactHealthCheck(vm.healthCheck) }),
     })),
   }
 }
@@ -59,15 +84,21 @@ export function refreshBackupsListing(xo: Pick<XoApp, 'invalidateVmBackupsListin
 }
 
 /** what a second run of a running job is refused with */
-export function alreadyRunning(name: string, id: string): BackupError {
-  return new BackupError('JOB_RUNNING', `job "${name}" is already running: a job runs once at a time; wait for its run to end, or cancel its task`, { job: id })
+export function alreadyRunning(name: string, id: string, activity: 'run' | 'health check' = 'run'): BackupError {
+  return new BackupError(
+    'JOB_RUNNING',
+    activity === 'run'
+      ? `job "${name}" is already running: a job runs once at a time; wait for its run to end, or cancel its task`
+      : `job "${name}" is busy with a health check: a job runs once at a time; wait for the check to end, or cancel its task`,
+    { job: id }
+  )
 }
 
 export class JobRunner {
   readonly #engine: Engine
   readonly #xo: RunnerHost
   readonly #history: RunHistory
-  readonly #running = new Map<string, { readonly controller: AbortController; readonly done: Promise<unknown> }>()
+  readonly #running = new Map<string, { readonly controller: AbortController; readonly done: Promise<unknown>; readonly activity: 'run' | 'health check' }>()
 
   constructor(engine: Engine, xo: RunnerHost, history = new RunHistory()) {
     this.#engine = engine
@@ -83,16 +114,138 @@ export class JobRunner {
     return this.#running.has(jobId)
   }
 
-  async run(spec: JobSpec, { trigger, settings, cancel, onTask, report }: RunOptions): Promise<RunResult> {
-    if (this.#running.has(spec.id)) throw alreadyRunning(spec.name, spec.id)
+  /** what the job is busy with, if anything */
+  activityOf(jobId: string): 'run' | 'health check' | undefined {
+    return this.#running.get(jobId)?.activity
+  }
+
+  #assertIdle(spec: JobSpec): void {
+    const running = this.#running.get(spec.id)
+    if (running !== undefined) throw alreadyRunning(spec.name, spec.id, running.activity)
+  }
+
+  async run(spec: JobSpec, { trigger, settings, cancel, onTask, report, healthCheck }: RunOptions): Promise<RunResult> {
+    this.#assertIdle(spec)
     const controller = new AbortController()
-    const done = this.#run(spec, trigger, settings, controller, onTask, report)
-    this.#running.set(spec.id, { controller, done: done.catch(() => undefined) })
+    const done = this.#run(spec, trigger, settings, controller, onTask, report, healthCheck)
+    this.#running.set(spec.id, { controller, done: done.catch(() => undefined), activity: 'run' })
     cancel?.then(() => controller.abort(new BackupError('CANCELLED', 'the run was cancelled', { job: spec.id })), () => undefined)
     try {
       return await done
     } finally {
       this.#running.delete(spec.id)
+    }
+  }
+
+  /**
+   * Health-checks one restore point of the job (restore, start, guest tools, destroy) as an
+   * operation of the job: never at the same time as one of its runs. Recorded in the run history
+   * (`kind: 'healthCheck'`) with its log, as an XO task, and reported by the job's report settings.
+   * Resolves with the result when the check passed; rejects with its error otherwise.
+   */
+  async healthCheck(spec: JobSpec, options: HealthCheckRunOptions): Promise<HealthCheckResult & { readonly taskId?: string }> {
+    this.#assertIdle(spec)
+    const controller = new AbortController()
+    const done = this.#healthCheck(spec, options, controller)
+    this.#running.set(spec.id, { controller, done: done.catch(() => undefined), activity: 'health check' })
+    try {
+      return await done
+    } finally {
+      this.#running.delete(spec.id)
+    }
+  }
+
+  async #healthCheck(spec: JobSpec, options: HealthCheckRunOptions, controller: AbortController): Promise<HealthCheckResult & { readonly taskId?: string }> {
+    const xo = this.#xo
+    const { signal } = controller
+    const label = options.vmName === undefined ? `VM ${options.vm}` : `VM "${options.vmName}"`
+    // XO's own health check task: `backup.vm.healthCheck`, its object the backup checked
+    const task = TaskReporter.create(xo.tasks, {
+      name: `health check of ${label}`,
+      type: 'backup.vm.healthCheck',
+      objectId: options.restorePoint,
+      jobId: spec.id,
+      jobName: spec.name,
+      vm: options.vm,
+      restorePoint: options.restorePoint,
+      sr: options.sr,
+    })
+    const record: RunRecord = await this.#history.start({
+      id: randomUUID(),
+      kind: 'healthCheck',
+      jobId: spec.id,
+      jobName: spec.name,
+      trigger: 'manual',
+      start: Date.now(),
+      status: 'running',
+      log: [],
+    })
+    const reporter = new TeeReporter(task, new LogReporter(record.log))
+    void task.abortSignal().then(taskSignal => {
+      const abort = (): void => controller.abort(new BackupError('CANCELLED', `the health check of ${label} was cancelled from its task`, { job: spec.id }))
+      if (taskSignal?.aborted === true) abort()
+      else taskSignal?.addEventListener('abort', abort, { once: true })
+    })
+    try {
+      const handler = await getRemoteHandler(xo, spec.remoteId)
+      const xapi = getXapiOfSr(xo, options.sr)
+      const { failure, ...result } = await this.#engine.healthCheck({
+        handler,
+        xapi,
+        vm: options.vm,
+        ...(options.vmName === undefined ? {} : { vmName: options.vmName }),
+        restorePoint: options.restorePoint,
+        sr: options.sr,
+        timeoutMs: options.timeoutMs,
+        reporter,
+        signal,
+      })
+      record.healthCheck = redactHealthCheck(result)
+      if (failure !== undefined) throw failure
+      record.status = 'success'
+      reporter.end({ status: 'success', data: { ...record.healthCheck } })
+      const taskId = await task.id()
+      return { ...result, ...(taskId === undefined ? {} : { taskId }) }
+    } catch (error) {
+      reporter.end({ status: 'failure', error: error instanceof Error ? error : new Error(String(error)) })
+      record.status = signal.aborted ? 'cancelled' : 'failure'
+      record.error = redactError(error)
+      throw error
+    } finally {
+      record.end = Date.now()
+      const taskId = await task.id()
+      if (taskId !== undefined) record.taskId = taskId
+      await task.settled()
+      if (options.report !== undefined) {
+        const report = buildHealthCheckReport({
+          jobName: spec.name,
+          start: record.start,
+          end: record.end,
+          ...(record.healthCheck === undefined ? {} : { result: record.healthCheck }),
+          ...(record.error === undefined ? {} : { error: record.error.message }),
+        })
+        for (const failure of await sendReport(xo, options.report, report)) {
+          record.log.push({ time: Date.now(), scope: [], level: 'warning', message: `the report was not sent by ${failure}` })
+        }
+      }
+      await this.#history.finish(record)
+    }
+  }
+
+  /** the health check of a run's VMs: their new restore point restored to the job's SR */
+  #checker(spec: JobSpec, { sr, timeoutMs }: JobHealthCheck): NonNullable<JobEnvironment['healthCheck']> {
+    return async ({ vm, vmName, restorePoint, reporter, signal }) => {
+      const start = Date.now()
+      try {
+        const handler = await getRemoteHandler(this.#xo, spec.remoteId)
+        const xapi = getXapiOfSr(this.#xo, sr)
+        return await this.#engine.healthCheck({ handler, xapi, vm, ...(vmName === undefined ? {} : { vmName }), restorePoint, sr, timeoutMs, reporter, signal })
+      } catch (error) {
+        // the SR is gone, or the remote unreachable: nothing was restored
+        const failure = error instanceof BackupError ? error : new BackupError('HEALTH_CHECK_FAILED', error instanceof Error ? error.message : String(error), { vm, restorePoint })
+        const message = `health check of ${vmName === undefined ? `VM ${vm}` : `VM "${vmName}"`}: ${failure.message}`
+        return { status: 'failure', vm, ...(vmName === undefined ? {} : { vmName }), restorePoint, sr, start, end: Date.now(), timeoutMs, code: failure.code, error: message, failure: new BackupError(failure.code, message, failure.context, { cause: failure }) }
+      }
     }
   }
 
@@ -109,10 +262,12 @@ export class JobRunner {
     settings: Settings,
     controller: AbortController,
     onTask?: RunOptions['onTask'],
-    report?: ReportSettings
+    report?: ReportSettings,
+    healthCheck?: JobHealthCheck
   ): Promise<RunResult> {
     const xo = this.#xo
     const { signal } = controller
+    const number = (await this.#history.lastRunNumber(spec.id).catch(() => 0)) + 1
     const task = TaskReporter.create(xo.tasks, {
       name: `continuous delta backup ${spec.name}`,
       type: 'backup.continuousDelta',
@@ -123,9 +278,11 @@ export class JobRunner {
     })
     const record: RunRecord = await this.#history.start({
       id: randomUUID(),
+      kind: 'backup',
       jobId: spec.id,
       jobName: spec.name,
       trigger,
+      number,
       ...(spec.scheduleId === undefined ? {} : { scheduleId: spec.scheduleId }),
       start: Date.now(),
       status: 'running',
@@ -151,6 +308,7 @@ export class JobRunner {
       reporter,
       signal,
       settings: { useVhdDirectory: settings.useVhdDirectory, transferTimeoutMs: settings.transferTimeoutSeconds * 1000 },
+      ...(healthCheck !== undefined && number % healthCheck.every === 0 ? { healthCheck: this.#checker(spec, healthCheck) } : {}),
     }
     try {
       const result = redactRunResult(await this.#engine.runJob(spec, env))

@@ -117,6 +117,27 @@ export const jobSchema = {
       items: { type: 'string', pattern: '^[^\\s@]+@[^\\s@]+$', maxLength: 254 },
       uniqueItems: true,
     },
+    healthCheckEvery: {
+      type: 'integer',
+      title: 'Health check every N runs',
+      description:
+        'Every this many runs, the restore point each VM just got is health-checked: restored to the health check SR without network, started, its guest tools awaited, then destroyed. A failed check fails the VM in the run. Off when left empty.',
+      minimum: 1,
+      maximum: 1000,
+    },
+    healthCheckSr: {
+      type: 'string',
+      title: 'Health check SR',
+      description: 'Where the copies of a health check are restored (and destroyed again); needed with `Health check every N runs`.',
+      $type: 'sr',
+    },
+    healthCheckTimeout: {
+      type: 'integer',
+      title: 'Health check timeout (seconds)',
+      description: "From the copy's start to its guest tools reporting; 600 (10 minutes) when left empty.",
+      minimum: 1,
+      maximum: 86400,
+    },
   },
   required: ['name', 'vms', 'remote'],
   additionalProperties: false,
@@ -222,6 +243,9 @@ export const createJobParamsSchema = {
     reportRecipients: jobSchema.properties.reportRecipients,
     transport: jobSchema.properties.transport,
     nbdConnections: jobSchema.properties.nbdConnections,
+    healthCheckEvery: jobSchema.properties.healthCheckEvery,
+    healthCheckSr: jobSchema.properties.healthCheckSr,
+    healthCheckTimeout: jobSchema.properties.healthCheckTimeout,
   },
   required: ['name', 'vms', 'remote'],
   additionalProperties: false,
@@ -241,6 +265,9 @@ export const editJobParamsSchema = {
     reportRecipients: jobSchema.properties.reportRecipients,
     transport: jobSchema.properties.transport,
     nbdConnections: jobSchema.properties.nbdConnections,
+    healthCheckEvery: jobSchema.properties.healthCheckEvery,
+    healthCheckSr: jobSchema.properties.healthCheckSr,
+    healthCheckTimeout: jobSchema.properties.healthCheckTimeout,
   },
   required: ['id'],
   additionalProperties: false,
@@ -339,6 +366,24 @@ export const forgetVmParamsSchema = {
   additionalProperties: false,
 } as const
 
+export const healthCheckParamsSchema = {
+  type: 'object',
+  properties: {
+    job: { ...jobIdProperty, description: 'the id of the job whose restore point is checked' },
+    vm: { type: 'string', minLength: 1, description: 'the uuid of the backed-up VM' },
+    restorePoint: { type: 'string', minLength: 1, description: "the id listRestorePoints gives; default: the VM's newest restore point of this job" },
+    sr: { type: 'string', minLength: 1, description: "the uuid of the SR the copy is restored to; default: the job's health check SR" },
+    timeout: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 86400,
+      description: "seconds from the copy's start to its guest tools reporting; default: the job's, else 600",
+    },
+  },
+  required: ['job', 'vm'],
+  additionalProperties: false,
+} as const
+
 export const RUN_STATUSES = ['running', 'success', 'partial', 'failure', 'cancelled', 'interrupted'] as const
 export const MAX_RUNS_LISTED = 1000
 
@@ -367,6 +412,7 @@ export const apiParamsSchemas = {
   getRuns: getRunsParamsSchema,
   deleteRestorePoint: deleteRestorePointParamsSchema,
   forgetVm: forgetVmParamsSchema,
+  healthCheck: healthCheckParamsSchema,
 } as const
 
 // ---------------------------------------------------------------------------------------------
@@ -390,3 +436,4 @@ export type DeleteJobParams = FromSchema<typeof deleteJobParamsSchema>
 export type DeleteRestorePointParams = FromSchema<typeof deleteRestorePointParamsSchema>
 export type ForgetVmParams = FromSchema<typeof forgetVmParamsSchema>
 export type GetRunsParams = FromSchema<typeof getRunsParamsSchema>
+export type HealthCheckParams = FromSchema<typeof healthCheckParamsSchema>

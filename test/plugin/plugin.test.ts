@@ -52,6 +52,9 @@ class FakeEngine implements Engine {
   async restoreVm(): Promise<never> {
     throw new Error('not in this double')
   }
+  async healthCheck(): Promise<never> {
+    throw new Error('not in this double')
+  }
 }
 
 function setUp(): { xo: FakeXo; engine: FakeEngine; plugin: ContinuousDeltaPlugin } {
@@ -93,6 +96,7 @@ describe('plugin instance', () => {
       'continuousDelta.forgetVm',
       'continuousDelta.getJobs',
       'continuousDelta.getRuns',
+      'continuousDelta.healthCheck',
       'continuousDelta.listRestorePoints',
       'continuousDelta.restore',
       'continuousDelta.runJob',
