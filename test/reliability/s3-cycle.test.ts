@@ -20,6 +20,8 @@ const RETENTION = 2
 const DISK_SIZES = [16 * MiB, 6 * MiB]
 
 describe('reliability: backup, merge, verify and restore on S3', function () {
+  // s3rver is slow on a loaded machine: a hang guard, not a time bound
+  this.timeout(600_000)
   let harness: Harness
   let s3: TestRemote
   let vm: string

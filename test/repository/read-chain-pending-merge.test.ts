@@ -51,10 +51,13 @@ async function crashedMerge(remote: { handler: RemoteHandler; path: string }, di
   return chain
 }
 
-/** the first one after the state file is written, the last few (rename, deletions) and some in between */
+/**
+ * The first one after the state file is written, one in the middle, the last three (rename,
+ * deletions); every one from 2 on with READ_CHAIN_CRASH_ALL=1.
+ */
 function killPoints(changes: number): number[] {
-  const points = new Set([2, 3, changes - 3, changes - 2, changes - 1, changes])
-  for (let i = 1; i <= 3; i++) points.add(3 + Math.round((i * (changes - 6)) / 4))
+  if (process.env['READ_CHAIN_CRASH_ALL'] === '1') return Array.from({ length: changes - 1 }, (_, i) => i + 2)
+  const points = new Set([2, 2 + Math.round((changes - 5) / 2), changes - 2, changes - 1, changes])
   return [...points].filter(point => point >= 2 && point <= changes).sort((a, b) => a - b)
 }
 
