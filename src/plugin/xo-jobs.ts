@@ -17,6 +17,17 @@ export const JOB_TYPE = 'continuousDeltaBackup'
  */
 export const JOB_ID_PROPERTY = 'continuousDeltaJobId'
 
+/**
+ * A string as the plugin writes it into an XO job. xo-server's job collection stores every
+ * property as a string and reads each back through `JSON.parse` when it parses: a job id `123` or
+ * a name `2024` would come back as numbers (and the job be taken for another). JSON-encoded, a
+ * string reads back as itself; one written raw by an earlier version (a uuid, a name that is no
+ * JSON) reads back the same too.
+ */
+export function asXoJobString(value: string): string {
+  return JSON.stringify(value)
+}
+
 /** the plugin's job id an XO job of its type carries */
 export function configuredJobIdOf(xoJob: XoJob): string | undefined {
   if (xoJob.type !== JOB_TYPE || xoJob.key !== undefined) return undefined
@@ -90,9 +101,9 @@ export class XoJobs {
     for (const job of jobs) {
       let xoJob = xoJobs.get(job.id)
       if (xoJob === undefined) {
-        xoJob = await xo.createJob({ type: JOB_TYPE, name: job.name, [JOB_ID_PROPERTY]: job.id })
+        xoJob = await xo.createJob({ type: JOB_TYPE, name: asXoJobString(job.name), [JOB_ID_PROPERTY]: asXoJobString(job.id) })
       } else if (xoJob.name !== job.name) {
-        await xo.updateJob({ id: xoJob.id, name: job.name })
+        await xo.updateJob({ id: xoJob.id, name: asXoJobString(job.name) })
       }
 
       const schedule = wantedSchedule(job)

@@ -62,6 +62,7 @@ export class XoApp extends EventEmitter {
   readonly #logs: Logs
   readonly #plugins: Plugins<XoApp>
   readonly #connections = new Set<Connection>()
+  #interruptedRunsReported: Promise<void> = Promise.resolve()
 
   constructor({ dataDir, pluginsConfig, xapiOptions }: XoAppOptions) {
     super()
@@ -99,12 +100,17 @@ export class XoApp extends EventEmitter {
       },
       emit: (event, runJobId, info) => this.emit(event, runJobId, info),
     })
+    // as xo-server: the runs a stop interrupted are reported once the plugins are registered
+    this.on('plugins:registered', () => {
+      this.#interruptedRunsReported = this.#jobs.reportInterruptedRuns().catch(() => {})
+    })
     this.#schedules = new Schedules(dataDir, schedule => this.runJobSequence([schedule.jobId], schedule))
     this.#plugins = new Plugins<XoApp>({ xo: this, dataDir, staticConfig: pluginsConfig })
   }
 
-  /** starts the schedules stored in the data dir */
+  /** starts the schedules stored in the data dir (once the interrupted runs are reported) */
   async start(): Promise<void> {
+    await this.#interruptedRunsReported
     await this.#schedules.start()
   }
 
@@ -300,17 +306,20 @@ export class XoApp extends EventEmitter {
     this.#jobs.cancelJobRun(runJobId)
   }
 
-  /** consolidated run logs keyed by run id, with the task logs linked by `jobUpdateFct` */
-  getBackupNgLogs(): Record<string, RunLog & { tasks?: TaskLog[] }> {
+  /**
+   * Every job run, whatever its job (host double only: xo-server has no such listing), keyed by
+   * run id, with the task logs linked by `jobUpdateFct`. What XO shows is `getBackupNgLogs`.
+   */
+  getJobRunLogs(): Record<string, RunLog & { tasks?: TaskLog[] }> {
     return this.#jobs.getRunLogs()
   }
 
   /**
-   * XO's backup logs by xo-server 5.207's rule (`backupNg.getAllLogs`, Backup → Logs): runs of
-   * `backup` jobs and of jobs without `key` only, each with the tree of the task its executor
-   * linked with `jobUpdateFct`
+   * XO's backup logs by xo-server 5.207's rule (its `getBackupNgLogs`, `backupNg.getAllLogs`,
+   * Backup → Logs): runs of `backup` jobs and of jobs without `key` only, each with the tree of
+   * the task its executor linked with `jobUpdateFct`
    */
-  getAllBackupNgLogs(): Record<string, BackupLog> {
+  getBackupNgLogs(): Record<string, BackupLog> {
     return consolidateBackupLogs(
       this.#logs.entries('jobs'),
       id => {

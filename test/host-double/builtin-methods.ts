@@ -159,6 +159,31 @@ export function builtinMethods(app: XoApp): ApiMethods {
       get: method<{ id: string }>({ permission: admin, params: { id } }, function ({ id }) {
         return this.getJob(id)
       }),
+      // xo-server's job.create: the job gets the caller as its user unless it names one; returns its id
+      create: method<{ job: Record<string, unknown> & { type: string } }>(
+        {
+          description: 'create a job; returns its id',
+          permission: admin,
+          params: {
+            job: {
+              type: 'object',
+              properties: {
+                userId: { type: 'string', optional: true },
+                name: { type: 'string', optional: true },
+                timeout: { type: 'number', optional: true },
+                type: { type: 'string' },
+                key: { type: 'string', optional: true },
+                method: { type: 'string', optional: true },
+                paramsVector: { type: 'object', optional: true },
+              },
+            },
+          },
+        },
+        async function ({ job }) {
+          const userId = typeof job.userId === 'string' && job.userId !== '' ? job.userId : context(this).user?.id
+          return (await this.createJob({ ...job, ...(userId === undefined ? {} : { userId }) })).id
+        }
+      ),
       runSequence: method<{ idSequence: string[] }>(
         { description: 'run jobs one after the other', permission: admin, params: { idSequence: { type: 'array', items: { type: 'string' } } } },
         async function ({ idSequence }) {
@@ -224,17 +249,17 @@ export function builtinMethods(app: XoApp): ApiMethods {
       getAllLogs: method(
         { description: 'the backup logs keyed by run id, by xo-server\'s rule (Backup → Logs)', permission: admin },
         function () {
-          return this.getAllBackupNgLogs()
+          return this.getBackupNgLogs()
         }
       ),
       getLogs: method<{ jobId?: string; limit?: number }>(
         {
-          description: 'job run logs keyed by run id, with their linked task logs',
+          description: 'every job run keyed by run id, with their linked task logs (host double only; XO shows getAllLogs)',
           permission: admin,
           params: { jobId: { type: 'string', optional: true }, limit: { type: 'number', optional: true } },
         },
         function ({ jobId, limit = Infinity }) {
-          const logs = Object.values(this.getBackupNgLogs())
+          const logs = Object.values(this.getJobRunLogs())
             .filter(log => jobId === undefined || log.jobId === jobId)
             .slice(-limit)
           return Object.fromEntries(logs.map(log => [log.id, log]))

@@ -3,6 +3,15 @@
  * per type), jobs stored in `<datadir>/jobs.json`, and `runJobSequence(ids, schedule, data)`
  * which runs each job through its type's executor, logs the run (visible in
  * `backupNg.getLogs`) and emits `job:terminated`.
+ *
+ * As xo-server's redis collection (`JobsDb`): each property is stored as a string (JSON for
+ * non-strings) and read back through `JSON.parse` when it parses, so a job comes back as
+ * xo-server gives it (a name `"42"` reads as the number 42; `userId` always a string). A job
+ * keeps the `userId` it was created with (`xo.createJob` adds none; the `job.create` API method
+ * adds the caller's); its run's connection is signed in as that user. While a job runs, its
+ * stored record carries the run's id (`runId`); a run the process did not see end (the host
+ * stopped meanwhile) is reported at the next start (`plugins:registered`) with `job:terminated`,
+ * and the `runId` removed, as xo-server does for interrupted backups.
  */
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
@@ -97,6 +106,32 @@ export interface JobsHost<App> {
   emit(event: 'job:terminated', runJobId: string, info: { status?: unknown; type: string }): void
 }
 
+/** a job as xo-server's redis collection stores it: every property a string */
+function serialize(job: Record<string, unknown>): Record<string, string> {
+  const stored: Record<string, string> = {}
+  for (const [key, value] of Object.entries(job)) {
+    if (value !== undefined) stored[key] = typeof value === 'string' ? value : JSON.stringify(value)
+  }
+  return stored
+}
+
+/** a job as xo-server reads it back: each property JSON-parsed when it parses; `userId` a string */
+function normalize(stored: Readonly<Record<string, unknown>>): Job {
+  const job: Record<string, unknown> = {}
+  for (const [key, raw] of Object.entries(stored)) {
+    let value = raw
+    if (typeof raw === 'string') {
+      try {
+        value = JSON.parse(raw) as unknown
+      } catch {
+        value = raw
+      }
+    }
+    job[key] = key === 'userId' && typeof value === 'number' ? String(value) : value
+  }
+  return job as Job
+}
+
 function toJson(value: unknown): unknown {
   if (value === undefined) return undefined
   try {
@@ -126,7 +161,7 @@ export class Jobs<App> {
   }
 
   async createJob(job: NewJob): Promise<Job> {
-    const created: Job = { ...structuredClone(job), id: job.id ?? randomUUID() }
+    const created = normalize(serialize({ ...structuredClone(job), id: job.id ?? randomUUID() }))
     const jobs = await this.#all()
     if (jobs.has(created.id)) throw new Error(`job ${created.id} already exists`)
     jobs.set(created.id, created)
@@ -144,8 +179,17 @@ export class Jobs<App> {
       if (value === null || value === undefined) delete next[key]
       else next[key] = value
     }
-    jobs.set(id, next as Job)
+    jobs.set(id, normalize(serialize(next)))
     await this.#save()
+  }
+
+  /** reports the runs the host did not see end (it stopped meanwhile), as xo-server at start */
+  async reportInterruptedRuns(): Promise<void> {
+    for (const job of [...(await this.#all()).values()]) {
+      if (job.runId === undefined || this.#running.get(job.id) !== undefined) continue
+      this.#host.emit('job:terminated', String(job.runId), { type: job.type })
+      await this.updateJob({ id: job.id, runId: null } as unknown as Job)
+    }
   }
 
   async getJob(id: string, type?: string): Promise<Job> {
@@ -228,6 +272,8 @@ export class Jobs<App> {
       if (executor === undefined) throw new Error(`cannot run job (${id}): no executor for type ${type}`)
       if (this.#running.has(id)) throw new Error(`the job (${id}) is already running`)
       this.#running.set(id, runJobId)
+      // as xo-server: the run's id stays in the stored job while it runs (reported if the host stops)
+      await this.updateJob({ id, runId: runJobId }).catch(() => {})
       this.#cancels.set(runJobId, cancel)
       connection = this.#host.createConnection(job.userId)
       const result = await executor({
@@ -259,26 +305,31 @@ export class Jobs<App> {
       this.#host.emit('job:terminated', runJobId, { type })
       throw error
     } finally {
-      if (this.#running.get(id) === runJobId) this.#running.delete(id)
+      if (this.#running.get(id) === runJobId) {
+        this.#running.delete(id)
+        await this.updateJob({ id, runId: null } as unknown as Job).catch(() => {})
+      }
       this.#cancels.delete(runJobId)
       connection?.close()
     }
   }
 
+  /** the job with the id of its run in progress, if any (xo-server sets `runId` from its running jobs) */
   #withRunId(job: Job): Job {
     const runId = this.#running.get(job.id)
-    return { ...structuredClone(job), ...(runId === undefined ? {} : { runId }) }
+    const { runId: _stored, ...rest } = structuredClone(job)
+    return { ...rest, ...(runId === undefined ? {} : { runId }) } as Job
   }
 
   async #all(): Promise<Map<string, Job>> {
     if (this.#jobs === undefined) {
       const list = await this.#file.read([])
-      this.#jobs ??= new Map(list.map(job => [job.id, job]))
+      this.#jobs ??= new Map(list.map(stored => normalize(stored)).map(job => [job.id, job]))
     }
     return this.#jobs
   }
 
   async #save(): Promise<void> {
-    await this.#file.write([...(await this.#all()).values()])
+    await this.#file.write([...(await this.#all()).values()].map(job => serialize(job)) as unknown as Job[])
   }
 }

@@ -82,7 +82,15 @@ export async function startHostDouble(opts: StartHostOptions = {}): Promise<Host
       await app.registerXenServer({ host: pool.url, username: pool.user, password: pool.password })
     }
     const remoteIds: string[] = []
-    for (const remote of opts.remotes ?? []) remoteIds.push((await app.createRemote(remote)).id)
+    // the remotes persist in the data dir (xo-server: in redis): a restart finds them, never adds them twice
+    for (const remote of opts.remotes ?? []) {
+      let id: string | undefined
+      for (const known of await app.getAllRemotes()) {
+        const full = await app.getRemoteWithCredentials(known.id)
+        if (full.name === remote.name && full.url === remote.url) id = full.id
+      }
+      remoteIds.push(id ?? (await app.createRemote(remote)).id)
+    }
 
     server = await serveApi(app, { port: opts.port ?? 0 })
     const pluginDir = opts.pluginDir ?? REPO_ROOT

@@ -9,6 +9,19 @@ import type { XapiClient } from '../../src/xapi/client.js'
 import type { XoApiMethod, XoApp, XoJob, XoJobExecutor, XoObject, XoRemote, XoSchedule } from '../../src/plugin/xo.js'
 import { fakeTasks } from './fake-tasks.js'
 
+/** a job as xo-server's collection reads it back: each string property through JSON.parse when it parses */
+function asStored<T extends Record<string, unknown>>(job: T): T {
+  const read: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(job)) {
+    try {
+      read[key] = typeof value === 'string' ? (JSON.parse(value) as unknown) : value
+    } catch {
+      read[key] = value
+    }
+  }
+  return read as T
+}
+
 /** XO's jobs and schedules collections, in memory */
 export class FakeScheduling implements XoJobsHost {
   readonly jobs = new Map<string, XoJob>()
@@ -16,14 +29,14 @@ export class FakeScheduling implements XoJobsHost {
   #next = 0
 
   async createJob(job: { type: string; name: string; key?: string; continuousDeltaJobId?: string }): Promise<XoJob> {
-    const created = { ...job, id: `xo-job-${++this.#next}` }
+    const created = asStored({ ...job, id: `xo-job-${++this.#next}` })
     this.jobs.set(created.id, created)
     return created
   }
   async updateJob({ id, name }: { id: string; name: string }): Promise<void> {
     const job = this.jobs.get(id)
     if (job === undefined) throw new Error(`no job ${id}`)
-    this.jobs.set(id, { ...job, name })
+    this.jobs.set(id, asStored({ ...job, name }))
   }
   async getAllJobs(type?: string): Promise<XoJob[]> {
     return [...this.jobs.values()].filter(job => type === undefined || job.type === type)

@@ -50,6 +50,18 @@ describe('XoJobs', () => {
     assert.equal(xo.schedules.size, 0)
   })
 
+  it("a job id and name that read as JSON (123, 2024) come back from XO's job store as written: one XO job, kept with its schedule", async () => {
+    const xo = new FakeScheduling()
+    const sync = new XoJobs(xo)
+    const configured = jobs({ ...base, id: '123', name: '2024', schedule: { cron: '0 * * * *' } })
+    await sync.sync(configured)
+    const first = sync.link('123')
+    await sync.sync(configured)
+    assert.deepEqual(sync.link('123'), first)
+    assert.deepEqual([...xo.jobs.values()].map(job => [job.continuousDeltaJobId, job.name]), [['123', '2024']])
+    assert.equal(xo.schedules.size, 1)
+  })
+
   it('removes XO jobs of its type that no configured job claims, and leaves other types alone', async () => {
     const xo = new FakeScheduling()
     await xo.createJob({ type: JOB_TYPE, name: 'stray', continuousDeltaJobId: 'gone' })

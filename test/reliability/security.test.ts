@@ -106,6 +106,7 @@ describe('reliability: security', function () {
     it('appear nowhere: API answers, run history, task logs, backup logs, host files', async function () {
       see('getRuns', await call('getRuns'))
       see('backup logs', host.app.getBackupNgLogs())
+      see('job run logs', host.app.getJobRunLogs())
       for (const [where, text] of seen) assertNoSecret(where, text)
       // every file the host keeps for the plugin: its configuration, run logs, stores, data (the
       // host's own list of remotes holds their URLs, as xo-server's database does)
