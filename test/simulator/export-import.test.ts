@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises'
 import { createWriteStream } from 'node:fs'
 
 import { connectXapi, startSimulatedPool, type SimulatedPool, type Xapi } from '../helpers/pool.js'
-import { createRaw, downloadExport, readVhd, sha256File, uploadImport } from './test-support.js'
+import { createRaw, downloadExport, readVhd, sha256File, uploadImport, vdiCreateArgs } from './test-support.js'
 
 const MiB = 1024 ** 2
 const GiB = 1024 ** 3
@@ -119,7 +119,7 @@ describe('simulated pool: disk export and import', () => {
 
   async function newVdi(size: number): Promise<{ ref: string; uuid: string }> {
     const srRef = await xapi.call<string>('SR.get_by_uuid', pool.sim.defaultSr())
-    const ref = await xapi.call<string>('VDI.create', { name_label: 'imported', SR: srRef, virtual_size: size, type: 'user' })
+    const ref = await xapi.call<string>('VDI.create', vdiCreateArgs({ name_label: 'imported', SR: srRef, virtual_size: size }))
     return { ref, uuid: pool.sim.record('VDI', ref).uuid }
   }
 

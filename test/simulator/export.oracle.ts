@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 
 import { connectXapi, startSimulatedPool, type SimulatedPool, type Xapi } from '../helpers/pool.js'
-import { downloadExport, sha256File, uploadImport } from './test-support.js'
+import { downloadExport, sha256File, uploadImport, vdiCreateArgs } from './test-support.js'
 
 const run = promisify(execFile)
 const MiB = 1024 ** 2
@@ -62,7 +62,7 @@ describe('simulated pool exports, checked with qemu-img', () => {
     await run('qemu-img', ['convert', '-f', 'raw', '-O', 'vpc', '-o', 'subformat=dynamic,force_size=on', rawPath, vhdPath])
 
     const srRef = await xapi.call<string>('SR.get_by_uuid', pool.sim.defaultSr())
-    const vdiRef = await xapi.call<string>('VDI.create', { name_label: 'from qemu', SR: srRef, virtual_size: size, type: 'user' })
+    const vdiRef = await xapi.call<string>('VDI.create', vdiCreateArgs({ name_label: 'from qemu', SR: srRef, virtual_size: size }))
     await uploadImport(xapi, { format: 'vhd', vdi: vdiRef }, vhdPath)
     assert.equal(await pool.sim.hashVdi(pool.sim.record('VDI', vdiRef).uuid), await sha256File(rawPath))
   })

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 
 import { connectXapi, startSimulatedPool, type SimulatedPool, type Xapi } from '../helpers/pool.js'
-import { downloadExport, readVhd, uploadImport } from './test-support.js'
+import { downloadExport, readVhd, uploadImport, vdiCreateArgs } from './test-support.js'
 
 const MiB = 1024 ** 2
 
@@ -142,7 +142,7 @@ describe('simulated pool: faults on demand', () => {
 
   it('fails an import that does not fit the VDI on its task', async () => {
     const srRef = await xapi.call<string>('SR.get_by_uuid', pool.sim.defaultSr())
-    const small = await xapi.call<string>('VDI.create', { name_label: 'small', SR: srRef, virtual_size: MiB, type: 'user' })
+    const small = await xapi.call<string>('VDI.create', vdiCreateArgs({ name_label: 'small', SR: srRef, virtual_size: MiB }))
     const rawPath = join(tmp, 'big.raw')
     await writeFile(rawPath, randomBytes(2 * MiB))
     await assert.rejects(uploadImport(xapi, { format: 'raw', vdi: small }, rawPath), { code: 'VDI_IO_ERROR' })

@@ -35,13 +35,6 @@ const ref = (value: unknown, name = 'self'): string => {
   return value
 }
 
-/** The record argument of `<class>.create`; a uuid in it is ignored (XAPI assigns one). */
-const record = (value: unknown): Fields => {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new XapiFault('FIELD_TYPE_ERROR', ['args'])
-  const { uuid: _ignored, ...fields } = value as Fields
-  return fields
-}
-
 const arity =
   (method: string, ...counts: number[]) =>
   (_ctx: MethodContext, args: readonly unknown[]): void => {
@@ -98,8 +91,6 @@ export const METHODS: Readonly<Record<string, MethodSpec>> = {
     run: (ctx, [vm, name, ignore]) =>
       snapshotVm(ctx.model, ref(vm), String(name), Array.isArray(ignore) ? ignore.map(v => ref(v, 'ignore_vdis')) : []),
   }),
-  'VDI.create': { run: (ctx, [fields]) => ctx.model.createVdi(record(fields)) },
-  'VIF.create': { run: (ctx, [fields]) => ctx.model.createVif(record(fields)) },
   'VDI.snapshot': { run: (ctx, [vdi]) => snapshotVdi(ctx.model, ref(vdi)) },
   'VDI.resize': { run: (ctx, [vdi, size]) => ctx.model.resizeVdi(ref(vdi), Number(size)) },
   'VM.destroy': unlessBlocked('destroy', {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 
 import { connectXapi, startSimulatedPool, type SimulatedPool, type Xapi } from '../helpers/pool.js'
-import { vbdCreateArgs, vmCreateArgs } from './test-support.js'
+import { vbdCreateArgs, vdiCreateArgs, vifCreateArgs, vmCreateArgs } from './test-support.js'
 import { NULL_REF } from './xapi-types.js'
 
 const MiB = 1024 ** 2
@@ -114,10 +114,10 @@ describe('simulated pool: snapshots and object life cycle', () => {
     const vmRef = await xapi.call<string>('VM.create', vmCreateArgs({ name_label: 'restored', memory_static_max: 2 * 1024 ** 3, VCPUs_max: 2, uuid: original.uuid }))
     assert.notEqual(pool.sim.record('VM', vmRef).uuid, original.uuid, 'XAPI assigns the uuid')
     assert.equal(pool.sim.findVm(original.uuid).$ref, original.$ref)
-    const vdiRef = await xapi.call<string>('VDI.create', { name_label: 'disk', SR: srRef, virtual_size: 8 * MiB, type: 'user' })
+    const vdiRef = await xapi.call<string>('VDI.create', vdiCreateArgs({ name_label: 'disk', SR: srRef, virtual_size: 8 * MiB }))
     assert.deepEqual((await xapi.call<string[]>('VM.get_allowed_VBD_devices', vmRef)).slice(0, 3), ['0', '1', '2'])
     await xapi.call('VBD.create', vbdCreateArgs({ VM: vmRef, VDI: vdiRef, userdevice: '0', bootable: true }))
-    await xapi.call('VIF.create', { VM: vmRef, network: networkRef, device: '0', MAC: '02:11:22:33:44:55' })
+    await xapi.call('VIF.create', vifCreateArgs({ VM: vmRef, network: networkRef, device: '0', MAC: '02:11:22:33:44:55' }))
     assert.deepEqual((await xapi.call<string[]>('VM.get_allowed_VBD_devices', vmRef)).slice(0, 2), ['1', '2'])
     assert.deepEqual((await xapi.call<string[]>('VM.get_allowed_VIF_devices', vmRef)).slice(0, 2), ['1', '2'])
     await assert.rejects(xapi.call('VBD.create', vbdCreateArgs({ VM: vmRef, VDI: vdiRef, userdevice: '0' })), {

@@ -160,3 +160,13 @@ export function vmCreateArgs(fields: Record<string, unknown> = {}): Record<strin
 export function vbdCreateArgs(fields: Record<string, unknown>): Record<string, unknown> {
   return { userdevice: 'autodetect', bootable: false, mode: 'RW', type: 'Disk', empty: false, unpluggable: true, other_config: {}, qos_algorithm_type: '', qos_algorithm_params: {}, ...fields }
 }
+
+/** What `VDI.create` requires, overlaid with `fields`. */
+export function vdiCreateArgs(fields: Record<string, unknown>): Record<string, unknown> {
+  return { name_label: '', name_description: '', type: 'user', sharable: false, read_only: false, other_config: {}, ...fields }
+}
+
+/** What `VIF.create` requires, overlaid with `fields`. */
+export function vifCreateArgs(fields: Record<string, unknown>): Record<string, unknown> {
+  return { device: '0', MAC: '', MTU: 1500, other_config: {}, qos_algorithm_type: '', qos_algorithm_params: {}, ...fields }
+}

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 
 import { connectXapi, startSimulatedPool, type SimulatedPool, type Xapi } from '../helpers/pool.js'
 import type { ProfileName } from './profiles.js'
-import { vbdCreateArgs, vmCreateArgs } from './test-support.js'
+import { vbdCreateArgs, vdiCreateArgs, vifCreateArgs, vmCreateArgs } from './test-support.js'
 import { VM_CREATE_REQUIRED } from './vm-methods.js'
 import { NULL_REF } from './xapi-types.js'
 
@@ -66,6 +66,25 @@ onProfile('xenserver-6.5', get => {
     await assert.rejects(xapi.call('VBD.create', vbdCreateArgs({ VM: vm, VDI: NULL_REF, type: 'CD', mode: 'RO', empty: false })), { code: 'VBD_IS_EMPTY' })
     const { qos_algorithm_params: _dropped, ...lacking } = vbdCreateArgs({ VM: vm, VDI: NULL_REF, type: 'CD', mode: 'RO', empty: true })
     await assert.rejects(xapi.call('VBD.create', lacking), { code: 'INTERNAL_ERROR' })
+  })
+})
+
+onProfile('xenserver-6.5', get => {
+  it('VDI.create and VIF.create want their required fields; a VIF a valid MAC or none, and a free device', async () => {
+    const { pool, xapi } = get()
+    const sr = await xapi.call<string>('SR.get_by_uuid', pool.sim.defaultSr())
+    const network = await xapi.call<string>('network.get_by_uuid', pool.sim.defaultNetwork())
+    await assert.rejects(xapi.call('VDI.create', { name_label: 'd', SR: sr, virtual_size: 1024 ** 2, type: 'user' }), {
+      code: 'INTERNAL_ERROR',
+      params: ['Server_helpers.Dispatcher_FieldNotFound("name_description")'],
+    })
+    await xapi.call('VDI.create', vdiCreateArgs({ SR: sr, virtual_size: 1024 ** 2 }))
+    const vm = await xapi.call<string>('VM.create', vmCreateArgs())
+    await assert.rejects(xapi.call('VIF.create', { VM: vm, network, device: '0', MAC: '' }), { code: 'INTERNAL_ERROR' })
+    await assert.rejects(xapi.call('VIF.create', vifCreateArgs({ VM: vm, network, MAC: 'not-a-mac' })), { code: 'MAC_INVALID' })
+    const vif = await xapi.call<string>('VIF.create', vifCreateArgs({ VM: vm, network }))
+    assert.match(String(pool.sim.record('VIF', vif).MAC), /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/)
+    await assert.rejects(xapi.call('VIF.create', vifCreateArgs({ VM: vm, network, device: '0' })), { code: 'DEVICE_ALREADY_EXISTS' })
   })
 })
 

@@ -16,6 +16,8 @@
  *   `MESSAGE_METHOD_UNKNOWN`); a halted VM only (`VM_BAD_POWER_STATE`), one vTPM per VM.
  * - `VBD.create(record)`: its required fields, the drive types XAPI knows, a CD drive empty
  *   exactly when it has no VDI, a disk drive always with one.
+ * - `VDI.create(record)` and `VIF.create(record)`: their required fields; a VIF's MAC empty (XAPI
+ *   makes one) or valid (`MAC_INVALID`), its device free on the VM (`DEVICE_ALREADY_EXISTS`).
  */
 import { randomUUID } from 'node:crypto'
 
@@ -296,6 +298,39 @@ export const VM_METHODS: Readonly<Record<string, MethodSpec>> = {
     validate: (_ctx, [fields]) => void vbdCreateFields(fields),
     run: (ctx, [fields]) => ctx.model.createVbd(vbdCreateFields(fields)),
   },
+  'VDI.create': {
+    validate: (_ctx, [fields]) => void vdiCreateFields(fields),
+    run: (ctx, [fields]) => ctx.model.createVdi(vdiCreateFields(fields)),
+  },
+  'VIF.create': {
+    validate: (ctx, [fields]) => void vifCreateFields(ctx.model, fields),
+    run: (ctx, [fields]) => ctx.model.createVif(vifCreateFields(ctx.model, fields)),
+  },
+}
+
+const VDI_CREATE_REQUIRED = ['name_label', 'name_description', 'SR', 'virtual_size', 'type', 'sharable', 'read_only', 'other_config']
+const VIF_CREATE_REQUIRED = ['device', 'network', 'VM', 'MAC', 'MTU', 'other_config', 'qos_algorithm_type', 'qos_algorithm_params']
+const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/
+
+/** `VDI.create`'s record: its required fields */
+export function vdiCreateFields(args: unknown): Fields {
+  const { uuid: _ignored, ...given } = record(args)
+  for (const field of VDI_CREATE_REQUIRED) {
+    if (given[field] === undefined) throw missing(field)
+  }
+  return given
+}
+
+/** `VIF.create`'s record: its required fields, a valid MAC or none, a free device */
+export function vifCreateFields(model: PoolModel, args: unknown): Fields {
+  const { uuid: _ignored, ...given } = record(args)
+  for (const field of VIF_CREATE_REQUIRED) {
+    if (given[field] === undefined) throw missing(field)
+  }
+  if (typeof given.MAC !== 'string' || (given.MAC !== '' && !MAC.test(given.MAC))) throw new XapiFault('MAC_INVALID', [String(given.MAC)])
+  const vm = refArg(given.VM, 'VM')
+  if (!model.allowedVifDevices(vm).includes(String(given.device))) throw new XapiFault('DEVICE_ALREADY_EXISTS', [String(given.device)])
+  return given
 }
 
 const VBD_CREATE_REQUIRED = ['VM', 'VDI', 'userdevice', 'bootable', 'mode', 'type', 'empty', 'other_config', 'qos_algorithm_type', 'qos_algorithm_params']
