@@ -173,7 +173,7 @@ export const settingsSchema = {
     useVhdDirectory: {
       type: 'boolean',
       title: 'VHD directories',
-      description: 'On remotes that allow both, store disks as VHD directories (one file per block) instead of VHD files.',
+      description: 'On remotes that allow both, store disks as VHD directories (one file per block) instead of VHD files. A change applies to each disk from its next full backup on (a new disk, a new chain after damage, or once its backups are deleted): a delta always extends its chain in the format of that chain, and existing backups keep theirs.',
       default: false,
     },
     jobs: {

@@ -6,7 +6,7 @@
 import { BackupError } from '../errors.js'
 import { diskDir, isVhdName, normalizePath, resolveSibling } from './layout.js'
 import type { RemoteHandler } from './remote-handler.js'
-import { Constants, formatUuid, openVhd } from './vhd-lib.js'
+import { Constants, formatUuid, isVhdAlias, openVhd } from './vhd-lib.js'
 
 const { DISK_TYPES } = Constants
 
@@ -134,6 +134,12 @@ export class ChainChecker {
   }
 }
 
+/** some VHDs of `chain` are files and others VHD directories (aliases) */
+export function mixesFormats(chain: readonly string[]): boolean {
+  const aliases = chain.filter(isVhdAlias).length
+  return aliases !== 0 && aliases !== chain.length
+}
+
 export interface UnusableVhd {
   readonly path: string
   readonly reason: string
@@ -143,6 +149,8 @@ export interface UnusableVhd {
  * The newest VHD of a disk and its footer UUID (the snapshot VDI it was exported from), if it
  * and its whole chain are readable: a delta may be based on it. `undefined` when the folder
  * holds no VHD, or when the newest one (or its chain) is unusable; then `onUnusable` says why.
+ * A chain mixing VHD files and VHD directories (written before a delta always took its parent's
+ * format) is unusable as a base: a full starts a new chain, and the old one ages out.
  */
 export async function newestVhd(
   handler: RemoteHandler,
@@ -155,7 +163,10 @@ export async function newestVhd(
   const path = vhds.at(-1)
   if (path === undefined) return undefined
   try {
-    await chainOf(handler, path)
+    const chain = await chainOf(handler, path)
+    if (mixesFormats(chain)) {
+      throw new Error('its chain mixes VHD files and VHD directories, which a merge cannot fold; a new chain starts with a full')
+    }
     const { uuid } = await readVhdInfo(handler, path)
     return { path, uuid }
   } catch (error) {

@@ -23,7 +23,7 @@
  */
 import { posix } from 'node:path'
 import { BackupError } from '../errors.js'
-import { ChainChecker, readVhdInfo, listDiskVhds, type VhdInfo } from './chain.js'
+import { ChainChecker, mixesFormats, readVhdInfo, listDiskVhds, type VhdInfo } from './chain.js'
 import {
   assertSafeId,
   isMetadataTempName,
@@ -78,6 +78,8 @@ export interface RetentionResult {
    * their VHDs are kept too
    */
   readonly unrestorable: { readonly path: string; readonly reason: string }[]
+  /** chains not merged because they mix VHD files and VHD directories (written by earlier versions) */
+  readonly unmerged: { readonly dir: string; readonly message: string }[]
   /** metadata files of another tool or backup mode (Xen Orchestra's full backups): left alone */
   readonly foreign: { readonly path: string; readonly reason: string }[]
 }
@@ -220,6 +222,7 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
   const removed: string[] = []
   const deleted: string[] = []
   const deferred: RetentionResult['deferred'][number][] = []
+  const unmerged: RetentionResult['unmerged'][number][] = []
   const recordMerge = (result: MergeResult, vdi: string) => {
     const entry = { ...result, vdi }
     merges.push(entry)
@@ -300,6 +303,12 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
     for (const chain of plan.merges) {
       throwIfAborted(signal)
       const target = chain.at(-1)!
+      if (mixesFormats(chain)) {
+        // no merge folds VHD files into a VHD directory: the chain is kept as it is (it restores),
+        // the next run starts a new chain, and this one goes once no kept restore point needs it
+        unmerged.push({ dir, message: `disk ${vdi}: ${chain.join(', ')} mix VHD files and VHD directories and are not merged; they are kept until no restore point kept needs them` })
+        continue
+      }
       const users = references.get(target) ?? []
       await markRewritten(handler, vm, target, users, false)
       recordMerge(await mergeChain(handler, chain, signal === undefined ? {} : { signal }), vdi)
@@ -329,7 +338,7 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
       deleted.push(posix.join(vmDir(vm), name))
     }
   }
-  return { removed, merges, resumed, deleted, deferred, unrestorable, foreign }
+  return { removed, merges, resumed, deleted, deferred, unmerged, unrestorable, foreign }
 }
 
 /**

@@ -14,6 +14,7 @@ import { runJob } from '../../src/lifecycle/run-job.js'
 import { forgetVmBackups } from '../../src/repository/delete.js'
 import { vmDir } from '../../src/repository/layout.js'
 import { listRestorePointsWithStatus } from '../../src/repository/restore-points.js'
+import { BACKUP_KEYS } from '../../src/xapi/other-config.js'
 import { BLOCK, hashRestoredDisk, MiB, remoteProblems, restorePointsOf, sha256Of, startHarness } from '../lifecycle/harness.js'
 import type { Harness } from '../lifecycle/harness.js'
 
@@ -40,9 +41,9 @@ for (const remote of ['file', 'file-vhd-directory'] as const) {
         vm,
         disk,
         hashes,
-        async run(n: number): Promise<VmRunResult> {
+        async run(n: number, settings: { useVhdDirectory?: boolean } = {}): Promise<VmRunResult> {
           await harness.pool.sim.writeGuest(disk, (n % 4) * BLOCK + 4096, randomBytes(64 * 1024))
-          const result = (await runJob(harness.job([vm], { retention }), harness.env())).vms[0]!
+          const result = (await runJob(harness.job([vm], { retention }), { ...harness.env(), settings })).vms[0]!
           assert.equal(result.status, 'success', `run ${n}: ${result.error}`)
           hashes.set(result.restorePoint!, await harness.pool.sim.hashVdi(disk))
           return result
@@ -159,5 +160,37 @@ for (const remote of ['file', 'file-vhd-directory'] as const) {
       assert.deepEqual(damaged.map(point => point.id), [broken.id])
       assert.ok((await remoteProblems(harness.handler, g.vm)).some(line => line.startsWith('error') && line.includes(broken.disks[0]!.vhd)))
     })
+
+    if (remote === 'file') for (const [from, to] of [[false, true], [true, false]] as const) {
+      it(`useVhdDirectory switched ${to ? 'on' : 'off'} on chains of ${from ? 'VHD directories' : 'VHD files'}: deltas keep their chain's format, the next full takes the new one, merges past retention, restores byte-exact, verify clean`, async function () {
+        const g = guest(`flip-${to ? 'on' : 'off'}`, 2)
+        const isAlias = (path: string) => path.endsWith('.alias.vhd')
+        for (let n = 0; n < 3; n++) await g.run(n, { useVhdDirectory: from })
+        const flipped = { useVhdDirectory: to }
+        // deltas on the existing chain: its format, with a merge each run
+        for (let n = 3; n < 5; n++) {
+          const result = await g.run(n, flipped)
+          assert.deepEqual(result.disks.map(d => d.mode), ['delta'], result.warnings.join('; '))
+          assert.ok((result.merges ?? []).length > 0, `run ${n} merged`)
+        }
+        const points = await restorePointsOf(harness.handler, g.vm, JOB)
+        assert.deepEqual(points.map(point => isAlias(point.disks[0]!.vhd)), points.map(() => from))
+        assert.equal((await g.assertRestorable()).length, 2)
+
+        // the next full of this disk (its reference snapshot gone) is written in the new format
+        const [snapshot] = harness.pool.sim.all('VM').filter(vm => vm.is_a_snapshot === true && (vm.other_config as Record<string, string>)[BACKUP_KEYS.vm] === g.vm)
+        await harness.xapi.callAsync('VM.destroy', snapshot!.$ref)
+        const full = await g.run(5, flipped)
+        assert.deepEqual(full.disks.map(d => d.mode), ['full'])
+        for (let n = 6; n < 9; n++) {
+          const result = await g.run(n, flipped)
+          assert.deepEqual(result.disks.map(d => d.mode), ['delta'], result.warnings.join('; '))
+        }
+        const after = await restorePointsOf(harness.handler, g.vm, JOB)
+        assert.deepEqual(after.map(point => isAlias(point.disks[0]!.vhd)), after.map(() => to))
+        assert.equal((await g.assertRestorable()).length, 2)
+        assert.deepEqual(await remoteProblems(harness.handler, g.vm), [])
+      })
+    }
   })
 }

@@ -22,7 +22,7 @@ export async function writeBackups(
   vm: string,
   jobId: string,
   chains: Record<string, ExportSpec[]>,
-  opts: { directory: boolean; start?: Date; count?: number },
+  opts: { directory: boolean | ((point: number) => boolean); start?: Date; count?: number },
 ): Promise<WrittenPoint[]> {
   const start = opts.start ?? new Date('2026-11-26T05:50:00Z')
   const count = opts.count ?? Math.max(...Object.values(chains).map(c => c.length))
@@ -33,7 +33,7 @@ export async function writeBackups(
     const vhds: Record<string, string> = {}
     const checksums: Record<string, string> = {}
     for (const [vdi, chain] of Object.entries(chains)) {
-      const path = vhdPath(vm, jobId, vdi, formatTimestamp(date), opts.directory)
+      const path = vhdPath(vm, jobId, vdi, formatTimestamp(date), typeof opts.directory === 'function' ? opts.directory(i) : opts.directory)
       const parent = i > 0 ? points[i - 1]!.vhds[vdi] : undefined
       const result = await writeVhd(handler, path, exportStream(chain[i]!), { uuid: randomUUID(), ...(parent === undefined ? {} : { parent }) })
       disks.push({ vdi, vhd: path, differencing: i > 0, checksum: result })

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { chainOf, listDiskVhds, readVhdInfo } from '../../src/repository/chain.js'
+import { chainOf, listDiskVhds, newestVhd, readVhdInfo } from '../../src/repository/chain.js'
 import { checkBlocks, checksumsOf, computeBlockChecksums, readRecordedIntegrity } from '../../src/repository/integrity/index.js'
 import { diskDir, vhdPath } from '../../src/repository/layout.js'
 import { readMetadata } from '../../src/repository/metadata.js'
@@ -102,7 +102,7 @@ for (const directory of [false, true]) {
       }
 
       const again = await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 })
-      assert.deepEqual(again, { removed: [], merges: [], resumed: 0, deleted: [], deferred: [], unrestorable: [], foreign: [] })
+      assert.deepEqual(again, { removed: [], merges: [], resumed: 0, deleted: [], deferred: [], unmerged: [], unrestorable: [], foreign: [] })
     })
 
     it('finishes the work of a call interrupted after the metadata was removed', async () => {
@@ -170,6 +170,33 @@ function jsonError(text: string): string {
   return ''
 }
 
+describe('retention of a chain mixing VHD files and VHD directories (written by earlier versions)', () => {
+  it('is not merged, fails nothing, keeps every kept restore point byte-exact, and goes once nothing kept needs it', async () => {
+    const remote = await openTempRemote()
+    try {
+      const chain = seededChain(SIZE, 3, 9)
+      const points = await writeBackups(remote.handler, VM, JOB, { [DISK_A]: chain }, { directory: i => i >= 2 })
+      const result = await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 })
+      assert.deepEqual(result.removed, points.slice(0, 2).map(p => p.metadata))
+      assert.deepEqual(result.merges, [])
+      assert.equal(result.unmerged.length, 1)
+      assert.match(result.unmerged[0]!.message, /mix VHD files and VHD directories and are not merged/)
+      for (const i of [2, 3]) assert.equal(await rawHash(remote, points[i]!.vhds[DISK_A]!), expectedDiskHash(SIZE, chain.slice(0, i + 1)), `point ${i}`)
+      // no delta is built on it: the next run is a full
+      const unusable: string[] = []
+      assert.equal(await newestVhd(remote.handler, VM, JOB, DISK_A, { onUnusable: problem => unusable.push(problem.reason) }), undefined)
+      assert.match(unusable.join(), /mixes VHD files and VHD directories/)
+      // a new chain (a full in the new format) and two restore points on it: the mixed chain is deleted
+      const fresh = await writeBackups(remote.handler, VM, JOB, { [DISK_A]: seededChain(SIZE, 1, 10) }, { directory: true, start: new Date('2026-11-26T06:00:00Z') })
+      const after = await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 })
+      assert.deepEqual(after.unmerged, [])
+      assert.deepEqual(await listDiskVhds(remote.handler, diskDir(VM, JOB, DISK_A)), fresh.map(p => p.vhds[DISK_A]))
+    } finally {
+      await remote.close()
+    }
+  })
+})
+
 describe('retention after a crash in the middle of a merge', () => {
   for (const directory of [false, true]) {
     it(`finishes the interrupted merge and the rest of the work (${directory ? 'VHD directories' : 'VHD files'})`, async () => {
@@ -206,7 +233,7 @@ describe('retention after a crash in the middle of a merge', () => {
         assert.equal(await rawHash(remote, points[4]!.vhds[DISK_A]!), expectedDiskHash(SIZE, chains[DISK_A]!))
         const report = await verifyRemote(remote.handler)
         assert.deepEqual([report.ok, report.problems], [true, []])
-        assert.deepEqual(await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 }), { removed: [], merges: [], resumed: 0, deleted: [], deferred: [], unrestorable: [], foreign: [] })
+        assert.deepEqual(await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 2 }), { removed: [], merges: [], resumed: 0, deleted: [], deferred: [], unmerged: [], unrestorable: [], foreign: [] })
       } finally {
         await remote.close()
       }

@@ -1,5 +1,6 @@
 import { BackupError } from '../../errors.js'
 import { assertSafeId, formatTimestamp, vhdPath } from '../../repository/layout.js'
+import { isVhdAlias } from '../../repository/vhd-lib.js'
 import { writeVhd } from '../../repository/write-vhd.js'
 import type { WriteVhdResult } from '../../repository/write-vhd.js'
 import type { Readable } from 'node:stream'
@@ -31,6 +32,15 @@ function formatDuration(ms: number): string {
 /** VHD directories where the remote asks for them (always on object storage) or the settings do */
 export function usesVhdDirectory(ctx: VmRunContext): boolean {
   return ctx.settings.useVhdDirectory === true || ctx.handler.useVhdDirectory() || ctx.handler.type === 's3'
+}
+
+/**
+ * The format of one disk's new VHD: a full takes the format the settings and the remote ask for
+ * now; a delta takes its parent's, so a chain is all VHD files or all VHD directories (a merge
+ * never mixes them) and a change of the setting applies from the next full of each chain on.
+ */
+export function vhdDirectoryFor(ctx: VmRunContext, base: DiskBase): boolean {
+  return base.mode === 'delta' ? isVhdAlias(base.parentPath) : usesVhdDirectory(ctx)
 }
 
 /** writes a VHD stream into `path`; a stream that stalls fails the transfer instead of holding the run */
@@ -112,13 +122,13 @@ async function nbdIntoVhd(ctx: VmRunContext, disk: VdiRecord, base: Extract<Disk
   }
 }
 
-async function transferDisk(ctx: VmRunContext, { vdi }: SourceDisk, timestamp: string, directory: boolean): Promise<void> {
+async function transferDisk(ctx: VmRunContext, { vdi }: SourceDisk, timestamp: string): Promise<void> {
   const snapshotDisk = ctx.snapshotDisks.get(vdi.$ref)
   const base = ctx.bases.get(vdi.$ref)
   if (snapshotDisk === undefined || base === undefined) {
     throw new BackupError('TRANSFER_FAILED', `disk "${vdi.name_label}" has no snapshot or no plan`, { vdi: vdi.uuid })
   }
-  const path = vhdPath(ctx.vmUuid, assertSafeId('job', ctx.job.id), assertSafeId('vdi', vdi.uuid), timestamp, directory)
+  const path = vhdPath(ctx.vmUuid, assertSafeId('job', ctx.job.id), assertSafeId('vdi', vdi.uuid), timestamp, vhdDirectoryFor(ctx, base))
   // named `transfer` as XO's backup logs name the task they show with its size, duration and speed
   const reporter = ctx.reporter.child('transfer', { disk: vdi.name_label, vdi: vdi.uuid, mode: base.mode })
   const start = Date.now()
@@ -156,8 +166,7 @@ export async function transferDisks(ctx: VmRunContext): Promise<void> {
     throw new BackupError('TRANSFER_FAILED', 'the restore point has no date', { vm: ctx.vmUuid })
   }
   const timestamp = formatTimestamp(ctx.date)
-  const directory = usesVhdDirectory(ctx)
   for (const disk of ctx.disks) {
-    await transferDisk(ctx, disk, timestamp, directory)
+    await transferDisk(ctx, disk, timestamp)
   }
 }
