@@ -166,7 +166,7 @@ describe('disaster-recovery CLI (no xo-server running)', function () {
     assert.equal(typeof report === 'object' && report !== null ? Reflect.get(report, 'ok') : undefined, true)
   })
 
-  it('restores the oldest and the latest restore point on the pool, bytes equal to the guest disk then', async function () {
+  it('restores the oldest and the latest restore point on the pool, bytes equal to the guest disk then; --new-mac-addresses gives new MACs', async function () {
     const listed: unknown = JSON.parse((await run(['list', '--remote', remoteUrl, '--json'])).stdout)
     assert.ok(isPointList(listed))
     const common = ['--remote', remoteUrl, '--pool', pool.url, '--user', pool.user, '--json']
@@ -175,7 +175,7 @@ describe('disaster-recovery CLI (no xo-server running)', function () {
     const oldest = await run(['restore', ...common, '--sr', pool.sim.defaultSr(), '--restore-point', listed[0]!.id], env)
     assert.equal(oldest.code, 0, oldest.stderr)
     // without --sr: the pool's default SR
-    const latest = await run(['restore', ...common, '--restore-point', 'latest', '--vm', vm1], env)
+    const latest = await run(['restore', ...common, '--restore-point', 'latest', '--vm', vm1, '--new-mac-addresses'], env)
     assert.equal(latest.code, 0, latest.stderr)
     for (const [restore, expected] of [[oldest, hashes[0]], [latest, hashes[1]]] as const) {
       const result: unknown = JSON.parse(restore.stdout)
@@ -185,6 +185,12 @@ describe('disaster-recovery CLI (no xo-server running)', function () {
       assert.ok(disk)
       assert.equal(await pool.sim.hashVdi(disk.uuid), expected)
     }
+    const macsOf = (vm: unknown): string[] => (pool.sim.record('VM', String(vm)).VIFs as string[]).map(vif => String(pool.sim.record('VIF', vif).MAC))
+    const vmOf = (restore: { stdout: string }): unknown => Reflect.get(JSON.parse(restore.stdout) as object, 'vm')
+    assert.deepEqual(macsOf(vmOf(oldest)), macsOf(vm1), 'the MACs it had')
+    const fresh = macsOf(vmOf(latest))
+    assert.equal(fresh.length, macsOf(vm1).length)
+    for (const mac of fresh) assert.ok(!macsOf(vm1).includes(mac), `${mac} is new`)
   })
 
   it('fails with exit code 1 on a wrong password, without printing it', async function () {
