@@ -6,6 +6,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type FirstDeltaShape, runFirstDeltaCase } from './cases/first-delta.js'
 import { type MergeCaseRun, type MergeShape, runMergeCase } from './cases/merge.js'
+import { NBD_IMPLS, runNbdTransferCase } from './cases/nbd-transfer.js'
 import { type RestoreShape, runRestoreCase } from './cases/restore.js'
 import { type TransferShape, runTransferCase } from './cases/transfer.js'
 import { loadAverages, machineInfo, type MachineInfo } from './lib/machine.js'
@@ -15,7 +16,7 @@ import { check, type TargetCheck } from './lib/targets.js'
 
 const GiB = 2 ** 30
 
-export const CASE_NAMES = ['merge_vhd_file', 'merge_vhd_directory', 'delta_transfer', 'first_delta', 'restore_read', 'huge_2040g'] as const
+export const CASE_NAMES = ['merge_vhd_file', 'merge_vhd_directory', 'delta_transfer', 'nbd_transfer', 'first_delta', 'restore_read', 'huge_2040g'] as const
 export type CaseName = (typeof CASE_NAMES)[number]
 
 export interface BenchConfig {
@@ -28,6 +29,8 @@ export interface BenchConfig {
   readonly merge: MergeShape
   readonly hugeVirtualSize: number
   readonly transfer: TransferShape
+  /** the delta read over NBD (1, 2, 4 connections) and with the HTTP export */
+  readonly nbdTransfer: TransferShape
   readonly firstDelta: FirstDeltaShape
   readonly restore: RestoreShape
 }
@@ -41,6 +44,7 @@ export const FULL_CONFIG: BenchConfig = {
   merge: { virtualSize: 20 * GiB, parentBlocks: 1024, childBlocks: 128, overlapping: 32 },
   hugeVirtualSize: 2040 * GiB,
   transfer: { diskSize: 20 * GiB, initialBlocks: 128, changedBlocks: 128, overlapping: 32 },
+  nbdTransfer: { diskSize: 20 * GiB, initialBlocks: 128, changedBlocks: 128, overlapping: 32 },
   // a full holding 4 GiB, a 2 MiB change, as measured in issue 10 (finding 9)
   firstDelta: { diskSize: 8 * GiB, fullBlocks: 2048, changedBlocks: 1 },
   restore: { virtualSize: 20 * GiB, fullBlocks: 512, deltas: 10, deltaBlocks: 32, deltaOverlapping: 16 },
@@ -53,6 +57,7 @@ export const QUICK_CONFIG: BenchConfig = {
   hugeRounds: 1,
   merge: { virtualSize: 1 * GiB, parentBlocks: 32, childBlocks: 8, overlapping: 4 },
   transfer: { diskSize: 1 * GiB, initialBlocks: 8, changedBlocks: 8, overlapping: 4 },
+  nbdTransfer: { diskSize: 1 * GiB, initialBlocks: 8, changedBlocks: 8, overlapping: 4 },
   firstDelta: { diskSize: 1 * GiB, fullBlocks: 128, changedBlocks: 1 },
   restore: { virtualSize: 1 * GiB, fullBlocks: 16, deltas: 10, deltaBlocks: 4, deltaOverlapping: 2 },
 }
@@ -77,6 +82,7 @@ export interface BenchResults {
   readonly merge_vhd_directory?: { readonly [key: string]: Json | ImplResult | undefined }
   readonly delta_transfer?: { readonly [key: string]: Json | ImplResult | undefined }
   readonly first_delta?: { readonly [key: string]: Json | ImplResult | undefined }
+  readonly nbd_transfer?: { readonly [key: string]: Json | ImplResult | undefined }
   readonly restore_read?: { readonly [key: string]: Json | ImplResult | undefined }
   readonly huge_2040g?: { readonly [key: string]: Json | ImplResult | undefined }
   readonly peak_rss_mib: Readonly<Record<string, number | null>>
@@ -198,6 +204,47 @@ export async function runBenchmark(config: BenchConfig, opts: RunOptions): Promi
       }
       rss['delta_transfer'] = rssOf(run.ours)
       targets.push(check('delta_transfer: ours rate / raw stream rate', '>= 0.9', oursOverRaw, v => v >= 0.9))
+    }
+    if (want('nbd_transfer')) {
+      const run = await runNbdTransferCase(ctx, { shape: config.nbdTransfer, rounds: config.rounds })
+      const over = (impl: (typeof NBD_IMPLS)[number], base: number | null | undefined): number | null => {
+        const value = run.transferMs[impl]
+        return value === null || base === null || base === undefined ? null : ratio(value, base)
+      }
+      out.nbd_transfer = {
+        config: {
+          disk_size_gib: config.nbdTransfer.diskSize / GiB,
+          initial_blocks: config.nbdTransfer.initialBlocks,
+          changed_blocks: config.nbdTransfer.changedBlocks,
+          changed_mib: config.nbdTransfer.changedBlocks * 2,
+          pool_profile: 'xcp-ng-8.3-nbd (TLS)',
+        },
+        export: run.runs.export,
+        nbd_1: run.runs.nbd_1,
+        nbd_2: run.runs.nbd_2,
+        nbd_4: run.runs.nbd_4,
+        transfer_ms: run.transferMs,
+        // time ratios of the transfer step (lower is better): NBD with N connections / HTTP export
+        nbd_1_over_export: over('nbd_1', run.transferMs.export),
+        nbd_2_over_export: over('nbd_2', run.transferMs.export),
+        nbd_4_over_export: over('nbd_4', run.transferMs.export),
+        // the whole run (snapshot, changed-block listing, transfer, commit, data_destroy)
+        run_nbd_2_over_export: ratio(medianOf(run.runs.nbd_2), medianOf(run.runs.export)),
+        reference_sr_bytes: run.referenceBytes,
+      }
+      rss['nbd_transfer'] = Math.max(...NBD_IMPLS.map(impl => rssOf(run.runs[impl]) ?? 0))
+      const exportBytes = run.referenceBytes.export
+      const nbdBytes = run.referenceBytes.nbd_2
+      targets.push(
+        check('nbd_transfer: transfer time, NBD 2 connections / HTTP export', '<= 1', over('nbd_2', run.transferMs.export), v => v <= 1),
+        check('nbd_transfer: every run a delta', 'true', verifiedAll(...NBD_IMPLS.map(impl => run.runs[impl])), v => v === 1),
+        check(
+          'nbd_transfer: SR bytes of the reference, CBT / HTTP export',
+          '< 0.01',
+          exportBytes === null || nbdBytes === null || exportBytes === 0 ? null : nbdBytes / exportBytes,
+          v => v < 0.01,
+        ),
+      )
     }
     if (want('first_delta')) {
       // each round writes and backs up a fresh full: at most 3 rounds

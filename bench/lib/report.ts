@@ -26,6 +26,7 @@ export function formatTable(results: BenchResults): string {
     ['merge_vhd_file', results.merge_vhd_file],
     ['merge_vhd_directory', results.merge_vhd_directory],
     ['delta_transfer', results.delta_transfer],
+    ['nbd_transfer', results.nbd_transfer],
     ['first_delta', results.first_delta],
     ['restore_read', results.restore_read],
     ['huge_2040g', results.huge_2040g],
@@ -39,6 +40,9 @@ export function formatTable(results: BenchResults): string {
     if (section === undefined) continue
     for (const [key, value] of Object.entries(section)) {
       if (typeof value === 'number' || (value === null && /_over_|bytes/.test(key))) text += `  ${name}.${key} = ${value ?? 'n/a'}\n`
+      else if (typeof value === 'object' && value !== null && !isImpl(value) && /_ms$|_bytes$/.test(key)) {
+        text += `  ${name}.${key} = ${Object.entries(value).map(([k, v]) => `${k} ${String(v ?? 'n/a')}`).join(', ')}\n`
+      }
     }
   }
   text += '\ntargets\n'

@@ -34,6 +34,9 @@ export type Task =
       readonly jobId: string
       readonly retention: number
       readonly useVhdDirectory: boolean
+      /** the job's disk transport (default: the job's default, auto) */
+      readonly transport?: 'auto' | 'nbd' | 'export'
+      readonly nbdConnections?: number
     }
   /** read a chain (path relative to `root`) as one VHD stream */
   | { readonly kind: 'read-chain'; readonly root: string; readonly path: string }

@@ -116,7 +116,16 @@ export async function measureRunJob(task: Extract<Task, { kind: 'run-job' }>): P
     const start = performance.now()
     const reporter = new SnapshotTimingReporter(start)
     const result = await runJob.value(
-      { id: task.jobId, name: 'benchmark', vms: [task.vm], remoteId: 'benchmark-remote', retention: task.retention, concurrency: 1 },
+      {
+        id: task.jobId,
+        name: 'benchmark',
+        vms: [task.vm],
+        remoteId: 'benchmark-remote',
+        retention: task.retention,
+        concurrency: 1,
+        ...(task.transport === undefined ? {} : { transport: task.transport }),
+        ...(task.nbdConnections === undefined ? {} : { nbdConnections: task.nbdConnections }),
+      },
       {
         getXapi: async () => xapi,
         getRemoteHandler: async () => remote.handler,
@@ -137,6 +146,8 @@ export async function measureRunJob(task: Extract<Task, { kind: 'run-job' }>): P
         bytes: vm.disks.reduce((sum, disk) => sum + disk.size, 0),
         detail: {
           modes: vm.disks.map(disk => disk.mode),
+          // the transfer step alone (each disk's stream into its VHD on the remote)
+          transferMs: vm.disks.reduce((sum, disk) => sum + disk.durationMs, 0),
           restorePoint: vm.restorePoint,
           ...(reporter.snapshotMs === undefined ? {} : { snapshotMs: reporter.snapshotMs }),
         },
