@@ -71,6 +71,26 @@ for (const remote of ['file', 'file-vhd-directory'] as const) {
       assert.deepEqual((await xoCleanVm(harness.handler, guest.vm, { remove: true, merge: false })).warnings, [])
     })
 
+    it("after XO deletes restore points and its clean-up merges them away (as an XO job of the same VM does), our next run is a delta, verify finds no error, every restore point restores", async function () {
+      const guest = await createGuest(harness, 'xo-merged')
+      for (let run = 0; run < 5; run++) await backUp(harness, guest, run, 10)
+      const points = await restorePointsOf(harness.handler, guest.vm, JOB)
+      // the second-newest and a middle one: XO's merge folds each into its child
+      for (const point of [points.at(-2)!, points.at(-4)!]) {
+        await harness.handler.unlink(point.id)
+        guest.hashes.delete(point.id)
+      }
+      const merged = await xoCleanVm(harness.handler, guest.vm, { remove: true, merge: true })
+      assert.equal(merged.merge, true, "XO's clean-up merged the unused VHDs")
+      assert.deepEqual(merged.warnings.filter(w => !w.startsWith('unexpected number of entries in backup cache')), [])
+      assert.deepEqual(await errors(harness.handler, guest.vm), [], 'verify right after the merge by XO')
+      await assertRestorable(harness, guest, "after XO's merge")
+
+      await backUp(harness, guest, 5, 10, 'delta')
+      assert.deepEqual(await errors(harness.handler, guest.vm), [])
+      await assertRestorable(harness, guest, 'after our next run')
+    })
+
     /** VHD paths of the disk's chain, oldest first, from the metadata of the job's restore points */
     async function chainOf(guest: Guest): Promise<string[]> {
       return (await restorePointsOf(harness.handler, guest.vm, JOB)).map(point => point.disks[0]!.vhd)
