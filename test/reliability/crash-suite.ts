@@ -24,6 +24,7 @@ import { phaseOf } from './crash-phases.js'
 import type { Change, CrashGo, Phase } from './crash-phases.js'
 import { faultyHandler } from './faulty-handler.js'
 import { RestorePointLedger } from './ledger.js'
+import type { ProfileName } from '../simulator/profiles.js'
 import { SeededRandom } from './random.js'
 
 const CHILD = fileURLToPath(new URL('./crash-child.js', import.meta.url))
@@ -83,8 +84,8 @@ class CrashChild {
   }
 }
 
-export function crashSuite(kind: 'file' | 'file-vhd-directory', seed: number, kills: number): void {
-  describe(`reliability: SIGKILL during runs (${kind})`, function () {
+export function crashSuite(kind: 'file' | 'file-vhd-directory', seed: number, kills: number, profile?: ProfileName): void {
+  describe(`reliability: SIGKILL during runs (${kind}${profile === undefined ? '' : `, ${profile}`})`, function () {
     let harness: Harness
     let vm: string
     let disks: string[]
@@ -95,7 +96,7 @@ export function crashSuite(kind: 'file' | 'file-vhd-directory', seed: number, ki
     let changesOfLastRun: Change[] = []
 
     before(async function () {
-      harness = await startHarness({ remote: kind })
+      harness = await startHarness({ remote: kind, ...(profile === undefined ? {} : { profile }) })
       const created = harness.pool.sim.createVm({
         name: 'crashy',
         disks: [
