@@ -18,6 +18,8 @@ async function run(task: Task): Promise<TaskOutcome> {
       return (await import('./tasks/read-file.js')).measureReadFile(task)
     case 'raw-export':
       return (await import('./tasks/transfer.js')).measureRawExport(task)
+    case 'listing':
+      return (await import('./tasks/listing.js')).measureListing(task)
     case 'run-job':
       return (await import('./tasks/transfer.js')).measureRunJob(task)
   }

@@ -188,8 +188,11 @@ function fullBlockBuffer(): Buffer {
   return buffer
 }
 
-/** writes layer `index` of `model` as `<dir>/<stem>.vhd`, flushed to disk; returns its path */
-export async function writeVhdFile(dir: string, model: ChainModel, index: number, content: BlockContent): Promise<string> {
+/**
+ * writes layer `index` of `model` as `<dir>/<stem>.vhd`, flushed to disk (unless `sync` is false:
+ * many tiny files read from the page cache); returns its path
+ */
+export async function writeVhdFile(dir: string, model: ChainModel, index: number, content: BlockContent, opts: { sync?: boolean } = {}): Promise<string> {
   const layer = model.layers[index]!
   const entries = maxTableEntriesFor(model.virtualSize)
   const tableOffset = FOOTER_SIZE + HEADER_SIZE
@@ -217,7 +220,7 @@ export async function writeVhdFile(dir: string, model: ChainModel, index: number
       position += block.length
     }
     await file.write(footer, 0, FOOTER_SIZE, position)
-    await file.sync()
+    if (opts.sync !== false) await file.sync()
   } finally {
     await file.close()
   }

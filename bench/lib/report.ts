@@ -1,6 +1,7 @@
 /** The table for people. */
 import type { BenchResults } from '../run.js'
 import type { ImplResult } from './series.js'
+import { verdictOf } from './targets.js'
 
 const pad = (text: string, width: number): string => (text.length >= width ? text : text + ' '.repeat(width - text.length))
 const padLeft = (text: string, width: number): string => (text.length >= width ? text : ' '.repeat(width - text.length) + text)
@@ -30,6 +31,7 @@ export function formatTable(results: BenchResults): string {
     ['first_delta', results.first_delta],
     ['restore_read', results.restore_read],
     ['huge_2040g', results.huge_2040g],
+    ['listing', results.listing],
   ]
   for (const [name, section] of sections) {
     if (section === undefined) continue
@@ -47,8 +49,7 @@ export function formatTable(results: BenchResults): string {
   }
   text += '\ntargets\n'
   for (const target of results.targets) {
-    const verdict = target.pass === null ? 'n/a ' : target.pass ? 'PASS' : 'MISS'
-    text += `  ${verdict}  ${pad(target.name, 70)} ${pad(String(target.value ?? '-'), 10)} (target ${target.target})\n`
+    text += `  ${pad(verdictOf(target), 11)} ${pad(target.name, 70)} ${pad(String(target.value ?? '-'), 10)} (target ${target.target})\n`
   }
   const m = results.machine
   text += `\n${results.date}  ${m.cpu_model}, ${m.cores} cores, ${m.memory_gib} GiB, ${m.filesystem}; load at start ${results.load_at_start.join(' ')}, at end ${results.load_at_end.join(' ')}; ${results.duration_s} s\n`

@@ -1,13 +1,11 @@
 /**
  * Content hashes (see `DiskHasher`) of benchmark outputs, computed by readers that share no code
- * with the code measured: a VHD file or directory read with vhd-lib, a raw sparse file, and a
- * VHD stream parsed here.
+ * with the code measured: a VHD file or directory read with vhd-lib, and a VHD stream parsed here.
  */
-import { open } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import type { RemoteHandler } from '../../src/repository/remote-handler.js'
 import { DiskHasher } from './fixtures.js'
-import { BLOCK_SIZE, BLOCK_UNUSED, FOOTER_SIZE, HEADER_SIZE, SECTOR_SIZE, batSize, formatUuid, parseFooterAndHeader } from './vhd-format.js'
+import { BLOCK_UNUSED, FOOTER_SIZE, HEADER_SIZE, SECTOR_SIZE, batSize, formatUuid, parseFooterAndHeader } from './vhd-format.js'
 import { openVhd } from './vhd-lib.js'
 
 export interface HashedDisk {
@@ -44,23 +42,6 @@ export async function hashVhd(handler: RemoteHandler, path: string): Promise<Has
     return { hash: hasher.digest(), uuid: formatUuid(vhd.footer.uuid), diskType: vhd.footer.diskType }
   } finally {
     await dispose()
-  }
-}
-
-/** content hash of the blocks `blockIds` of a raw disk image of `virtualSize` bytes */
-export async function hashRawBlocks(path: string, virtualSize: number, blockIds: readonly number[]): Promise<string> {
-  const file = await open(path, 'r')
-  try {
-    const hasher = new DiskHasher(virtualSize)
-    const buffer = Buffer.alloc(BLOCK_SIZE)
-    for (const blockId of blockIds) {
-      const { bytesRead } = await file.read(buffer, 0, BLOCK_SIZE, blockId * BLOCK_SIZE)
-      buffer.fill(0, bytesRead)
-      hasher.block(blockId, buffer)
-    }
-    return hasher.digest()
-  } finally {
-    await file.close()
   }
 }
 

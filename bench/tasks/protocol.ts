@@ -9,8 +9,8 @@ export interface PoolAccess {
 }
 
 export type Task =
-  /** the I/O floor of a merge: read the child's blocks, pwrite them into a sparse raw file, fsync */
-  | { readonly kind: 'floor'; readonly child: string; readonly output: string }
+  /** the I/O floor of a merge: read the child's blocks, pwrite them into the parent where a merge puts them, fsync */
+  | { readonly kind: 'floor'; readonly parent: string; readonly child: string }
   /** merge `chain` (paths relative to `root`) and flush the result */
   | { readonly kind: 'merge'; readonly impl: 'ours' | 'vhd-lib'; readonly root: string; readonly chain: readonly string[]; readonly countBlockIo: boolean }
   /**
@@ -42,6 +42,15 @@ export type Task =
   | { readonly kind: 'read-chain'; readonly root: string; readonly path: string }
   /** stream a single file, as `cat` would */
   | { readonly kind: 'read-file'; readonly file: string }
+  /** list the restore points of the remote at `root` (or run retention over all its VMs) */
+  | { readonly kind: 'listing'; readonly impl: ListingImpl; readonly root: string; readonly jobId: string; readonly keep: number }
+
+/**
+ * `api`: listRestorePoints (the plugin API's path); `cli`: the DR CLI's `list`, a process;
+ * `retention`: the retention pass of a run, every VM; `plain`: readdir + readFile + JSON.parse;
+ * `plain-process`: the same in a fresh `node` process
+ */
+export type ListingImpl = 'api' | 'cli' | 'retention' | 'plain' | 'plain-process'
 
 export interface TaskResult {
   /** wall-clock milliseconds of the measured operation, flush included */

@@ -32,6 +32,7 @@ const TINY: BenchConfig = {
   nbdTransfer: { diskSize: 64 * MiB, initialBlocks: 4, changedBlocks: 4, overlapping: 2 },
   firstDelta: { diskSize: 64 * MiB, fullBlocks: 8, changedBlocks: 1 },
   restore: { virtualSize: 64 * MiB, fullBlocks: 8, deltas: 10, deltaBlocks: 2, deltaOverlapping: 1 },
+  listing: { vms: 2, pointsPerVm: 3, disksPerVm: 2 },
 }
 
 describe('benchmark (quick mode, tiny sizes)', () => {
@@ -86,6 +87,16 @@ describe('benchmark (quick mode, tiny sizes)', () => {
       if (result.status === 'measured') assert.equal(result.verified, true, `${key}: every run a delta`)
     }
     assert.ok(typeof results.peak_rss_mib === 'object')
+    const listing = results.listing!
+    for (const key of ['api_over_plain', 'cli_over_plain_process', 'retention_over_plain']) assert.ok(key in listing, key)
+    for (const key of ['list_restore_points', 'cli_list', 'retention_pass', 'plain', 'plain_process']) {
+      const result = implResult(listing[key])
+      assert.equal(result.status, 'measured', `listing.${key}: ${result.status === 'measured' ? '' : result.reason}`)
+      if (result.status === 'measured') assert.equal(result.verified, true, `listing.${key}: every restore point found, none removed`)
+    }
+    const floorTarget = results.targets.find(t => t.name.startsWith('merge_vhd_file: ours / I/O floor'))
+    assert.ok(floorTarget !== undefined)
+    if (typeof floorTarget.value === 'number' && floorTarget.value < 1) assert.equal(floorTarget.verdict, 'floor wrong')
 
     const measuredOrSkipped = [mergeFile['ours'], mergeFile['vhd_lib'], mergeFile['floor'], mergeDir['ours'], mergeDir['vhd_lib']]
     for (const result of measuredOrSkipped.map(implResult)) {
