@@ -5,6 +5,7 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type FirstDeltaShape, runFirstDeltaCase } from './cases/first-delta.js'
+import { type JobManyVmsShape, runJobManyVmsCase } from './cases/job-many-vms.js'
 import { type ListingShape, runListingCase } from './cases/listing.js'
 import { type MergeCaseRun, type MergeShape, runMergeCase } from './cases/merge.js'
 import { NBD_IMPLS, runNbdTransferCase } from './cases/nbd-transfer.js'
@@ -17,7 +18,7 @@ import { check, checkOverFloor, type TargetCheck } from './lib/targets.js'
 
 const GiB = 2 ** 30
 
-export const CASE_NAMES = ['merge_vhd_file', 'merge_vhd_directory', 'delta_transfer', 'nbd_transfer', 'first_delta', 'restore_read', 'huge_2040g', 'listing'] as const
+export const CASE_NAMES = ['merge_vhd_file', 'merge_vhd_directory', 'delta_transfer', 'nbd_transfer', 'first_delta', 'restore_read', 'huge_2040g', 'listing', 'job_50_vms'] as const
 export type CaseName = (typeof CASE_NAMES)[number]
 
 export interface BenchConfig {
@@ -35,6 +36,7 @@ export interface BenchConfig {
   readonly firstDelta: FirstDeltaShape
   readonly restore: RestoreShape
   readonly listing: ListingShape
+  readonly jobManyVms: JobManyVmsShape
 }
 
 export const FULL_CONFIG: BenchConfig = {
@@ -51,6 +53,7 @@ export const FULL_CONFIG: BenchConfig = {
   firstDelta: { diskSize: 8 * GiB, fullBlocks: 2048, changedBlocks: 1 },
   restore: { virtualSize: 20 * GiB, fullBlocks: 512, deltas: 10, deltaBlocks: 32, deltaOverlapping: 16 },
   listing: { vms: 50, pointsPerVm: 30, disksPerVm: 2 },
+  jobManyVms: { vms: 50, disksPerVm: 2, diskSize: 1 * GiB, initialBlocks: 4, changedBlocks: 1 },
 }
 
 export const QUICK_CONFIG: BenchConfig = {
@@ -64,6 +67,7 @@ export const QUICK_CONFIG: BenchConfig = {
   firstDelta: { diskSize: 1 * GiB, fullBlocks: 128, changedBlocks: 1 },
   restore: { virtualSize: 1 * GiB, fullBlocks: 16, deltas: 10, deltaBlocks: 4, deltaOverlapping: 2 },
   listing: { vms: 5, pointsPerVm: 6, disksPerVm: 2 },
+  jobManyVms: { vms: 6, disksPerVm: 2, diskSize: 1 * GiB, initialBlocks: 2, changedBlocks: 1 },
 }
 
 export interface RunOptions {
@@ -90,6 +94,7 @@ export interface BenchResults {
   readonly restore_read?: { readonly [key: string]: Json | ImplResult | undefined }
   readonly huge_2040g?: { readonly [key: string]: Json | ImplResult | undefined }
   readonly listing?: { readonly [key: string]: Json | ImplResult | undefined }
+  readonly job_50_vms?: { readonly [key: string]: Json | ImplResult | undefined }
   readonly peak_rss_mib: Readonly<Record<string, number | null>>
   readonly targets: readonly TargetCheck[]
 }
@@ -349,6 +354,32 @@ export async function runBenchmark(config: BenchConfig, opts: RunOptions): Promi
         check(`listing: DR CLI list (a process) / plain read in a process (time)`, '<= 2', cliOverPlain, v => v <= 2),
         check(`listing: retention pass over every VM / plain read (time)`, '<= 2', retentionOverPlain, v => v <= 2),
         check('listing: every restore point listed, none removed', 'true', verifiedAll(api, cli, retention, plain, plainProcess), v => v === 1),
+      )
+    }
+    if (want('job_50_vms')) {
+      const shape = config.jobManyVms
+      // a round is four runs of the whole job: at most 2 rounds
+      const run = await runJobManyVmsCase(ctx, shape, Math.min(config.rounds, 2))
+      const { at_1: at1, at_2: at2, at_4: at4, no_change_at_1: noChange } = run.results
+      const perVm = (result: ImplResult): number | null => (result.status === 'measured' ? Math.round(result.median_ms / shape.vms) : null)
+      const at4OverAt1 = ratio(medianOf(at4), medianOf(at1))
+      out.job_50_vms = {
+        config: { vms: shape.vms, disks_per_vm: shape.disksPerVm, disk_size_gib: shape.diskSize / GiB, changed_mib_per_disk: shape.changedBlocks * 2 },
+        at_1: at1,
+        at_2: at2,
+        at_4: at4,
+        no_change_at_1: noChange,
+        per_vm_ms_at_1: perVm(at1),
+        per_vm_ms_at_2: perVm(at2),
+        per_vm_ms_at_4: perVm(at4),
+        fixed_cost_per_vm_ms: perVm(noChange),
+        at_2_over_at_1: ratio(medianOf(at2), medianOf(at1)),
+        at_4_over_at_1: at4OverAt1,
+      }
+      rss['job_50_vms'] = Math.max(...[at1, at2, at4, noChange].map(rssOf).map(v => v ?? 0))
+      targets.push(
+        check(`job_50_vms: ${shape.vms} VMs, 4 at once / one at a time (time)`, '<= 0.4', at4OverAt1, v => v <= 0.4),
+        check('job_50_vms: every VM backed up, every disk a delta', 'true', verifiedAll(at1, at2, at4, noChange), v => v === 1),
       )
     }
     const peaks = Object.values(rss).filter((v): v is number => v !== null)

@@ -32,6 +32,7 @@ export function formatTable(results: BenchResults): string {
     ['restore_read', results.restore_read],
     ['huge_2040g', results.huge_2040g],
     ['listing', results.listing],
+    ['job_50_vms', results.job_50_vms],
   ]
   for (const [name, section] of sections) {
     if (section === undefined) continue

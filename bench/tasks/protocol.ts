@@ -25,12 +25,14 @@ export type Task =
       readonly output: string
       readonly referenceOnly?: boolean
     }
-  /** one run of a continuous delta backup job */
+  /** one run of a continuous delta backup job (of `vm`, or of `vms`, `concurrency` at once) */
   | {
       readonly kind: 'run-job'
       readonly pool: PoolAccess
       readonly remoteRoot: string
       readonly vm: string
+      readonly vms?: readonly string[]
+      readonly concurrency?: number
       readonly jobId: string
       readonly retention: number
       readonly useVhdDirectory: boolean

@@ -115,14 +115,15 @@ export async function measureRunJob(task: Extract<Task, { kind: 'run-job' }>): P
   try {
     const start = performance.now()
     const reporter = new SnapshotTimingReporter(start)
+    const vms = task.vms ?? [task.vm]
     const result = await runJob.value(
       {
         id: task.jobId,
         name: 'benchmark',
-        vms: [task.vm],
+        vms,
         remoteId: 'benchmark-remote',
         retention: task.retention,
-        concurrency: 1,
+        concurrency: task.concurrency ?? 1,
         ...(task.transport === undefined ? {} : { transport: task.transport }),
         ...(task.nbdConnections === undefined ? {} : { nbdConnections: task.nbdConnections }),
       },
@@ -134,21 +135,22 @@ export async function measureRunJob(task: Extract<Task, { kind: 'run-job' }>): P
       },
     )
     const ms = performance.now() - start
-    const vm = result.vms[0]
-    if (result.status !== 'success' || vm === undefined) {
-      throw new Error(`backup run ${result.status}: ${vm?.error ?? 'no VM result'}`)
+    const failed = result.vms.find(vm => vm.status !== 'success')
+    if (result.status !== 'success' || result.vms.length !== vms.length) {
+      throw new Error(`backup run ${result.status}: ${failed?.error ?? 'no VM result'}`)
     }
+    const disks = result.vms.flatMap(vm => vm.disks)
     return {
       ok: true,
       result: {
         ms,
         peakRssMiB: peakRssMiB(),
-        bytes: vm.disks.reduce((sum, disk) => sum + disk.size, 0),
+        bytes: disks.reduce((sum, disk) => sum + disk.size, 0),
         detail: {
-          modes: vm.disks.map(disk => disk.mode),
+          modes: disks.map(disk => disk.mode),
           // the transfer step alone (each disk's stream into its VHD on the remote)
-          transferMs: vm.disks.reduce((sum, disk) => sum + disk.durationMs, 0),
-          restorePoint: vm.restorePoint,
+          transferMs: disks.reduce((sum, disk) => sum + disk.durationMs, 0),
+          restorePoint: result.vms[0]?.restorePoint,
           ...(reporter.snapshotMs === undefined ? {} : { snapshotMs: reporter.snapshotMs }),
         },
       },

@@ -33,6 +33,7 @@ const TINY: BenchConfig = {
   firstDelta: { diskSize: 64 * MiB, fullBlocks: 8, changedBlocks: 1 },
   restore: { virtualSize: 64 * MiB, fullBlocks: 8, deltas: 10, deltaBlocks: 2, deltaOverlapping: 1 },
   listing: { vms: 2, pointsPerVm: 3, disksPerVm: 2 },
+  jobManyVms: { vms: 2, disksPerVm: 2, diskSize: 64 * MiB, initialBlocks: 2, changedBlocks: 1 },
 }
 
 describe('benchmark (quick mode, tiny sizes)', () => {
@@ -94,6 +95,13 @@ describe('benchmark (quick mode, tiny sizes)', () => {
       assert.equal(result.status, 'measured', `listing.${key}: ${result.status === 'measured' ? '' : result.reason}`)
       if (result.status === 'measured') assert.equal(result.verified, true, `listing.${key}: every restore point found, none removed`)
     }
+    const job = results.job_50_vms!
+    for (const key of ['at_1', 'at_2', 'at_4', 'no_change_at_1']) {
+      const result = implResult(job[key])
+      assert.equal(result.status, 'measured', `job_50_vms.${key}: ${result.status === 'measured' ? '' : result.reason}`)
+      if (result.status === 'measured') assert.equal(result.verified, true, `job_50_vms.${key}: every VM a delta`)
+    }
+    assert.ok('at_4_over_at_1' in job && 'fixed_cost_per_vm_ms' in job)
     const floorTarget = results.targets.find(t => t.name.startsWith('merge_vhd_file: ours / I/O floor'))
     assert.ok(floorTarget !== undefined)
     if (typeof floorTarget.value === 'number' && floorTarget.value < 1) assert.equal(floorTarget.verdict, 'floor wrong')

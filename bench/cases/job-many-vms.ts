@@ -1,0 +1,120 @@
+/**
+ * A job of many VMs: `vms` VMs of `disksPerVm` disks each on the simulated pool, backed up in full
+ * once (not timed); then, per round, the whole job is timed at each concurrency (1, 2 and 4 VMs at
+ * once), each run after a small change to every disk, and once more with no change at all (the
+ * fixed cost of a VM's run: snapshot, base check, metadata, retention listing).
+ * The baseline is the same job one VM at a time: 4 at once should take at most 0.4 of it.
+ */
+import { mkdir, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { runInWorker } from '../lib/child.js'
+import { BlockContent, type Layer } from '../lib/fixtures.js'
+import { loadOptional } from '../lib/optional.js'
+import { Prng } from '../lib/prng.js'
+import { type CaseContext, type ImplResult, Series, rotate } from '../lib/series.js'
+import { BLOCK_SIZE, maxTableEntriesFor } from '../lib/vhd-format.js'
+import type { PoolAccess, TaskResult } from '../tasks/protocol.js'
+import { BENCH_JOB } from './layout.js'
+
+export interface JobManyVmsShape {
+  readonly vms: number
+  readonly disksPerVm: number
+  readonly diskSize: number
+  /** blocks holding data before the full */
+  readonly initialBlocks: number
+  /** blocks of each disk changed before each timed run (none before the no-change run) */
+  readonly changedBlocks: number
+}
+
+export const CONCURRENCIES = [1, 2, 4] as const
+export type JobRunKind = 'at_1' | 'at_2' | 'at_4' | 'no_change_at_1'
+
+export interface JobManyVmsCaseRun {
+  readonly results: Readonly<Record<JobRunKind, ImplResult>>
+}
+
+interface Sim {
+  createVm(spec: { name: string; disks: { name: string; size: number }[] }): { vm: string; vdis: string[] }
+  writeGuest(vdiUuid: string, offset: number, data: Buffer): Promise<void>
+}
+interface Pool extends PoolAccess {
+  readonly sim: Sim
+  close(): Promise<void>
+}
+type StartSimulatedPool = (opts: { dataDir?: string; inventory?: 'default' | 'empty' }) => Promise<Pool>
+
+const layer = (seed: number, n: number): Layer => ({ stem: `layer-${n}`, uuid: Buffer.alloc(16), timestampMs: 0, blocks: [], contentSeed: (seed * 31 + n) >>> 0 })
+
+const KINDS: readonly JobRunKind[] = ['at_1', 'at_2', 'at_4', 'no_change_at_1']
+const concurrencyOf = (kind: JobRunKind): number => (kind === 'at_2' ? 2 : kind === 'at_4' ? 4 : 1)
+
+/** every VM succeeded, every disk as a delta (a run with no change still writes a delta of it) */
+function allDeltas(result: TaskResult | undefined, vms: number, disks: number): boolean | null {
+  if (result === undefined) return null
+  const modes = result.detail?.['modes']
+  return Array.isArray(modes) && modes.length === vms * disks && modes.every(mode => mode === 'delta')
+}
+
+export async function runJobManyVmsCase(ctx: CaseContext, shape: JobManyVmsShape, rounds: number): Promise<JobManyVmsCaseRun> {
+  const series = new Map(KINDS.map(kind => [kind, new Series()]))
+  const results = (): Record<JobRunKind, ImplResult> => Object.fromEntries([...series].map(([k, s]) => [k, s.result()])) as Record<JobRunKind, ImplResult>
+  const start = await loadOptional<StartSimulatedPool>('test/helpers/pool.ts', 'startSimulatedPool')
+  if (!start.ok) {
+    for (const s of series.values()) s.record({ ok: false, skipped: true, reason: start.reason })
+    return { results: results() }
+  }
+  const seed = ctx.seed + 8
+  const prng = new Prng(seed)
+  const entries = maxTableEntriesFor(shape.diskSize)
+  const content = new BlockContent(seed)
+  const work = join(ctx.workDir, 'job_many_vms')
+  const remoteRoot = join(work, 'remote')
+  await mkdir(remoteRoot, { recursive: true })
+  const pool = await start.value({ dataDir: join(work, 'pool'), inventory: 'empty' })
+  const access: PoolAccess = { url: pool.url, user: pool.user, password: pool.password }
+  try {
+    const disks: { vdi: string; initial: number[]; changed: number[] }[] = []
+    const vms: string[] = []
+    for (let v = 0; v < shape.vms; v++) {
+      const created = pool.sim.createVm({
+        name: `job-vm-${v}`,
+        disks: Array.from({ length: shape.disksPerVm }, (_, d) => ({ name: `disk-${d}`, size: shape.diskSize })),
+      })
+      vms.push(created.vm)
+      for (const vdi of created.vdis) {
+        const initial = prng.distinct(shape.initialBlocks, entries)
+        disks.push({ vdi, initial, changed: prng.sample(initial, Math.min(shape.changedBlocks, initial.length)) })
+      }
+    }
+    const buffer = Buffer.allocUnsafe(BLOCK_SIZE)
+    const write = async (pick: (disk: (typeof disks)[number]) => readonly number[], n: number): Promise<void> => {
+      for (const disk of disks) for (const block of pick(disk)) await pool.sim.writeGuest(disk.vdi, block * BLOCK_SIZE, content.fill(buffer, layer(seed, n), block))
+    }
+    await write(disk => disk.initial, 0)
+    const job = (concurrency: number) =>
+      ({ kind: 'run-job', pool: access, remoteRoot, vm: vms[0]!, vms, concurrency, jobId: BENCH_JOB, retention: rounds * KINDS.length + 2, useVhdDirectory: false }) as const
+    ctx.log(`job_50_vms: full backup of ${shape.vms} VMs × ${shape.disksPerVm} disks`)
+    const full = new Series()
+    full.record(await runInWorker(job(4)))
+    if (!full.active) {
+      const failure = full.result()
+      for (const s of series.values()) s.record({ ok: false, skipped: failure.status === 'skipped', reason: (failure as { reason: string }).reason })
+      return { results: results() }
+    }
+    let n = 1
+    for (let r = 0; r < rounds; r++) {
+      for (const kind of rotate(KINDS, r)) {
+        const s = series.get(kind)!
+        if (!s.active) continue
+        if (kind !== 'no_change_at_1') await write(disk => disk.changed, n++)
+        const result = s.record(await runInWorker(job(concurrencyOf(kind)), { cpuProfileDir: ctx.cpuProfileDir }))
+        s.verify(allDeltas(result, shape.vms, shape.disksPerVm))
+        ctx.log(`job_50_vms: round ${r + 1}/${rounds}: ${kind} done`)
+      }
+    }
+    return { results: results() }
+  } finally {
+    await pool.close()
+    await rm(work, { recursive: true, force: true })
+  }
+}
