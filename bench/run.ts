@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { type FirstDeltaShape, runFirstDeltaCase } from './cases/first-delta.js'
 import { type JobManyVmsShape, runJobManyVmsCase } from './cases/job-many-vms.js'
 import { type ListingShape, runListingCase } from './cases/listing.js'
+import { type S3Shape, runS3Case } from './cases/s3.js'
 import { type MergeCaseRun, type MergeShape, runMergeCase } from './cases/merge.js'
 import { NBD_IMPLS, runNbdTransferCase } from './cases/nbd-transfer.js'
 import { type RestoreShape, runRestoreCase } from './cases/restore.js'
@@ -18,7 +19,7 @@ import { check, checkOverFloor, type TargetCheck } from './lib/targets.js'
 
 const GiB = 2 ** 30
 
-export const CASE_NAMES = ['merge_vhd_file', 'merge_vhd_directory', 'delta_transfer', 'nbd_transfer', 'first_delta', 'restore_read', 'huge_2040g', 'listing', 'job_50_vms'] as const
+export const CASE_NAMES = ['merge_vhd_file', 'merge_vhd_directory', 'delta_transfer', 'nbd_transfer', 'first_delta', 'restore_read', 'huge_2040g', 'listing', 'job_50_vms', 's3'] as const
 export type CaseName = (typeof CASE_NAMES)[number]
 
 export interface BenchConfig {
@@ -37,6 +38,7 @@ export interface BenchConfig {
   readonly restore: RestoreShape
   readonly listing: ListingShape
   readonly jobManyVms: JobManyVmsShape
+  readonly s3: S3Shape
 }
 
 export const FULL_CONFIG: BenchConfig = {
@@ -53,7 +55,11 @@ export const FULL_CONFIG: BenchConfig = {
   firstDelta: { diskSize: 8 * GiB, fullBlocks: 2048, changedBlocks: 1 },
   restore: { virtualSize: 20 * GiB, fullBlocks: 512, deltas: 10, deltaBlocks: 32, deltaOverlapping: 16 },
   listing: { vms: 50, pointsPerVm: 30, disksPerVm: 2 },
-  jobManyVms: { vms: 50, disksPerVm: 2, diskSize: 1 * GiB, initialBlocks: 4, changedBlocks: 1 },
+  jobManyVms: { vms: 50, disksPerVm: 2, diskSize: 1 * GiB, initialBlocks: 4, changedBlocks: 1, withTwoAtOnce: true },
+  s3: {
+    transfer: { diskSize: 20 * GiB, initialBlocks: 64, changedBlocks: 64, overlapping: 16 },
+    merge: { virtualSize: 20 * GiB, parentBlocks: 64, childBlocks: 32, overlapping: 8 },
+  },
 }
 
 export const QUICK_CONFIG: BenchConfig = {
@@ -67,7 +73,11 @@ export const QUICK_CONFIG: BenchConfig = {
   firstDelta: { diskSize: 1 * GiB, fullBlocks: 128, changedBlocks: 1 },
   restore: { virtualSize: 1 * GiB, fullBlocks: 16, deltas: 10, deltaBlocks: 4, deltaOverlapping: 2 },
   listing: { vms: 5, pointsPerVm: 6, disksPerVm: 2 },
-  jobManyVms: { vms: 6, disksPerVm: 2, diskSize: 1 * GiB, initialBlocks: 2, changedBlocks: 1 },
+  jobManyVms: { vms: 6, disksPerVm: 2, diskSize: 1 * GiB, initialBlocks: 2, changedBlocks: 1, withTwoAtOnce: true },
+  s3: {
+    transfer: { diskSize: 1 * GiB, initialBlocks: 4, changedBlocks: 4, overlapping: 2 },
+    merge: { virtualSize: 1 * GiB, parentBlocks: 8, childBlocks: 4, overlapping: 2 },
+  },
 }
 
 export interface RunOptions {
@@ -94,6 +104,8 @@ export interface BenchResults {
   readonly restore_read?: { readonly [key: string]: Json | ImplResult | undefined }
   readonly huge_2040g?: { readonly [key: string]: Json | ImplResult | undefined }
   readonly listing?: { readonly [key: string]: Json | ImplResult | undefined }
+  readonly merge_vs_xo?: { readonly [key: string]: Json | ImplResult | undefined }
+  readonly s3?: { readonly [key: string]: Json | ImplResult | undefined }
   readonly job_50_vms?: { readonly [key: string]: Json | ImplResult | undefined }
   readonly peak_rss_mib: Readonly<Record<string, number | null>>
   readonly targets: readonly TargetCheck[]
@@ -127,16 +139,18 @@ export async function runBenchmark(config: BenchConfig, opts: RunOptions): Promi
   const out: { -readonly [K in keyof BenchResults]?: BenchResults[K] } = {}
   try {
     let mergeFile: MergeCaseRun | undefined
+    // ours against Xen Orchestra's merge engine, measured in the merge cases (same chains, same rounds)
+    const mergeVsXo: { file?: { ours: ImplResult; xo: ImplResult }; directory?: { ours: ImplResult; xo: ImplResult }; s3?: { ours: ImplResult; xo: ImplResult } } = {}
     if (want('merge_vhd_file')) {
       mergeFile = await runMergeCase(ctx, {
         name: 'merge_vhd_file',
         format: 'file',
         shape: config.merge,
-        impls: ['ours', 'vhd-lib', 'floor'],
+        impls: ['ours', 'vhd-lib', 'xo', 'floor'],
         rounds: config.rounds,
         seedOffset: 1,
       })
-      const { ours, 'vhd-lib': vhdLib, floor } = mergeFile.results as Record<'ours' | 'vhd-lib' | 'floor', ImplResult>
+      const { ours, 'vhd-lib': vhdLib, xo, floor } = mergeFile.results as Record<'ours' | 'vhd-lib' | 'xo' | 'floor', ImplResult>
       const oursOverFloor = ratio(medianOf(ours), medianOf(floor))
       const oursOverVhdLib = ratio(medianOf(ours), medianOf(vhdLib))
       out.merge_vhd_file = {
@@ -147,12 +161,14 @@ export async function runBenchmark(config: BenchConfig, opts: RunOptions): Promi
         ours_over_floor: oursOverFloor,
         ours_over_vhdlib: oursOverVhdLib,
         vhdlib_over_floor: ratio(medianOf(vhdLib), medianOf(floor)),
+        xo_over_floor: ratio(medianOf(xo), medianOf(floor)),
       }
+      mergeVsXo.file = { ours, xo }
       rss['merge_vhd_file'] = rssOf(ours)
       targets.push(
         checkOverFloor('merge_vhd_file: ours / I/O floor (time)', '<= 1.3', oursOverFloor, v => v <= 1.3),
         check('merge_vhd_file: ours / vhd-lib (time)', '< 1', oursOverVhdLib, v => v < 1),
-        check('merge_vhd_file: every merged disk verified', 'true', verifiedAll(ours, vhdLib, floor), v => v === 1),
+        check('merge_vhd_file: every merged disk verified', 'true', verifiedAll(ours, vhdLib, xo, floor), v => v === 1),
       )
     }
     if (want('merge_vhd_directory')) {
@@ -160,11 +176,12 @@ export async function runBenchmark(config: BenchConfig, opts: RunOptions): Promi
         name: 'merge_vhd_directory',
         format: 'directory',
         shape: config.merge,
-        impls: ['ours', 'vhd-lib'],
+        impls: ['ours', 'vhd-lib', 'xo'],
         rounds: config.rounds,
         seedOffset: 2,
       })
-      const { ours, 'vhd-lib': vhdLib } = run.results as Record<'ours' | 'vhd-lib', ImplResult>
+      const { ours, 'vhd-lib': vhdLib, xo } = run.results as Record<'ours' | 'vhd-lib' | 'xo', ImplResult>
+      mergeVsXo.directory = { ours, xo }
       const oursOverVhdLib = ratio(medianOf(ours), medianOf(vhdLib))
       const blockBytes = run.oursBlockIo === undefined ? null : run.oursBlockIo.read + run.oursBlockIo.written
       out.merge_vhd_directory = {
@@ -182,9 +199,10 @@ export async function runBenchmark(config: BenchConfig, opts: RunOptions): Promi
       targets.push(
         check('merge_vhd_directory: ours / vhd-lib (time)', '<= 1', oursOverVhdLib, v => v <= 1),
         check('merge_vhd_directory: block data bytes read + written by ours', '0', blockBytes, v => v === 0),
-        check('merge_vhd_directory: every merged disk verified', 'true', verifiedAll(ours, vhdLib), v => v === 1),
+        check('merge_vhd_directory: every merged disk verified', 'true', verifiedAll(ours, vhdLib, xo), v => v === 1),
       )
     }
+
     let transferOurs: ImplResult | undefined
     if (want('delta_transfer')) {
       const run = await runTransferCase(ctx, { name: 'delta_transfer', shape: config.transfer, rounds: config.rounds })
@@ -360,7 +378,8 @@ export async function runBenchmark(config: BenchConfig, opts: RunOptions): Promi
       const shape = config.jobManyVms
       // a round is four runs of the whole job: at most 2 rounds
       const run = await runJobManyVmsCase(ctx, shape, Math.min(config.rounds, 2))
-      const { at_1: at1, at_2: at2, at_4: at4, no_change_at_1: noChange } = run.results
+      const notRun: ImplResult = { status: 'skipped', reason: 'skipped: not run' }
+      const { at_1: at1 = notRun, at_2: at2 = notRun, at_4: at4 = notRun, no_change_at_1: noChange = notRun } = run.results
       const perVm = (result: ImplResult): number | null => (result.status === 'measured' ? Math.round(result.median_ms / shape.vms) : null)
       const at4OverAt1 = ratio(medianOf(at4), medianOf(at1))
       out.job_50_vms = {
@@ -379,8 +398,56 @@ export async function runBenchmark(config: BenchConfig, opts: RunOptions): Promi
       rss['job_50_vms'] = Math.max(...[at1, at2, at4, noChange].map(rssOf).map(v => v ?? 0))
       targets.push(
         check(`job_50_vms: ${shape.vms} VMs, 4 at once / one at a time (time)`, '<= 0.4', at4OverAt1, v => v <= 0.4),
-        check('job_50_vms: every VM backed up, every disk a delta', 'true', verifiedAll(at1, at2, at4, noChange), v => v === 1),
+        check('job_50_vms: every VM backed up, every disk a delta', 'true', verifiedAll(...Object.values(run.results)), v => v === 1),
       )
+    }
+    if (want('s3')) {
+      const run = await runS3Case(ctx, config.s3)
+      const { ours, 'vhd-lib': vhdLib, xo } = run.merge
+      mergeVsXo.s3 = { ours, xo }
+      const blocksPerS = (result: ImplResult): number | null => (result.status === 'measured' ? Math.round((run.childBlocks / result.median_ms) * 1000 * 10) / 10 : null)
+      const transferRatio = run.transfer === undefined ? null : ratio(medianOf(run.transfer.raw), medianOf(run.transfer.ours))
+      const mergeRatio = ratio(medianOf(ours), medianOf(vhdLib))
+      out.s3 = {
+        config: {
+          transfer_disk_size_gib: config.s3.transfer.diskSize / GiB,
+          transfer_changed_mib: config.s3.transfer.changedBlocks * 2,
+          merge: mergeShapeJson(config.s3.merge),
+        },
+        transfer_ours: run.transfer?.ours ?? { status: 'skipped', reason: run.skipped ?? 'skipped: not run' },
+        transfer_raw_multipart: run.transfer?.raw ?? { status: 'skipped', reason: run.skipped ?? 'skipped: not run' },
+        transfer_ours_over_raw: transferRatio,
+        transfer_ours_snapshot_ms: run.transfer?.oursSnapshotMs ?? null,
+        merge_ours: ours,
+        merge_vhd_lib: vhdLib,
+        merge_xo: xo,
+        merge_ours_blocks_per_s: blocksPerS(ours),
+        merge_vhdlib_blocks_per_s: blocksPerS(vhdLib),
+        merge_xo_blocks_per_s: blocksPerS(xo),
+        merge_ours_over_vhdlib: mergeRatio,
+      }
+      if (run.transfer !== undefined) rss['s3_delta_transfer'] = rssOf(run.transfer.ours)
+      rss['s3_merge'] = rssOf(ours)
+      targets.push(
+        check('s3: delta transfer, ours rate / raw stream as one multipart upload', '>= 0.9', transferRatio, v => v >= 0.9),
+        check('s3: merge of VHD directories, ours / vhd-lib (time)', '<= 1', mergeRatio, v => v <= 1),
+        check('s3: every merged disk verified, every transfer a delta', 'true', verifiedAll(ours, vhdLib, xo, ...(run.transfer === undefined ? [] : [run.transfer.ours])), v => v === 1),
+      )
+    }
+    if (mergeVsXo.file !== undefined || mergeVsXo.directory !== undefined || mergeVsXo.s3 !== undefined) {
+      const section: Record<string, Json | ImplResult> = {
+        engine: '@xen-orchestra/backup-archive 1.1.2 MergeRemoteDisk',
+        config: mergeShapeJson(config.merge),
+      }
+      const labels = { file: ['file_local', 'VHD files, local'], directory: ['directory_local', 'VHD directories, local'], s3: ['directory_s3', 'VHD directories, S3'] } as const
+      for (const [where, pair] of Object.entries(mergeVsXo) as [keyof typeof labels, { ours: ImplResult; xo: ImplResult }][]) {
+        const [key, label] = labels[where]
+        const value = ratio(medianOf(pair.ours), medianOf(pair.xo))
+        section[`${key}_xo`] = pair.xo
+        section[`${key}_ours_over_xo`] = value
+        targets.push(check(`merge_vs_xo: ${label}: ours / XO's merge (time)`, '<= 0.8', value, v => v <= 0.8))
+      }
+      out.merge_vs_xo = section
     }
     const peaks = Object.values(rss).filter((v): v is number => v !== null)
     targets.push(check('peak RSS of ours, every case (MiB)', '< 200', peaks.length === 0 ? null : Math.max(...peaks), v => v < 200))

@@ -23,7 +23,7 @@ export interface MergeShape {
   readonly overlapping: number
 }
 
-export type MergeImpl = 'ours' | 'vhd-lib' | 'floor'
+export type MergeImpl = 'ours' | 'vhd-lib' | 'xo' | 'floor'
 
 export interface MergeCaseRun {
   readonly model: ChainModel

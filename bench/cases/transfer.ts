@@ -12,7 +12,7 @@ import { loadOptional } from '../lib/optional.js'
 import { Prng } from '../lib/prng.js'
 import { type CaseContext, type ImplResult, Series } from '../lib/series.js'
 import { BLOCK_SIZE, maxTableEntriesFor } from '../lib/vhd-format.js'
-import type { PoolAccess } from '../tasks/protocol.js'
+import type { PoolAccess, S3Target } from '../tasks/protocol.js'
 import { BENCH_JOB } from './layout.js'
 
 export interface TransferShape {
@@ -57,7 +57,13 @@ function layerFor(seed: number, round: number): Layer {
 
 export async function runTransferCase(
   ctx: CaseContext,
-  opts: { readonly name: string; readonly shape: TransferShape; readonly rounds: number },
+  opts: {
+    readonly name: string
+    readonly shape: TransferShape
+    readonly rounds: number
+    /** back up to this remote (VHD directories) and upload the raw stream to S3, instead of the local folder and a file */
+    readonly s3?: { readonly remoteUrl: string; readonly upload: (round: number) => S3Target }
+  },
 ): Promise<TransferCaseRun> {
   const ours = new Series()
   const raw = new Series()
@@ -89,7 +95,16 @@ export async function runTransferCase(
       for (const block of blocks) await pool.sim.writeGuest(vdi, block * BLOCK_SIZE, content.fill(buffer, layer, block))
     }
     await writeBlocks(initial, layerFor(seed, 0))
-    const job = { kind: 'run-job', pool: access, remoteRoot, vm, jobId: BENCH_JOB, retention: opts.rounds + 2, useVhdDirectory: false } as const
+    const job = {
+      kind: 'run-job',
+      pool: access,
+      remoteRoot,
+      ...(opts.s3 === undefined ? {} : { remoteUrl: opts.s3.remoteUrl }),
+      vm,
+      jobId: BENCH_JOB,
+      retention: opts.rounds + 2,
+      useVhdDirectory: opts.s3 !== undefined,
+    } as const
     ctx.log(`${opts.name}: first (full) backup`)
     const full = new Series()
     full.record(await runInWorker(job))
@@ -104,7 +119,9 @@ export async function runTransferCase(
     for (let r = 1; r <= opts.rounds; r++) {
       await writeBlocks(changed, layerFor(seed, r))
       const output = join(work, `raw-${r}.vhd`)
-      const rawResult = raw.active ? raw.record(await runInWorker({ kind: 'raw-export', pool: access, vm, vdi, output })) : undefined
+      const upload = opts.s3?.upload(r)
+      const rawTask = { kind: 'raw-export', pool: access, vm, vdi, output, ...(upload === undefined ? {} : { upload }) } as const
+      const rawResult = raw.active ? raw.record(await runInWorker(rawTask)) : undefined
       await rm(output, { force: true })
       const snapshotVm = rawResult?.detail?.['snapshotVm']
       if (typeof rawResult?.detail?.['snapshotMs'] === 'number') snapshotTimes.push(rawResult.detail['snapshotMs'])

@@ -17,3 +17,9 @@ export async function openLocalHandler(root: string): Promise<OpenedHandler> {
   const { value, dispose } = await xoFs.getSyncedHandler({ url: pathToFileURL(root).href })
   return { handler: value, dispose: async () => void (await dispose()) }
 }
+
+/** a handler of any remote URL @xen-orchestra/fs knows (`s3+http://…` for the S3 cases) */
+export async function openRemoteHandler(url: string): Promise<OpenedHandler> {
+  const { value, dispose } = await xoFs.getSyncedHandler({ url })
+  return { handler: value, dispose: async () => void (await dispose()) }
+}

@@ -31,6 +31,8 @@ export function formatTable(results: BenchResults): string {
     ['first_delta', results.first_delta],
     ['restore_read', results.restore_read],
     ['huge_2040g', results.huge_2040g],
+    ['s3', results.s3],
+    ['merge_vs_xo', results.merge_vs_xo],
     ['listing', results.listing],
     ['job_50_vms', results.job_50_vms],
   ]

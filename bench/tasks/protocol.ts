@@ -2,6 +2,9 @@
  * What the benchmark runner asks a worker process to measure, and what the worker answers.
  * Each measurement runs in its own process, so its peak RSS is its own.
  */
+import type { S3Target } from '../lib/s3-upload.js'
+
+export type { S3Target }
 export interface PoolAccess {
   readonly url: string
   readonly user: string
@@ -11,8 +14,18 @@ export interface PoolAccess {
 export type Task =
   /** the I/O floor of a merge: read the child's blocks, pwrite them into the parent where a merge puts them, fsync */
   | { readonly kind: 'floor'; readonly parent: string; readonly child: string }
-  /** merge `chain` (paths relative to `root`) and flush the result */
-  | { readonly kind: 'merge'; readonly impl: 'ours' | 'vhd-lib'; readonly root: string; readonly chain: readonly string[]; readonly countBlockIo: boolean }
+  /**
+   * merge `chain` (paths relative to `root`) and flush the result; with `url`, on that remote
+   * (S3: nothing to flush, an object is durable once written)
+   */
+  | {
+      readonly kind: 'merge'
+      readonly impl: 'ours' | 'vhd-lib' | 'xo'
+      readonly root: string
+      readonly url?: string
+      readonly chain: readonly string[]
+      readonly countBlockIo: boolean
+    }
   /**
    * stream a VDI delta from the pool into a file, unparsed, and flush it; with `referenceOnly`,
    * only snapshot the VM (the reference of the next delta)
@@ -24,12 +37,16 @@ export type Task =
       readonly vdi: string
       readonly output: string
       readonly referenceOnly?: boolean
+      /** upload the stream to S3 (multipart) instead of writing `output` */
+      readonly upload?: S3Target
     }
   /** one run of a continuous delta backup job (of `vm`, or of `vms`, `concurrency` at once) */
   | {
       readonly kind: 'run-job'
       readonly pool: PoolAccess
       readonly remoteRoot: string
+      /** the remote's URL when it is not the local folder `remoteRoot` */
+      readonly remoteUrl?: string
       readonly vm: string
       readonly vms?: readonly string[]
       readonly concurrency?: number

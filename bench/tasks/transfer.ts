@@ -3,11 +3,13 @@ import { createWriteStream } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { get } from 'node:http'
 import { performance } from 'node:perf_hooks'
+import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { RunReporter } from '../../src/lifecycle/job.js'
 import { NULL_REF, type XapiClient, type XapiRecord } from '../../src/xapi/client.js'
 import { peakRssMiB } from '../lib/fs-utils.js'
-import { openLocalHandler } from '../lib/handler.js'
+import { openLocalHandler, openRemoteHandler } from '../lib/handler.js'
+import { multipartUpload } from '../lib/s3-upload.js'
 import { loadOptional, loadRunJob } from '../lib/optional.js'
 import type { PoolAccess, Task, TaskOutcome } from './protocol.js'
 
@@ -67,6 +69,27 @@ function httpGetToFile(url: string, file: string): Promise<number> {
   })
 }
 
+function httpGetToS3(url: string, task: Extract<Task, { kind: 'raw-export' }>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    get(url, response => {
+      if (response.statusCode !== 200) {
+        response.resume()
+        reject(new Error(`GET ${new URL(url).pathname}: HTTP ${response.statusCode}`))
+        return
+      }
+      let bytes = 0
+      const counted = new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          bytes += chunk.length
+          callback(null, chunk)
+        },
+      })
+      response.on('error', error => counted.destroy(error))
+      multipartUpload(task.upload!, response.pipe(counted)).then(() => resolve(bytes), reject)
+    }).on('error', reject)
+  })
+}
+
 /**
  * Snapshots the VM (not timed), then times a plain HTTP GET of the disk's delta between the new
  * snapshot and the newest older one (the backup's reference) into a file, flushed. The snapshot
@@ -95,10 +118,16 @@ export async function measureRawExport(task: Extract<Task, { kind: 'raw-export' 
     if (base === undefined) return { ok: true, result: { ms: 0, peakRssMiB: peakRssMiB(), detail: { snapshotVm: snapshotRecord.uuid, snapshotMs } } }
     const query = new URLSearchParams({ format: 'vhd', vdi: snapshotVdi, base: base.$ref, session_id: xapi.sessionId })
     const start = performance.now()
-    const bytes = await httpGetToFile(`${task.pool.url}/export_raw_vdi/?${query}`, task.output)
-    const file = await open(task.output, 'r')
-    await file.sync()
-    await file.close()
+    const url = `${task.pool.url}/export_raw_vdi/?${query}`
+    let bytes: number
+    if (task.upload !== undefined) {
+      bytes = await httpGetToS3(url, task)
+    } else {
+      bytes = await httpGetToFile(url, task.output)
+      const file = await open(task.output, 'r')
+      await file.sync()
+      await file.close()
+    }
     const ms = performance.now() - start
     return { ok: true, result: { ms, peakRssMiB: peakRssMiB(), bytes, detail: { snapshotVm: snapshotRecord.uuid, snapshotMs } } }
   } finally {
@@ -111,7 +140,7 @@ export async function measureRunJob(task: Extract<Task, { kind: 'run-job' }>): P
   if (!runJob.ok) return { ok: false, skipped: true, reason: runJob.reason }
   if (!connectXapi.ok) return { ok: false, skipped: true, reason: connectXapi.reason }
   const xapi = await connectXapi.value(task.pool)
-  const remote = await openLocalHandler(task.remoteRoot)
+  const remote = task.remoteUrl === undefined ? await openLocalHandler(task.remoteRoot) : await openRemoteHandler(task.remoteUrl)
   try {
     const start = performance.now()
     const reporter = new SnapshotTimingReporter(start)
