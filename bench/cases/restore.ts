@@ -7,7 +7,7 @@ import { open, rm } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { runInWorker } from '../lib/child.js'
 import { BlockContent, type ChainModel, expectedDiskHash, planChain, writeVhdFile } from '../lib/fixtures.js'
-import { fsyncTree } from '../lib/fs-utils.js'
+import { fsyncTree, warmPageCache } from '../lib/fs-utils.js'
 import { openLocalHandler } from '../lib/handler.js'
 import { loadChainReader, loadOptional } from '../lib/optional.js'
 import { type CaseContext, type ImplResult, Series, rotate } from '../lib/series.js'
@@ -108,8 +108,10 @@ export async function runRestoreCase(ctx: CaseContext, shape: RestoreShape): Pro
   for (let r = 0; r < ctx.rounds; r++) {
     for (const impl of rotate(['ours', 'single'] as const, r)) {
       if (impl === 'ours' && ours.active) {
+        await warmPageCache([root])
         ours.record(await runInWorker({ kind: 'read-chain', root, path: newest }, { cpuProfileDir: ctx.cpuProfileDir }))
       } else if (impl === 'single') {
+        await warmPageCache([singleFile])
         single.record(await runInWorker({ kind: 'read-file', file: singleFile }))
       }
     }
