@@ -61,7 +61,11 @@ for (const profile of SUPPORTED_PROFILES) {
     it('backs up its halted VM, restorable byte for byte', async function () {
       const vm2 = harness.pool.sim.findVm('vm2').uuid
       const [data] = harness.pool.sim.vdisOf(vm2)
+      harness.pool.sim.clearCalls()
       const result = await runJob(harness.job([vm2]), harness.env())
+      // changed block tracking is enabled only where NBD will read the deltas; elsewhere, today's path
+      const enabled = harness.pool.sim.calls.some(call => call.method === 'VDI.enable_cbt')
+      assert.equal(enabled, PROFILES[profile].nbdPurpose !== undefined, `VDI.enable_cbt called: ${enabled}`)
       assert.equal(result.status, 'success', JSON.stringify(result.vms))
       const point = (await restorePointsOf(harness.handler, vm2, 'job-1')).at(-1)!
       assert.equal(await hashRestoredDisk(harness.handler, point, data!.uuid), await harness.pool.sim.hashVdi(data!.uuid))

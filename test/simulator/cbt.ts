@@ -219,9 +219,6 @@ export const CBT_METHODS: Readonly<Record<string, MethodSpec>> = {
   'VDI.get_nbd_info': { run: (ctx, [vdi]) => nbdInfo(ctx, ref(vdi)) },
 }
 
-/** the methods the profiles without CBT lack */
-export const CBT_METHOD_NAMES: readonly string[] = Object.keys(CBT_METHODS)
-
 /**
  * A disk moved to another SR (storage migration): its record now names that SR, and its CBT log
  * starts anew, so no earlier snapshot of it can be compared with a later one.

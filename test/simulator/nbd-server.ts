@@ -146,11 +146,6 @@ export class NbdServer {
     return this.#port
   }
 
-  /** open connections now */
-  get connections(): number {
-    return this.#sockets.size
-  }
-
   async close(): Promise<void> {
     for (const socket of this.#sockets) socket.destroy()
     await new Promise<void>(resolve => this.#server.close(() => resolve()))

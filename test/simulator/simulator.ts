@@ -196,7 +196,7 @@ export class Simulator {
     this.#store.update('network', this.#model.infra.network, { purpose: [...purposes] })
   }
 
-  /** The host's NBD server: its faults, how many connections it has and ever opened an export. */
+  /** The host's NBD server: its faults, and how many connections ever opened an export (`opened`). */
   get nbd(): NbdServer {
     return this.#requireNbd()
   }
