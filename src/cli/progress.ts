@@ -1,6 +1,8 @@
 /**
- * A `RunReporter` for a terminal: one progress bar per disk transfer on stderr, redrawn in
- * place, and the warnings. Only on a TTY: scripts get nothing on stderr but errors.
+ * A `RunReporter` for the CLI's stderr. On a terminal: one progress bar per step (each disk of a
+ * restore, the restore points of a verify), redrawn in place, and the warnings. Otherwise (a pipe,
+ * a log file): plain lines, one each time a step passes a tenth (`disk "system": 40%`), and the
+ * warnings. With `--json`: nothing but errors.
  */
 import type { RunReporter } from '../lifecycle/job.js'
 
@@ -63,6 +65,44 @@ class BarReporter implements RunReporter {
   }
 }
 
-export function progressReporter(terminal: Terminal, enabled: boolean): RunReporter {
-  return enabled && terminal.isTTY === true ? new BarReporter(terminal, 'restore') : silentReporter
+/** plain lines: a step's progress at each tenth it passes, then its end */
+class LineReporter implements RunReporter {
+  readonly #terminal: Terminal
+  readonly #label: string
+  #lastTenth = -1
+  #ended = false
+
+  constructor(terminal: Terminal, label: string) {
+    this.#terminal = terminal
+    this.#label = label
+  }
+
+  info(): void {}
+
+  warning(message: string): void {
+    this.#terminal.write(`warning: ${message}\n`)
+  }
+
+  child(name: string): RunReporter {
+    return new LineReporter(this.#terminal, name)
+  }
+
+  progress(percent: number): void {
+    const tenth = Math.floor(Math.max(0, Math.min(100, percent)) / 10)
+    if (tenth <= this.#lastTenth) return
+    this.#lastTenth = tenth
+    this.#terminal.write(`${this.#label}: ${tenth * 10}%\n`)
+  }
+
+  end(result?: { status: 'success' | 'failure' | 'skipped' }): void {
+    if (this.#ended || this.#lastTenth < 0) return
+    this.#ended = true
+    if (result?.status === 'failure') this.#terminal.write(`${this.#label}: failed\n`)
+    else this.progress(100)
+  }
+}
+
+export function progressReporter(terminal: Terminal, enabled: boolean, label = 'restore'): RunReporter {
+  if (!enabled) return silentReporter
+  return terminal.isTTY === true ? new BarReporter(terminal, label) : new LineReporter(terminal, label)
 }

@@ -117,11 +117,23 @@ export interface HealthCheckRequest {
   readonly signal: AbortSignal
 }
 
+/** where and why a VM's backup failed */
+export interface VmFailure {
+  readonly code: string
+  /** the step of the lifecycle (or `healthCheck`) that failed */
+  readonly step?: string
+  /** the name of the disk it failed on, when it was one disk's */
+  readonly disk?: string
+  readonly message: string
+}
+
 export interface VmRunResult {
   readonly vm: string
   readonly name?: string
   readonly status: 'success' | 'failure'
   readonly error?: string
+  /** with `error`: its code, step and disk */
+  readonly failureDetail?: VmFailure
   readonly disks: readonly DiskResult[]
   readonly excluded: readonly ExcludedDisk[]
   readonly warnings: readonly string[]

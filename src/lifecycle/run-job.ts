@@ -23,11 +23,15 @@ function statusOf(vms: readonly VmRunResult[]): JobRunResult['status'] {
   return failed === 0 ? 'success' : failed === vms.length ? 'failure' : 'partial'
 }
 
-function failedVm(vm: string, error: unknown): VmRunResult {
+function failedVm(vm: string, error: unknown, name?: string): VmRunResult {
+  const message = error instanceof Error ? error.message : String(error)
+  const code = error instanceof BackupError ? error.code : typeof (error as { code?: unknown })?.code === 'string' ? String((error as { code: string }).code) : 'BACKUP_FAILED'
   return {
     vm,
+    ...(name === undefined ? {} : { name }),
     status: 'failure',
-    error: error instanceof Error ? error.message : String(error),
+    error: message,
+    failureDetail: { code, message },
     disks: [],
     excluded: [],
     warnings: [],
@@ -95,7 +99,13 @@ async function backupVmUntimed(job: JobSpec, env: JobEnvironment, vm: string, si
         signal,
       })
       checkReporter.end(checkFailure === undefined ? { status: 'success', data: { ...check } } : { status: 'failure', error: checkFailure })
-      result = { ...backup, healthCheck: check, ...(checkFailure === undefined ? {} : { status: 'failure', error: checkFailure.message }) }
+      result = {
+        ...backup,
+        healthCheck: check,
+        ...(checkFailure === undefined
+          ? {}
+          : { status: 'failure', error: checkFailure.message, failureDetail: { code: check.code ?? 'HEALTH_CHECK_FAILED', step: 'healthCheck', message: checkFailure.message } }),
+      }
       error = checkFailure
     }
     reporter.end({
@@ -106,7 +116,7 @@ async function backupVmUntimed(job: JobSpec, env: JobEnvironment, vm: string, si
     return result
   } catch (error) {
     reporter.end({ status: 'failure', error: error instanceof Error ? error : new Error(String(error)) })
-    return failedVm(vm, error)
+    return failedVm(vm, error, name)
   }
 }
 

@@ -28,7 +28,7 @@ import type { BackupHook } from './hooks/hook.js'
 import { poolGate } from './hooks/pool-gate.js'
 import { recoverChain } from './hooks/recover-chain.js'
 import { xoListingCache } from './hooks/xo-listing-cache.js'
-import type { JobEnvironment, JobSpec, RunReporter, VmRunResult } from './job.js'
+import type { JobEnvironment, JobSpec, RunReporter, VmFailure, VmRunResult } from './job.js'
 import { Lifecycle } from './lifecycle.js'
 import type { StepActions } from './lifecycle.js'
 
@@ -77,12 +77,23 @@ export interface RunVmOptions {
   readonly lifecycle?: BackupLifecycle
 }
 
+/** the failure's code, step and disk (named, when the error names one of the VM's disks) */
+export function failureDetailOf(ctx: Pick<VmRunContext, 'disks' | 'excluded'>, error: BackupError): VmFailure {
+  const { step, vdi } = error.context
+  const disk = typeof vdi === 'string' ? (ctx.disks.find(candidate => candidate.vdi.uuid === vdi)?.vdi.name_label ?? vdi) : undefined
+  // a step that failed on a XAPI error (STEP_FAILED) is told by that error's own code
+  const cause = (error as { cause?: unknown }).cause
+  const causeCode = (cause as { code?: unknown } | undefined)?.code
+  const code = error.code === 'STEP_FAILED' && typeof causeCode === 'string' ? causeCode : error.code
+  return { code, ...(typeof step === 'string' ? { step } : {}), ...(disk === undefined ? {} : { disk }), message: error.message }
+}
+
 function resultOf(ctx: VmRunContext, error?: BackupError): VmRunResult {
   return {
     vm: ctx.vmUuid,
     ...(ctx.vm === undefined ? {} : { name: ctx.vm.name_label }),
     status: error === undefined ? 'success' : 'failure',
-    ...(error === undefined ? {} : { error: error.message }),
+    ...(error === undefined ? {} : { error: error.message, failureDetail: failureDetailOf(ctx, error) }),
     disks: [...ctx.results],
     excluded: ctx.excluded.map(({ vdi, name, reason }) => ({ vdi, name, reason })),
     warnings: [...ctx.warnings],

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { BackupError } from '../errors.js'
 import { destroyJobSnapshots } from '../lifecycle/reference-snapshot.js'
 import { deleteJobBackups, deleteRestorePoint, forgetVmBackups } from '../repository/delete.js'
+import { readMetadata } from '../repository/metadata.js'
 import type { DeleteRestorePointResult, ForgetVmResult } from '../repository/delete.js'
 import { buildApiMethods, API_NAMESPACE } from './api.js'
 import type { DeleteJobResult, PluginApi } from './api.js'
@@ -295,10 +296,27 @@ export class ContinuousDeltaPlugin implements PluginApi {
   async verify({ remote, vm, sample, seed }: VerifyParams): Promise<VerifyReport> {
     if (seed !== undefined && sample === undefined) throw new BackupError('INVALID_PARAMETER', 'seed goes with sample')
     const handler = await getRemoteHandler(this.#xo, remote)
-    return this.#engine.verifyRemote(handler, {
-      ...(vm === undefined ? {} : { vm }),
-      ...(sample === undefined ? {} : { sample: { percent: sample, seed: seed ?? randomInt(2 ** 31 - 1) } }),
+    const remoteName = (await this.#xo.getRemote(remote)).name
+    // an XO task whose progress follows the restore points checked
+    const task = TaskReporter.create(this.#xo.tasks, {
+      name: `verify of remote "${remoteName}"${vm === undefined ? '' : ` (VM ${vm})`}`,
+      type: 'verify.continuousDelta',
+      objectId: remote,
     })
+    try {
+      const report = await this.#engine.verifyRemote(handler, {
+        ...(vm === undefined ? {} : { vm }),
+        ...(sample === undefined ? {} : { sample: { percent: sample, seed: seed ?? randomInt(2 ** 31 - 1) } }),
+        onProgress: percent => task.progress(Math.min(99, percent)),
+      })
+      task.end({ status: report.ok ? 'success' : 'failure', ...(report.ok ? { data: { restorePoints: report.restorePoints.length, blocks: report.read.blocks } } : { error: new BackupError('DATA_DAMAGED', `verify found problems in ${report.restorePoints.filter(point => !point.ok).length} restore point(s) and ${report.problems.length} other problem(s)`) }) })
+      return report
+    } catch (error) {
+      task.end({ status: 'failure', error: error instanceof Error ? error : new Error(String(error)) })
+      throw error
+    } finally {
+      await task.settled()
+    }
   }
 
   async restore({ remote, restorePoint, sr, allowDamaged, newMacAddresses }: RestoreParams): Promise<string> {
@@ -306,7 +324,10 @@ export class ContinuousDeltaPlugin implements PluginApi {
     const handler = await getRemoteHandler(this.#xo, remote)
     const xapi = getXapiOfSr(this.#xo, sr)
     return this.#track(async signal => {
-      const reporter = TaskReporter.create(this.#xo.tasks, { name: `restore ${restorePoint}`, type: 'restore.continuousDelta', objectId: sr })
+      // named by the VM and the date of its restore point, as a user knows them
+      const stored = await readMetadata(handler, restorePoint).catch(() => undefined)
+      const name = stored === undefined ? `restore ${restorePoint}` : `restore of VM "${stored.vm.name_label}" (${new Date(stored.timestamp).toISOString()})`
+      const reporter = TaskReporter.create(this.#xo.tasks, { name, type: 'restore.continuousDelta', objectId: sr, restorePoint })
       try {
         const { vm, missingDisks, damaged, notRestored } = await this.#engine.restoreVm({
           handler,

@@ -84,7 +84,15 @@ function vmSection(vm: VmRunResult): string[] {
     ...vm.excluded.map(disk => `- **Not backed up**: \`${disk.name}\`: ${disk.reason}`),
     ...(vm.healthCheck === undefined ? [] : [`- **Health check**: ${describeHealthCheck(vm.healthCheck)}`]),
     ...vm.warnings.map(warning => `- **Warning**: ${warning}`),
-    ...(vm.error === undefined ? [] : [`- **Error**: ${vm.error}`]),
+    ...(vm.error === undefined
+      ? []
+      : [
+          `- **Error**: ${
+            vm.failureDetail === undefined
+              ? vm.error
+              : `${vm.failureDetail.code}${[vm.failureDetail.step === undefined ? '' : ` at step ${vm.failureDetail.step}`, vm.failureDetail.disk === undefined ? '' : `, disk \`${vm.failureDetail.disk}\``].join('')}: ${vm.failureDetail.message}`
+          }`,
+        ]),
     '',
   ]
   return lines

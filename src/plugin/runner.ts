@@ -67,11 +67,28 @@ export function redactRunResult(result: JobRunResult): JobRunResult {
     vms: result.vms.map(vm => ({
       ...vm,
       ...(vm.error === undefined ? {} : { error: redactText(vm.error) }),
+      ...(vm.failureDetail === undefined ? {} : { failureDetail: { ...vm.failureDetail, message: redactText(vm.failureDetail.message) } }),
       warnings: vm.warnings.map(redactText),
       excluded: vm.excluded.map(disk => ({ ...disk, reason: redactText(disk.reason) })),
       ...(vm.healthCheck === undefined ? {} : { healthCheck: redactHealthCheck(vm.healthCheck) }),
     })),
   }
+}
+
+/**
+ * A failed run's result in one line, naming each failure: the VM, the step and disk it failed
+ * at, the error's code and message, e.g. `1 of 2 VM(s) failed: VM "web" (step transfer, disk
+ * "system"): TRANSFER_FAILED: …`.
+ */
+export function describeFailures(result: JobRunResult): string {
+  const failed = result.vms.filter(vm => vm.status === 'failure')
+  const each = failed.map(vm => {
+    const detail = vm.failureDetail
+    const where = [detail?.step === undefined ? undefined : `step ${detail.step}`, detail?.disk === undefined ? undefined : `disk "${detail.disk}"`].filter(part => part !== undefined)
+    const label = vm.name === undefined ? `VM ${vm.vm}` : `VM "${vm.name}"`
+    return `${label}${where.length === 0 ? '' : ` (${where.join(', ')})`}: ${detail === undefined ? (vm.error ?? 'failed') : `${detail.code}: ${detail.message}`}`
+  })
+  return `${failed.length} of ${result.vms.length} VM(s) failed: ${each.join('; ')}`
 }
 
 /** drops XO's cache of the remote's backup listing (a minute otherwise), when this xo-server has one */
@@ -318,8 +335,9 @@ export class JobRunner {
       const failed = result.vms.filter(vm => vm.status === 'failure')
       if (failed.length === 0) reporter.end({ status: 'success', data: { status: result.status } })
       else {
-        const names = failed.map(vm => `${vm.name === undefined ? vm.vm : `"${vm.name}"`}: ${vm.error ?? 'failed'}`)
-        reporter.end({ status: 'failure', error: new BackupError('BACKUP_FAILED', `${failed.length} of ${result.vms.length} VM(s) failed: ${names.join('; ')}`, { job: spec.id }) })
+        const error = new BackupError('BACKUP_FAILED', describeFailures(result), { job: spec.id })
+        record.error = redactError(error)
+        reporter.end({ status: 'failure', error })
       }
       record.status = result.status
       const taskId = await task.id()

@@ -54,6 +54,8 @@ export interface RetentionOptions {
   /** metadata paths of restore points of this job to remove whatever their age (one point deleted on request) */
   readonly drop?: readonly string[]
   onMerge?(result: DiskMergeResult): void
+  /** a merge's progress: blocks merged so far out of those it moves, on one disk */
+  onMergeProgress?(vdi: string, done: number, total: number): void
   readonly signal?: AbortSignal
 }
 
@@ -311,7 +313,8 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
       }
       const users = references.get(target) ?? []
       await markRewritten(handler, vm, target, users, false)
-      recordMerge(await mergeChain(handler, chain, signal === undefined ? {} : { signal }), vdi)
+      const onProgress = opts.onMergeProgress === undefined ? undefined : (done: number, total: number) => opts.onMergeProgress?.(vdi, done, total)
+      recordMerge(await mergeChain(handler, chain, { ...(signal === undefined ? {} : { signal }), ...(onProgress === undefined ? {} : { onProgress }) }), vdi)
       await markRewritten(handler, vm, target, users, true)
     }
     for (const path of plan.deletions) {

@@ -70,6 +70,8 @@ export interface VerifyOptions {
   readonly vm?: string
   /** check a random share of the blocks instead of all: `percent` in (0, 100], `seed` to repeat a draw */
   readonly sample?: { readonly percent: number; readonly seed: number }
+  /** told after each restore point checked: the share of the work done (0..100) and that point's id */
+  readonly onProgress?: (percent: number, restorePoint: string) => void
 }
 
 export interface VerifyReport {
@@ -391,10 +393,13 @@ export async function verifyRemote(handler: RemoteHandler, opts: VerifyOptions =
   const restorePoints: RestorePointReport[] = []
   const problems: Problem[] = []
   const read = { blocks: 0, bytes: 0 }
-  for (const vm of vms) {
+  for (const [vmIndex, vm] of vms.entries()) {
     const verifier = new VmVerifier(handler, vm, selection)
-    for (const id of await verifier.load()) {
+    const ids = await verifier.load()
+    for (const [index, id] of ids.entries()) {
       restorePoints.push(await verifier.restorePoint(id))
+      // each VM an equal share; within it, each restore point
+      opts.onProgress?.((100 * (vmIndex + (index + 1) / ids.length)) / vms.length, id)
     }
     problems.push(...(await verifier.leftovers()))
     read.blocks += verifier.read.blocks

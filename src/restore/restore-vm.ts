@@ -45,6 +45,7 @@ import { findNetwork } from './network-map.js'
 import { finishPendingMerges } from './pending-merge.js'
 import { quietReporter } from './quiet-reporter.js'
 import { openChainVhdStream, type ChainDamage } from './read-chain.js'
+import { withProgress } from './progress-stream.js'
 import { UndoList } from './undo-list.js'
 
 export interface RestoreVmOptions {
@@ -140,7 +141,8 @@ async function restoreDisk(
     throwIfAborted(signal)
     const vdi = await xapi.call<Ref>('VDI.create', vdiCreateRecord(disk.vdi, sr, disk.vdi.virtual_size))
     undo.push(`disk "${name}"`, () => xapi.callAsync('VDI.destroy', vdi))
-    await importVhdIntoVdi(xapi, vdi, chain)
+    // the disk's progress: the bytes of its VHD stream uploaded so far
+    await importVhdIntoVdi(xapi, vdi, { stream: withProgress(chain.stream, chain.length, percent => child.progress(Math.min(99, percent))), length: chain.length })
     await xapi.call('VBD.create', vbdCreateRecord(disk.vbd, vm, vdi))
     child.end({ status: 'success', data: { size: chain.length } })
   } catch (caught) {

@@ -166,6 +166,22 @@ describe('disaster-recovery CLI (no xo-server running)', function () {
     assert.equal(typeof report === 'object' && report !== null ? Reflect.get(report, 'ok') : undefined, true)
   })
 
+  it('verify and restore without --json print their progress as plain lines on stderr when it is not a terminal', async function () {
+    const verify = await run(['verify', '--remote', remoteUrl])
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr)
+    const verifyLines = verify.stderr.split('\n').filter(line => line.startsWith('verify: '))
+    assert.equal(verifyLines.at(-1), 'verify: 100%', verify.stderr)
+    assert.ok(!verify.stderr.includes('\r'))
+    const restore = await run(['restore', '--remote', remoteUrl, '--pool', pool.url, '--user', pool.user, '--restore-point', 'latest', '--vm', vm1], {
+      XO_CONTINUOUS_DELTA_PASSWORD: PASSWORD,
+    })
+    assert.equal(restore.code, 0, restore.stderr)
+    const diskLines = restore.stderr.split('\n').filter(line => line.startsWith('disk "system": '))
+    assert.equal(diskLines[0], 'disk "system": 0%', restore.stderr)
+    assert.equal(diskLines.at(-1), 'disk "system": 100%', restore.stderr)
+    assert.ok(diskLines.length > 2, `progress in between: ${restore.stderr}`)
+  })
+
   it('restores the oldest and the latest restore point on the pool, bytes equal to the guest disk then; --new-mac-addresses gives new MACs', async function () {
     const listed: unknown = JSON.parse((await run(['list', '--remote', remoteUrl, '--json'])).stdout)
     assert.ok(isPointList(listed))

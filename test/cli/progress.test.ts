@@ -25,10 +25,21 @@ describe('CLI progress reporter', () => {
     assert.ok(terminal.output.endsWith('\n'))
   })
 
-  it('writes nothing when stderr is not a TTY, or with --json', () => {
+  it('writes plain lines when stderr is not a TTY: each tenth passed, then the end; a failure said', () => {
     const pipe = new FakeTerminal(false)
-    assert.equal(progressReporter(pipe, true), silentReporter)
-    const tty = new FakeTerminal(true)
-    assert.equal(progressReporter(tty, false), silentReporter)
+    const root = progressReporter(pipe, true)
+    const disk = root.child('disk "system"')
+    for (const percent of [0, 3, 12, 19, 55, 99]) disk.progress(percent)
+    disk.end({ status: 'success' })
+    const other = root.child('disk "data"')
+    other.progress(40)
+    other.end({ status: 'failure' })
+    assert.equal(pipe.output, ['disk "system": 0%', 'disk "system": 10%', 'disk "system": 50%', 'disk "system": 90%', 'disk "system": 100%', 'disk "data": 40%', 'disk "data": failed', ''].join('\n'))
+    assert.ok(!pipe.output.includes('\r'), 'no redrawing in a pipe')
+  })
+
+  it('writes nothing with --json', () => {
+    assert.equal(progressReporter(new FakeTerminal(false), false), silentReporter)
+    assert.equal(progressReporter(new FakeTerminal(true), false), silentReporter)
   })
 })

@@ -3,6 +3,7 @@ import { randomInt } from 'node:crypto'
 import { verifyRemote } from '../../repository/verify.js'
 import { openRemote } from '../connect.js'
 import { printJson, printLine } from '../io.js'
+import { progressReporter } from '../progress.js'
 import type { CliIo } from '../io.js'
 import { EXIT_FAILURE, EXIT_OK } from '../usage.js'
 
@@ -29,7 +30,20 @@ export async function verifyCommand(options: VerifyOptions, io: CliIo): Promise<
   const remote = await openRemote(options.remote)
   try {
     const sample = options.sample === undefined ? undefined : { percent: options.sample.percent, seed: options.sample.seed ?? randomInt(2 ** 31 - 1) }
-    const report = await verifyRemote(remote.handler, { ...(options.vm === undefined ? {} : { vm: options.vm }), ...(sample === undefined ? {} : { sample }) })
+    // a bar on a terminal, plain lines otherwise: the share of the restore points checked
+    const progress = progressReporter(io.stderr, !options.json, 'verify')
+    let report
+    try {
+      report = await verifyRemote(remote.handler, {
+        ...(options.vm === undefined ? {} : { vm: options.vm }),
+        ...(sample === undefined ? {} : { sample }),
+        onProgress: percent => progress.progress(percent),
+      })
+    } catch (error) {
+      progress.end({ status: 'failure' })
+      throw error
+    }
+    progress.end({ status: 'success' })
     if (options.json) {
       printJson(io, report)
       return report.ok ? EXIT_OK : EXIT_FAILURE

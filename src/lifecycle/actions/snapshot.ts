@@ -2,6 +2,7 @@ import { BackupError } from '../../errors.js'
 import { backupOtherConfig, BACKUP_KEYS, setOtherConfig } from '../../xapi/other-config.js'
 import { fetchDisks, fetchVdi, fetchVm } from '../../xapi/records.js'
 import { blockMigration, blockReasonOf, destroyVdi, snapshotVm, type TakenSnapshot } from '../../xapi/snapshot.js'
+import type { RunReporter } from '../job.js'
 import type { VmRunContext } from '../context.js'
 import { warn } from '../context.js'
 import { findReferenceSnapshot, isExported } from '../reference-snapshot.js'
@@ -37,7 +38,7 @@ export async function takeSnapshot(ctx: VmRunContext): Promise<void> {
   // a `snapshot` task, as XO's backup logs show one under the VM
   const task = ctx.reporter.child('snapshot')
   try {
-    const snapshot = await snapshotAndTag(ctx)
+    const snapshot = await snapshotAndTag(ctx, task)
     task.info(`snapshot "${snapshot.name_label}" taken`, { snapshot: snapshot.uuid, excludedDisks: snapshot.excludedDisks })
     task.end({ status: 'success', data: { id: snapshot.uuid, name_label: snapshot.name_label } })
   } catch (error) {
@@ -46,7 +47,11 @@ export async function takeSnapshot(ctx: VmRunContext): Promise<void> {
   }
 }
 
-async function snapshotAndTag(ctx: VmRunContext): Promise<{ readonly uuid: string; readonly name_label: string; readonly excludedDisks: TakenSnapshot['ignoredBy'] }> {
+/**
+ * The snapshot task's progress, by its milestones: the migration blocked (10), the snapshot
+ * taken (60), each of its disks tagged (up to 95).
+ */
+async function snapshotAndTag(ctx: VmRunContext, task: RunReporter): Promise<{ readonly uuid: string; readonly name_label: string; readonly excludedDisks: TakenSnapshot['ignoredBy'] }> {
   const { xapi, job } = ctx
   const vm = requireVm(ctx)
 
@@ -61,8 +66,10 @@ async function snapshotAndTag(ctx: VmRunContext): Promise<{ readonly uuid: strin
     deltaChainLength: ctx.reference !== undefined && isExported(ctx.reference) ? previousLength + 1 : 0,
   })
 
+  task.progress(0)
   const block = await blockMigration(xapi, vm.$ref, job.id)
   ctx.unblockMigration = block.lift
+  task.progress(10)
   if (block.stale.length > 0) {
     ctx.reporter.info(`migration blocks left by an interrupted run lifted: ${block.stale.join(', ')}`, { operations: block.stale })
   }
@@ -75,13 +82,16 @@ async function snapshotAndTag(ctx: VmRunContext): Promise<{ readonly uuid: strin
     blockReasonOf(job.id)
   )
   ctx.snapshotRef = taken.ref
+  task.progress(60)
   await setOtherConfig(xapi, 'VM', taken.ref, tags)
 
   const excluded = new Set(ctx.excluded.map(disk => disk.ref))
   const snapshot = await fetchVm(xapi, taken.ref)
   const destroyed: string[] = []
   let cost = 0
-  for (const { vdi } of await fetchDisks(xapi, snapshot)) {
+  const snapshotDisks = await fetchDisks(xapi, snapshot)
+  for (const [index, { vdi }] of snapshotDisks.entries()) {
+    task.progress(60 + (35 * index) / snapshotDisks.length)
     if (excluded.has(vdi.snapshot_of)) {
       await destroyVdi(xapi, vdi.$ref)
       destroyed.push(`"${vdi.name_label}"`)

@@ -48,14 +48,22 @@ export const continuousMerge: BackupHook = {
   },
 }
 
+/** a disk by its name (`"system"`), its uuid when the VM no longer has it */
+function diskName(ctx: Parameters<BackupHook['run']>[0], vdi: string): string {
+  const name = ctx.disks.find(disk => disk.vdi.uuid === vdi)?.vdi.name_label
+  return name === undefined ? vdi : `"${name}"`
+}
+
 async function merge(ctx: Parameters<BackupHook['run']>[0], task: RunReporter): Promise<Awaited<ReturnType<typeof enforceRetention>>> {
   const outcome = await enforceRetention(ctx.handler, {
     vm: ctx.vmUuid,
     jobId: ctx.job.id,
     keep: ctx.job.retention,
     signal: ctx.signal,
+    // the progress of the merge going on: the blocks of that disk merged so far
+    onMergeProgress: (_vdi, done, total) => task.progress(total === 0 ? 100 : (100 * done) / total),
     onMerge: merge =>
-      task.info(`merged ${merge.blocks} blocks of disk ${merge.vdi} in ${merge.durationMs} ms`, {
+      task.info(`merged ${merge.blocks} blocks of disk ${diskName(ctx, merge.vdi)} in ${merge.durationMs} ms`, {
         vdi: merge.vdi,
         blocks: merge.blocks,
         durationMs: merge.durationMs,
