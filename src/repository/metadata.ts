@@ -63,6 +63,22 @@ export interface ContinuousDeltaExtras {
   readonly checksums?: Readonly<Record<string, VhdChecksum>>
   /** the VM's CD drives (Xen Orchestra's `vbds` hold disk drives only) */
   readonly cdDrives?: readonly CdDriveRecord[]
+  /**
+   * damage found in the VHDs of this restore point's chain that its restore reads (a merge
+   * refused for it): the point does not restore (DATA_DAMAGED), and no delta is built on its chain
+   */
+  readonly damaged?: readonly DamageRecord[]
+}
+
+/** a damaged VHD (or blocks of it) a restore point reads */
+export interface DamageRecord {
+  /** VHD path relative to the VM folder (as in `vhds`) */
+  readonly vhd: string
+  /** the damaged blocks, when the VHD's structures are intact */
+  readonly blocks?: readonly number[]
+  readonly reason: string
+  /** ms since the epoch */
+  readonly foundAt: number
 }
 
 export interface BackupMetadata {
@@ -323,6 +339,20 @@ export function validateMetadata(value: unknown, file: string): BackupMetadata {
       if (!isObject(extras.blockChecksums)) fail('continuousDelta.blockChecksums', 'must be an object')
       for (const [path, digest] of Object.entries(extras.blockChecksums as Json)) {
         if (typeof digest !== 'string' || !/^[0-9a-f]{64}$/.test(digest)) fail(`continuousDelta.blockChecksums.${path}`, 'must be a sha256 (hex)')
+      }
+    }
+    if (extras.damaged !== undefined) {
+      if (!Array.isArray(extras.damaged)) fail('continuousDelta.damaged', 'must be an array')
+      for (const [i, record] of (extras.damaged as Json[]).entries()) {
+        if (
+          !isObject(record) ||
+          typeof record.vhd !== 'string' ||
+          typeof record.reason !== 'string' ||
+          typeof record.foundAt !== 'number' ||
+          (record.blocks !== undefined && !(Array.isArray(record.blocks) && record.blocks.every(id => Number.isInteger(id))))
+        ) {
+          fail(`continuousDelta.damaged.${i}`, 'must be { vhd, reason, foundAt, blocks? }')
+        }
       }
     }
   }

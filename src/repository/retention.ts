@@ -18,8 +18,10 @@
  * crash at any point is finished by the next call. Call it holding the VM's chain lock, after
  * the run's metadata is committed (a VHD without its `.json` yet would look unreferenced).
  *
- * A checksum recorded at transfer time no longer describes a VHD once a merge rewrote it: it is
- * dropped from the `.json` before the merge starts, and the merged VHD is marked full after.
+ * A merge checks every block it folds in against its VHD's block checksums (the digests the
+ * metadata recorded before step 2 removed any) and records the merged VHD's own list; a whole-VHD
+ * checksum of restore points written before block checksums is dropped from the `.json` before
+ * the merge starts, and the merged VHD is marked full after.
  */
 import { posix } from 'node:path'
 import { BackupError } from '../errors.js'
@@ -37,7 +39,9 @@ import {
   vmDir,
 } from './layout.js'
 import { removeSidecar } from './integrity/sidecar.js'
-import { mergeChain, resumeMerges, type MergeResult } from './merge/index.js'
+import { recordedIntegrityOf } from './integrity/trusted.js'
+import { recordDamage } from './damage.js'
+import { isMergeRefused, mergeChain, resumeMerges, type MergeDamage, type MergeResult } from './merge/index.js'
 import { isMergeStateName, listXoMergeStates } from './merge/state.js'
 import { invalidateMetadataCache, readMetadata, updateMetadata, type BackupMetadata } from './metadata.js'
 import { readVmMetadataFiles, restorePointOf, unrestorableReason } from './restore-points.js'
@@ -84,6 +88,12 @@ export interface RetentionResult {
   readonly unmerged: { readonly dir: string; readonly message: string }[]
   /** metadata files of another tool or backup mode (Xen Orchestra's full backups): left alone */
   readonly foreign: { readonly path: string; readonly reason: string }[]
+  /**
+   * merges refused because a VHD they would fold in is damaged (present only when one was): the
+   * chain is kept as it is (more than retention needs), the restore points reading the damage
+   * record it (`continuousDelta.damaged`), and no delta is built on that chain any more
+   */
+  readonly damagedData?: { readonly vdi: string; readonly vhds: string[]; readonly restorePoints: string[]; readonly message: string }[]
 }
 
 interface MetadataFile {
@@ -225,6 +235,7 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
   const deleted: string[] = []
   const deferred: RetentionResult['deferred'][number][] = []
   const unmerged: RetentionResult['unmerged'][number][] = []
+  const damagedData: NonNullable<RetentionResult['damagedData']>[number][] = []
   const recordMerge = (result: MergeResult, vdi: string) => {
     const entry = { ...result, vdi }
     merges.push(entry)
@@ -258,6 +269,8 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
   }
   const byDate = (a: MetadataFile, b: MetadataFile) => a.metadata.timestamp - b.metadata.timestamp || (a.path < b.path ? -1 : 1)
   const ofJob = files.filter(file => file.metadata.jobId === jobId).sort(byDate)
+  // the digests of the VHDs about to be merged are in the metadata removed below
+  const recorded = recordedIntegrityOf(vm, files.map(file => file.metadata))
   const dropped = new Set(opts.drop ?? [])
   const kept = ofJob.filter(file => !dropped.has(file.path) && !broken.has(file.path))
   const past = [...ofJob.filter(file => dropped.has(file.path)), ...kept.slice(0, Math.max(0, kept.length - keep))]
@@ -314,7 +327,16 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
       const users = references.get(target) ?? []
       await markRewritten(handler, vm, target, users, false)
       const onProgress = opts.onMergeProgress === undefined ? undefined : (done: number, total: number) => opts.onMergeProgress?.(vdi, done, total)
-      recordMerge(await mergeChain(handler, chain, { ...(signal === undefined ? {} : { signal }), ...(onProgress === undefined ? {} : { onProgress }) }), vdi)
+      try {
+        recordMerge(
+          await mergeChain(handler, chain, { recorded, ...(signal === undefined ? {} : { signal }), ...(onProgress === undefined ? {} : { onProgress }) }),
+          vdi,
+        )
+      } catch (error) {
+        if (!isMergeRefused(error)) throw error
+        damagedData.push(await refusedMerge(handler, vm, vdi, files, error.context.damage))
+        continue
+      }
       await markRewritten(handler, vm, target, users, true)
     }
     for (const path of plan.deletions) {
@@ -341,7 +363,36 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
       deleted.push(posix.join(vmDir(vm), name))
     }
   }
-  return { removed, merges, resumed, deleted, deferred, unmerged, unrestorable, foreign }
+  return { removed, merges, resumed, deleted, deferred, unmerged, unrestorable, foreign, ...(damagedData.length === 0 ? {} : { damagedData }) }
+}
+
+/** a merge refused for damage: recorded in the restore points that read it, described for the run's warning */
+async function refusedMerge(
+  handler: RemoteHandler,
+  vm: string,
+  vdi: string,
+  files: readonly MetadataFile[],
+  damage: readonly MergeDamage[],
+): Promise<NonNullable<RetentionResult['damagedData']>[number]> {
+  const restorePoints = await recordDamage(handler, vm, files, damage)
+  const vhds = [...new Set(damage.map(d => d.vhd))]
+  const what = damage
+    .slice(0, 3)
+    .map(d => (d.block === undefined ? `${d.vhd} (${d.reason})` : `block ${d.block} of ${d.vhd} (${d.reason})`))
+    .join('; ')
+  const points =
+    restorePoints.length === 0
+      ? 'no kept restore point reads the damaged data'
+      : `restore point${restorePoints.length === 1 ? '' : 's'} ${restorePoints.join(', ')} cannot be restored (DATA_DAMAGED)`
+  return {
+    vdi,
+    vhds,
+    restorePoints,
+    message:
+      `disk ${vdi}: damaged data, not merged: ${what}${damage.length > 3 ? ` and ${damage.length - 3} more` : ''}; ${points}; ` +
+      `the chain is kept unmerged (more than retention needs) so that every undamaged restore point still restores, ` +
+      `and the next run of this disk is a full`,
+  }
 }
 
 /**

@@ -5,7 +5,7 @@
  *
  * Environment: MERGE_REMOTE (local folder of the remote), MERGE_CHAIN (JSON array of VHD paths),
  * MERGE_KILL_BEFORE (1-based index of the change to die before; unset: run to completion).
- * Prints `{"changes": N}` (the changes it made) when it completes.
+ * Prints `{"changes": N, "log": [...]}` (the changes it made, each as `method path…`) when it completes.
  */
 import { createRequire } from 'node:module'
 import { mergeChain } from '../../src/repository/merge/index.js'
@@ -19,7 +19,11 @@ interface SyncedHandler {
 }
 const xoFs = createRequire(import.meta.url)('@xen-orchestra/fs') as { getSyncedHandler(remote: { url: string }): Promise<SyncedHandler> }
 
-function killingHandler(handler: RemoteHandler, killBefore: number | undefined, counter: { changes: number }): RemoteHandler {
+function pathOf(file: unknown): string {
+  return String(typeof file === 'object' && file !== null && 'path' in file ? (file as { path: unknown }).path : file)
+}
+
+function killingHandler(handler: RemoteHandler, killBefore: number | undefined, counter: { changes: number; log: string[] }): RemoteHandler {
   return new Proxy(handler, {
     get(target, property) {
       const value: unknown = Reflect.get(target, property)
@@ -29,6 +33,7 @@ function killingHandler(handler: RemoteHandler, killBefore: number | undefined, 
       return (...args: unknown[]) => {
         if (typeof property === 'string' && MUTATIONS.has(property)) {
           counter.changes++
+          counter.log.push(`${property} ${args.slice(0, property === 'rename' ? 2 : 1).map(pathOf).join(' ')}`)
           if (counter.changes === killBefore) {
             process.kill(process.pid, 'SIGKILL')
           }
@@ -44,13 +49,13 @@ async function main(): Promise<void> {
   const chain = JSON.parse(process.env['MERGE_CHAIN'] ?? '[]') as string[]
   const killBefore = process.env['MERGE_KILL_BEFORE'] === undefined ? undefined : Number(process.env['MERGE_KILL_BEFORE'])
   const { value: handler, dispose } = await xoFs.getSyncedHandler({ url: `file://${remote}` })
-  const counter = { changes: 0 }
+  const counter = { changes: 0, log: [] as string[] }
   try {
     await mergeChain(killingHandler(handler, killBefore, counter), chain)
   } finally {
     await dispose()
   }
-  process.stdout.write(JSON.stringify({ changes: counter.changes }) + '\n')
+  process.stdout.write(JSON.stringify(counter) + '\n')
 }
 
 main().catch(error => {

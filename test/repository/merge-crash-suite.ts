@@ -3,12 +3,14 @@
  * restore point byte-exact. A child process runs the merge and dies right before its Nth change
  * to the remote, for every N of an uninterrupted run (so before and after each block write, BAT,
  * header and footer write, state change, the final rename and each deletion), then at random
- * instants.
+ * instants. Each VHD has its checksum sidecar: the resumed merge ends with the merged VHD's
+ * complete list and no sidecar of the VHDs merged away.
  *
  * `merge-crash.test.ts` (npm test) kills before a spread of the changes and once at random;
  * `merge-crash.campaign.ts` (npm run test:campaign) before every change and 3 times at random.
  */
 import assert from 'node:assert/strict'
+import { computeBlockChecksums, readSidecar, writeSidecar } from '../../src/repository/integrity/index.js'
 import { mergeChain, resumeMerges } from '../../src/repository/merge/index.js'
 import type { RemoteHandler } from '../../src/repository/remote-handler.js'
 import { createVhdChain, hashRestorePoint, MiB, type VhdChain } from '../helpers/vhd-fixtures.js'
@@ -17,8 +19,9 @@ import { assertMerged, DISK_DIR, openLocalRemote } from './merge-helpers.js'
 
 const KEPT = 2
 
-function buildChain(handler: RemoteHandler, directory: boolean): Promise<VhdChain> {
-  return createVhdChain(handler, {
+/** the chain, each VHD with its block-checksum sidecar (as writeVhd leaves it) */
+async function buildChain(handler: RemoteHandler, directory: boolean): Promise<VhdChain> {
+  const chain = await createVhdChain(handler, {
     dir: DISK_DIR,
     directory,
     virtualSize: 16 * MiB,
@@ -30,6 +33,20 @@ function buildChain(handler: RemoteHandler, directory: boolean): Promise<VhdChai
       [3, 6],
     ],
   })
+  for (const path of chain.paths) await writeSidecar(handler, path, await computeBlockChecksums(handler, path))
+  return chain
+}
+
+/** the merged VHD's sidecar is the list read from it; the merged-away VHDs have none left */
+async function assertChecksums(handler: RemoteHandler, chain: VhdChain, label: string): Promise<void> {
+  const merged = chain.paths[KEPT]!
+  const sidecar = await readSidecar(handler, merged)
+  assert.ok(sidecar.status === 'ok', `${label}: the merged VHD's sidecar is ${sidecar.status}`)
+  assert.equal(sidecar.list.digest, (await computeBlockChecksums(handler, merged)).digest, `${label}: the merged VHD's checksums`)
+  for (const path of chain.paths.slice(0, KEPT)) assert.equal((await readSidecar(handler, path)).status, 'missing', `${label}: ${path}'s sidecar`)
+  for (const path of chain.paths.slice(KEPT + 1)) assert.equal((await readSidecar(handler, path)).status, 'ok', `${label}: ${path}'s sidecar`)
+  const names = (await handler.list(DISK_DIR)).filter(name => name.endsWith('.checksums')).sort()
+  assert.deepEqual(names, chain.paths.slice(KEPT).map(path => `${path.slice(DISK_DIR.length + 1)}.checksums`).sort(), `${label}: sidecars left`)
 }
 
 async function pathExists(handler: RemoteHandler, path: string): Promise<boolean> {
@@ -65,17 +82,21 @@ async function checkInterrupted(handler: RemoteHandler, chain: VhdChain, label: 
     error.message = `${label}: ${error.message}`
     throw error
   })
+  await assertChecksums(handler, chain, label)
 }
 
 /**
  * The changes to die before. `all`: every one. Otherwise the first two, the last four (footers,
- * state changes, rename, deletions) and two evenly spaced ones in between.
+ * state changes, rename, deletions), the writes of the checksum files (the merged list beside the
+ * state once the blocks are checked, the merged VHD's sidecar once the blocks are written: before
+ * the checksums are final) and two evenly spaced ones in between.
  */
-function killPoints(changes: number, all: boolean): number[] {
+function killPoints(changes: number, all: boolean, log: readonly string[]): number[] {
   if (all || changes <= 8) {
     return Array.from({ length: changes }, (_, i) => i + 1)
   }
   const points = new Set([1, 2])
+  for (const [i, change] of log.entries()) if (change.startsWith('rename ') && /\.checksums(\.[0-9a-f]+)?\.tmp /.test(change)) points.add(i + 1)
   for (let i = changes - 3; i <= changes; i++) {
     points.add(i)
   }
@@ -107,6 +128,7 @@ for (const directory of [false, true]) {
   describe(`merge crash and resume${allPoints ? ', every change' : ''} — VHD ${directory ? 'directories' : 'files'}`, function () {
     this.timeout(600_000)
     let changes = 0
+    let log: string[] = []
     let durationMs = 0
 
     it('an uninterrupted merge in a child process completes', async () => {
@@ -117,9 +139,11 @@ for (const directory of [false, true]) {
         const outcome = await runChild(remote.path, chain.paths.slice(0, KEPT + 1))
         durationMs = Date.now() - started
         assert.equal(outcome.code, 0, outcome.stderr)
-        changes = (JSON.parse(outcome.stdout) as { changes: number }).changes
+        ;({ changes, log } = JSON.parse(outcome.stdout) as { changes: number; log: string[] })
         assert.ok(changes >= 10, `${changes} changes`)
+        assert.ok(log.some(change => change.startsWith('rename') && change.includes('.cd-merge.checksums')), 'the merged list is written beside the state')
         await assertMerged(remote.handler, chain, KEPT)
+        await assertChecksums(remote.handler, chain, 'uninterrupted')
       } finally {
         await remote.close()
       }
@@ -127,7 +151,7 @@ for (const directory of [false, true]) {
 
     it(`is finished by resumeMerges after SIGKILL before ${allPoints ? 'each' : 'a spread'} of its changes`, async () => {
       assert.ok(changes > 0, 'needs the uninterrupted run')
-      for (const killBefore of killPoints(changes, allPoints)) {
+      for (const killBefore of killPoints(changes, allPoints, log)) {
         const remote = await openLocalRemote()
         try {
           const chain = await buildChain(remote.handler, directory)

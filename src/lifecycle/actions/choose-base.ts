@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto'
-import { newestVhd } from '../../repository/chain.js'
+import { chainOf, newestVhd } from '../../repository/chain.js'
 import { checkBlocks, checksumsOf, legacyMismatch, readRecordedIntegrity } from '../../repository/integrity/index.js'
 import { fetchDisks } from '../../xapi/records.js'
 import type { VdiRecord } from '../../xapi/records.js'
@@ -15,7 +15,8 @@ import { isExported } from '../reference-snapshot.js'
  * 3. it holds a snapshot of this very source disk,
  * 4. the newest readable VHD of the disk on the remote was exported from that snapshot (footer
  *    UUID = snapshot VDI uuid),
- * 5. that VHD still has the checksums recorded when it was written: its footer, header, BAT and
+ * 5. no VHD of its chain holds damage a merge refused to fold in (`continuousDelta.damaged`), and
+ *    that VHD still has the checksums recorded when it was written: its footer, header, BAT and
  *    locators, the block-checksum list itself (its digest in the metadata), and a few blocks
  *    picked at random. This costs the VHD's structure, not its size (a sidecar gone costs one
  *    read of the VHD, and is written back). Restore points written before block checksums are
@@ -68,6 +69,11 @@ async function checksumDamage(ctx: VmRunContext, path: string): Promise<string |
   const damaged = (why: string) => `the newest VHD on the remote (${path}) is damaged: ${why}`
   try {
     const recorded = await readRecordedIntegrity(ctx.handler, ctx.vmUuid)
+    // damage a merge refused to fold in, anywhere in the chain: never built upon
+    for (const vhd of await chainOf(ctx.handler, path)) {
+      const why = recorded.damaged?.get(vhd)
+      if (why !== undefined) return `the chain of the newest VHD on the remote (${path}) holds damaged data a merge refused to fold in: ${vhd}: ${why}`
+    }
     const integrity = await checksumsOf(ctx.handler, path, recorded, { repair: true, signal: ctx.signal })
     switch (integrity.status) {
       case 'damaged':

@@ -26,11 +26,14 @@ export const continuousMerge: BackupHook = {
       throw error
     }
     task.end({ status: 'success', data: { size: outcome.merges.reduce((total, merge) => total + merge.blocks * VHD_BLOCK_SIZE, 0), merges: outcome.merges.length } })
-    const { removed, deferred, unmerged, unrestorable, foreign } = outcome
+    const { removed, deferred, unmerged, unrestorable, foreign, damagedData = [] } = outcome
     for (const { message, dir, statePath } of deferred) {
       warn(ctx, message, { dir, statePath })
     }
     for (const { message, dir } of unmerged) warn(ctx, message, { dir })
+    for (const { message, vdi, vhds, restorePoints } of damagedData) {
+      warn(ctx, message, { vdi, vhds, restorePoints })
+    }
     if (unrestorable.length > 0) {
       warn(
         ctx,

@@ -229,6 +229,11 @@ export class BlockChecksumsBuilder {
     this.#structures = hashStructures(raw)
   }
 
+  /** structures already hashed (a merge knows the parent's locators only by their sha256) */
+  setHashedStructures(structures: Structures): void {
+    this.#structures = structures
+  }
+
   /** `buffer`: the block as stored (bitmap + data) */
   addBlock(id: number, buffer: Buffer): void {
     this.#blocks.set(id, sha256(buffer))

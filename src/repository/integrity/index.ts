@@ -5,7 +5,7 @@
  * Format: docs/remote-format.md.
  */
 export { BlockChecksums, BlockChecksumsBuilder, BlockChecksumsFormatError, hashStructures, sha256, type Structures } from './block-checksums.js'
-export { isSidecarName, readSidecar, removeSidecar, sidecarPath, vhdOfSidecar, writeSidecar, SIDECAR_SUFFIX, type SidecarRead } from './sidecar.js'
+export { isSidecarName, readSidecar, removeSidecar, removeSidecarTemps, sidecarPath, vhdOfSidecar, writeSidecar, SIDECAR_SUFFIX, type SidecarRead } from './sidecar.js'
 export { computeBlockChecksums, parentNameOf, readRawStructures, readStructures, type RawStructures } from './structure.js'
 export {
   allocatedBlocks,
@@ -20,3 +20,4 @@ export {
 } from './trusted.js'
 export { checkBlocks, selectBlocks, type BlockDamage, type BlockSelection, type BlocksCheck } from './check.js'
 export { legacyChecksumOfVhd, legacyMismatch } from './legacy.js'
+export { recordBlockChecksums } from './record.js'

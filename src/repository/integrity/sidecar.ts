@@ -41,6 +41,16 @@ export async function writeSidecar(handler: RemoteHandler, vhdPath: string, list
   }
 }
 
+/** the temporary files interrupted `writeSidecar`s of `vhdPath` left behind, removed */
+export async function removeSidecarTemps(handler: RemoteHandler, vhdPath: string): Promise<void> {
+  const path = sidecarPath(vhdPath)
+  const dir = posix.dirname(path)
+  const prefix = `.${posix.basename(path)}.`
+  for (const name of await handler.list(dir, { ignoreMissing: true })) {
+    if (name.startsWith(prefix) && /^[0-9a-f]{12}\.tmp$/.test(name.slice(prefix.length))) await handler.unlink(`${dir}/${name}`).catch(() => {})
+  }
+}
+
 export type SidecarRead =
   | { readonly status: 'ok'; readonly list: BlockChecksums }
   | { readonly status: 'missing' }

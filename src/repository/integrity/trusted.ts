@@ -35,6 +35,8 @@ export interface RecordedIntegrity {
   readonly digests: ReadonlyMap<string, string>
   /** VHD path → whole-VHD sha256 recorded by restore points written before block checksums */
   readonly legacy: ReadonlyMap<string, VhdChecksum>
+  /** VHD path → why it is damaged, as a refused merge recorded it (`continuousDelta.damaged`) */
+  readonly damaged?: ReadonlyMap<string, string>
 }
 
 /** the VM uuid of a path `xo-vm-backups/<vm>/…` */
@@ -47,7 +49,12 @@ export function vmOfPath(path: string): string {
 export function recordedIntegrityOf(vmUuid: string, metadata: Iterable<BackupMetadata>): RecordedIntegrity {
   const digests = new Map<string, string>()
   const legacy = new Map<string, VhdChecksum>()
+  const damaged = new Map<string, string>()
   for (const m of metadata) {
+    for (const record of m.continuousDelta?.damaged ?? []) {
+      const blocks = record.blocks === undefined ? '' : ` (block${record.blocks.length === 1 ? '' : 's'} ${record.blocks.slice(0, 8).join(', ')}${record.blocks.length > 8 ? ', …' : ''})`
+      damaged.set(resolveFromVmDir(vmUuid, record.vhd), `${record.reason}${blocks}`)
+    }
     for (const [relative, digest] of Object.entries(m.continuousDelta?.blockChecksums ?? {})) {
       digests.set(resolveFromVmDir(vmUuid, relative), digest)
     }
@@ -55,7 +62,7 @@ export function recordedIntegrityOf(vmUuid: string, metadata: Iterable<BackupMet
       legacy.set(resolveFromVmDir(vmUuid, relative), sum)
     }
   }
-  return { digests, legacy }
+  return { digests, legacy, damaged }
 }
 
 /** reads every metadata file of the VM; unreadable ones are skipped (they are verify's to report) */

@@ -26,6 +26,8 @@ import { isMissing, throwIfAborted, type MergeRunOptions } from './options.js'
 import { forEachConcurrently } from './pool.js'
 import { dirOf, baseOf, removeMergeState, writeMergeState, type DirectoryMergePlan, type MergeState } from './state.js'
 import { DISK_TYPES, vhdAliases, vhdLib, vhdStructs, vhdUtils, type VhdDirectoryInstance, type VhdHeader } from '../vhd-lib.js'
+import { sha256, type BlockChecksums } from '../integrity/index.js'
+import { readPendingList, runCheckStep, runChecksumsStep } from './integrity.js'
 
 /** block renames in flight at once (an object store copies each one) */
 const MOVE_CONCURRENCY = 8
@@ -150,9 +152,32 @@ export async function planDirectoryMerge(
   }
 }
 
-function mergedHeaderChecksum(header: VhdHeader, maxTableEntries: number): number {
+/** the merged full's `header` chunk as vhd-lib writes it */
+function mergedHeader(header: VhdHeader, maxTableEntries: number): Buffer {
   const raw = vhdStructs.fuHeader.pack({ ...header, maxTableEntries })
-  return vhdStructs.checksumStruct(raw, vhdStructs.fuHeader)
+  vhdStructs.checksumStruct(raw, vhdStructs.fuHeader)
+  return raw
+}
+
+function mergedHeaderChecksum(header: VhdHeader, maxTableEntries: number): number {
+  return vhdUtils.unpackHeader(mergedHeader(header, maxTableEntries)).checksum
+}
+
+/** the `bat` chunk vhd-lib's VhdDirectory writes: one byte per entry, a bit set for each block held */
+function directoryBat(maxTableEntries: number, ids: Iterable<number>): Buffer {
+  const bat = Buffer.alloc(maxTableEntries)
+  for (const id of ids) bat[id >> 3]! |= 0x80 >> (id & 7)
+  return bat
+}
+
+function allocatedBlocks(vhd: VhdDirectoryInstance): number[] {
+  const allocated: number[] = []
+  for (let block = 0; block < vhd.header.maxTableEntries; block++) {
+    if (vhd.containsBlock(block)) {
+      allocated.push(block)
+    }
+  }
+  return allocated
 }
 
 function resolveFromState(statePath: string, relative: string): string {
@@ -174,6 +199,7 @@ async function moveBlocks(
   parent: DirLayer,
   holders: Map<number, DirLayer[]>,
   scratchPath: string,
+  list: BlockChecksums | undefined,
   opts: MergeRunOptions,
 ): Promise<void> {
   const geometry = geometryOf(parent.vhd.header.blockSize)
@@ -203,8 +229,16 @@ async function moveBlocks(
       scratch = (await vhdLib.VhdDirectory.create(handler, scratchPath, { flags: 'w', compression: parent.vhd.compressionType })).value
       scratch.header = parent.vhd.header
     }
+    const composed = composeBlock(base, buffers, geometry)
+    if (list !== undefined && !list.verifyBlock(block, composed)) {
+      throw new BackupError(
+        'DATA_DAMAGED',
+        `block ${block} to be merged into ${parent.dataPath} is not the one checked when the merge started (its sha256 differs): the merge stopped before writing it`,
+        { path: parent.dataPath, block },
+      )
+    }
     // written aside, then renamed over the full's block: the full's block is never torn
-    await scratch.writeEntireBlock({ id: block, buffer: composeBlock(base, buffers, geometry) })
+    await scratch.writeEntireBlock({ id: block, buffer: composed })
     await syncPath(handler, scratch.getFullBlockPath(block))
     await handler.rename(scratch.getFullBlockPath(block), target)
   }
@@ -245,12 +279,7 @@ async function moveBlocks(
 
 async function writeMetadata(handler: RemoteHandler, parent: DirLayer, holders: Map<number, DirLayer[]>, plan: DirectoryMergePlan): Promise<void> {
   const { vhd } = parent
-  const allocated: number[] = []
-  for (let block = 0; block < vhd.header.maxTableEntries; block++) {
-    if (vhd.containsBlock(block)) {
-      allocated.push(block)
-    }
-  }
+  const allocated = allocatedBlocks(vhd)
   vhd.header = { ...vhd.header, maxTableEntries: plan.maxTableEntries }
   vhd.setAllocatedBlocks([...allocated, ...holders.keys()])
   await vhd.writeBlockAllocationTable()
@@ -289,7 +318,31 @@ export async function runDirectoryMerge(
   const parentData = dataPaths[0]!
   const scratchPath = `${dirOf(parentData)}/.${baseOf(parentData)}.merge`
 
+  if (state.step === 'check') {
+    await runCheckStep(handler, statePath, state, aliases, async lists => {
+      const parent = await openLayer(handler, parentData, 'r')
+      const blocks = new Set(allocatedBlocks(parent.vhd))
+      for (const dataPath of dataPaths.slice(1)) {
+        const child = await openLayer(handler, dataPath, 'r')
+        for (const block of allocatedBlocks(child.vhd)) if (block < plan.maxTableEntries) blocks.add(block)
+      }
+      return {
+        maxTableEntries: plan.maxTableEntries,
+        structures: {
+          footer: sha256(Buffer.from(plan.footer, 'base64')),
+          header: sha256(mergedHeader(parent.vhd.header, plan.maxTableEntries)),
+          bat: sha256(directoryBat(plan.maxTableEntries, blocks)),
+          locators: lists[0]!.structures.locators,
+        },
+      }
+    }, opts)
+    state.step = 'blocks'
+    await writeMergeState(handler, statePath, state)
+  }
+
   if (state.step === 'blocks') {
+    const pending = await readPendingList(handler, statePath, state)
+    const list = pending === 'done' ? undefined : pending
     const parent = await openLayer(handler, parentData, 'r+')
     const children: DirLayer[] = []
     for (const dataPath of dataPaths.slice(1)) {
@@ -305,7 +358,7 @@ export async function runDirectoryMerge(
       throw broken(`the VHDs of ${parentAlias} changed since its merge started`, parentAlias)
     }
     checkChain([parent, ...children])
-    await moveBlocks(handler, parent, holders, scratchPath, opts)
+    await moveBlocks(handler, parent, holders, scratchPath, list, opts)
     throwIfAborted(opts.signal)
     await writeMetadata(handler, parent, holders, plan)
     state.step = 'rename'
@@ -323,6 +376,12 @@ export async function runDirectoryMerge(
       // renamed before an interruption
     }
     await syncDir(handler, dir)
+    state.step = 'checksums'
+    await writeMergeState(handler, statePath, state)
+  }
+
+  if (state.step === 'checksums') {
+    await runChecksumsStep(handler, statePath, state, newestAlias, aliases.slice(0, -1))
   }
 
   await removeTree(handler, dataPaths[dataPaths.length - 1]!)

@@ -25,6 +25,8 @@ import { dirOf, writeMergeState, removeMergeState, type FileMergePlan, type Merg
 import { BLOCK_UNUSED, DISK_TYPES, FOOTER_SIZE, HEADER_SIZE, PLATFORMS, vhdStructs, vhdUtils } from '../vhd-lib.js'
 import type { VhdFooter, VhdHeader } from '../vhd-lib.js'
 import { isMissing, throwIfAborted, type MergeRunOptions } from './options.js'
+import { sha256, type BlockChecksums } from '../integrity/index.js'
+import { readPendingList, runCheckStep, runChecksumsStep } from './integrity.js'
 
 /** bytes read from a child in one request */
 const RUN_BYTES = 8 * 1024 * 1024
@@ -306,10 +308,15 @@ async function copyBlocks(
   children: FileLayer[],
   plan: FileMergePlan,
   union: number[],
+  list: BlockChecksums | undefined,
   opts: MergeRunOptions,
 ): Promise<void> {
   const geometry = geometryOf(parent.header.blockSize)
   const full = fullBlockSize(geometry)
+  /** a block is written only when it is the one the `check` step recorded for the merged VHD */
+  const assertChecked = (block: number, buffer: Buffer): void => {
+    if (list !== undefined && !list.verifyBlock(block, buffer)) throw changedSinceCheck(parent.path, block)
+  }
   const rank = new Map(plan.newBlocks.map((block, i) => [block, i]))
   const targetOf = (block: number): number => {
     const sector = batEntry(parent.bat, block)
@@ -337,6 +344,7 @@ async function copyBlocks(
       overlayBlock(composed, await readInto(handler, child.fd, layer, batEntry(child.bat, block) * SECTOR), geometry)
     }
     overlayBlock(composed, newestBuffer, geometry)
+    assertChecked(block, composed)
     await handler.write(parent.fd, composed, targetOf(block))
   }
 
@@ -357,6 +365,7 @@ async function copyBlocks(
         partial.push(i)
         continue
       }
+      assertChecked(block, buffer.subarray(start, start + full))
       const target = targetOf(block)
       if (segment !== undefined && segment.end === start && segment.target + (segment.end - segment.start) === target) {
         segment.end = start + full
@@ -400,18 +409,33 @@ async function copyBlocks(
   }
 }
 
+function changedSinceCheck(path: string, block: number): BackupError {
+  return new BackupError(
+    'DATA_DAMAGED',
+    `block ${block} to be merged into ${path} is not the one checked when the merge started (its sha256 differs): the merge stopped before writing it`,
+    { path, block },
+  )
+}
+
+/** the merged full's BAT as stored: the full's own entries (its BAT as it was) and the appended blocks */
+function mergedBat(originalEntries: Buffer, plan: FileMergePlan, geometry: BlockGeometry): Buffer {
+  const full = fullBlockSize(geometry)
+  const bat = Buffer.alloc(vhdUtils.computeBatSize(plan.maxTableEntries), 0xff)
+  originalEntries.copy(bat, 0, 0, plan.originalMaxTableEntries * 4)
+  for (const [i, block] of plan.newBlocks.entries()) {
+    bat.writeUInt32BE((plan.appendSector * SECTOR + i * full) / SECTOR, block * 4)
+  }
+  return bat
+}
+
 /**
  * The merged full's BAT and header, then one flush for them and the blocks. The new entries point
  * at blocks that the children still override; an interruption before the flush completes leaves
  * the state at `blocks`, which redoes them.
  */
 async function writeTableAndHeader(handler: RemoteHandler, parent: FileLayer, plan: FileMergePlan, geometry: BlockGeometry): Promise<void> {
-  const full = fullBlockSize(geometry)
-  const bat = Buffer.alloc(vhdUtils.computeBatSize(plan.maxTableEntries), 0xff)
-  await readInto(handler, parent.fd, bat.subarray(0, plan.originalMaxTableEntries * 4), plan.originalTableOffset)
-  for (const [i, block] of plan.newBlocks.entries()) {
-    bat.writeUInt32BE((plan.appendSector * SECTOR + i * full) / SECTOR, block * 4)
-  }
+  const original = await readInto(handler, parent.fd, Buffer.alloc(plan.originalMaxTableEntries * 4), plan.originalTableOffset)
+  const bat = mergedBat(original, plan, geometry)
   await handler.write(parent.fd, bat, plan.tableOffset)
   await handler.write(parent.fd, Buffer.from(plan.header, 'base64'), FOOTER_SIZE)
   await syncFile(handler, parent.fd)
@@ -474,7 +498,32 @@ export async function runFileMerge(
   const newestPath = chain[chain.length - 1]!
   const geometry = geometryOf(vhdUtils.unpackHeader(Buffer.from(plan.header, 'base64')).blockSize)
 
+  if (state.step === 'check') {
+    await runCheckStep(handler, statePath, state, chain, async lists => {
+      // the full as it is (nothing written yet): its BAT, and its locators as its list records them
+      const parent = await openLayer(handler, parentPath!, 'r', false)
+      try {
+        const bat = mergedBat(parent.bat, plan, geometry)
+        return {
+          maxTableEntries: plan.maxTableEntries,
+          structures: {
+            footer: sha256(Buffer.from(plan.footer, 'base64')),
+            header: sha256(Buffer.from(plan.header, 'base64')),
+            bat: sha256(bat),
+            locators: lists[0]!.structures.locators,
+          },
+        }
+      } finally {
+        await closeLayers(handler, [parent])
+      }
+    }, opts)
+    state.step = 'blocks'
+    await writeMergeState(handler, statePath, state)
+  }
+
   if (state.step === 'blocks') {
+    const pending = await readPendingList(handler, statePath, state)
+    const list = pending === 'done' ? undefined : pending
     const layers: FileLayer[] = []
     try {
       layers.push(await openLayer(handler, parentPath!, 'r+', true))
@@ -492,7 +541,7 @@ export async function runFileMerge(
       }
       checkChain(parent!, childLayers)
       const union = unionOfBlocks(childLayers, plan.maxTableEntries)
-      await copyBlocks(handler, parent!, childLayers, plan, union, opts)
+      await copyBlocks(handler, parent!, childLayers, plan, union, list, opts)
       throwIfAborted(opts.signal)
       await writeTableAndHeader(handler, parent!, plan, geometry)
     } finally {
@@ -513,6 +562,12 @@ export async function runFileMerge(
       // renamed before an interruption
     }
     await syncDir(handler, dirOf(newestPath))
+    state.step = 'checksums'
+    await writeMergeState(handler, statePath, state)
+  }
+
+  if (state.step === 'checksums') {
+    await runChecksumsStep(handler, statePath, state, newestPath, chain.slice(0, -1))
   }
 
   // the merged children are referenced by nothing any more

@@ -23,11 +23,20 @@ import {
 import { vhdAliases } from '../vhd-lib.js'
 import { exists } from '../remote-files.js'
 import { removeMergeState } from './state.js'
+import { isMergeRefused, recordedDigestsOf } from './integrity.js'
+import type { RecordedIntegrity } from '../integrity/index.js'
+
+export { isMergeRefused, type MergeDamage } from './integrity.js'
 
 export interface MergeOptions {
   signal?: AbortSignal
   /** blocks merged so far, out of the blocks the merge moves */
   onProgress?(done: number, total: number): void
+  /**
+   * what the restore points record about the VM's VHDs (block-checksum digests), read before
+   * retention removed the metadata of the VHDs being merged; read from the VM folder when absent
+   */
+  recorded?: RecordedIntegrity
 }
 
 export interface MergeResult {
@@ -66,7 +75,7 @@ function checkChainPaths(chain: string[]): void {
  * so the target is that engine's result, and there is nothing left to finish.
  */
 async function mergedByAnotherEngine(handler: RemoteHandler, statePath: string, state: MergeState): Promise<boolean> {
-  if (state.plan.format !== 'file' || state.step !== 'blocks') return false
+  if (state.plan.format !== 'file' || (state.step !== 'blocks' && state.step !== 'check')) return false
   const dir = dirOf(statePath)
   return !(await exists(handler, `${dir}/${state.chain[0]!}`)) && (await exists(handler, `${dir}/${state.chain.at(-1)!}`))
 }
@@ -78,7 +87,14 @@ async function runMerge(handler: RemoteHandler, statePath: string, state: MergeS
     return { mergedPath: `${dirOf(statePath)}/${state.chain.at(-1)!}`, blocks: 0, durationMs: Date.now() - started }
   }
   const run = state.plan.format === 'file' ? runFileMerge : runDirectoryMerge
-  await run(handler, statePath, state, opts)
+  const checking = state.step === 'check'
+  try {
+    await run(handler, statePath, state, opts)
+  } catch (error) {
+    // refused before anything of the chain changed: the chain stays as it is, the state goes
+    if (checking && state.step === 'check' && isMergeRefused(error)) await removeMergeState(handler, statePath)
+    throw error
+  }
   return {
     mergedPath: `${dirOf(statePath)}/${state.chain[state.chain.length - 1]!}`,
     blocks: state.blocks,
@@ -140,13 +156,14 @@ export async function mergeChain(handler: RemoteHandler, chain: string[], opts: 
   const state: MergeState = {
     engine: 'xo-server-continuous-delta',
     version: 1,
-    step: 'blocks',
+    step: 'check',
     chain: remaining.map(baseOf),
     parent: { header: planned.parentHeader },
     child: { header: planned.childHeader },
     blocks: planned.blocks,
     startedAt: Date.now(),
     plan: planned.plan,
+    integrity: { digests: await recordedDigestsOf(handler, remaining, opts.recorded), pending: false },
   }
   await writeMergeState(handler, nextStatePath, state, { durable: false })
   const result = await runMerge(handler, nextStatePath, state, opts)
@@ -165,7 +182,14 @@ export async function resumeMerges(handler: RemoteHandler, dir: string, opts: Me
       continue
     }
     throwIfAborted(opts.signal)
-    results.push(await runMerge(handler, statePath, state, opts))
+    try {
+      results.push(await runMerge(handler, statePath, state, opts))
+    } catch (error) {
+      // refused for damage before changing anything: nothing is pending any more, the chain is
+      // as it was; the retention that planned it meets the damage again and reports it
+      if (isMergeRefused(error)) continue
+      throw error
+    }
   }
   return results
 }

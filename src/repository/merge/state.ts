@@ -16,11 +16,21 @@ import { isMissing } from './options.js'
 
 /**
  * Steps, in order. Each one is idempotent: a resumed merge redoes its current step whole.
- * - blocks: the children's blocks go into the full, then the full's BAT and header are updated
- *   (all of it invisible through the children, which still override those blocks);
- * - rename: the full takes the newest child's UUID and name, then the merged children go.
+ * - check: every block the merge will copy is read and checked against the block checksums
+ *   recorded for its VHD, and the merged VHD's checksum list is computed (the parent's recorded
+ *   checksums for the blocks it keeps, the children's for the blocks they bring, a new sha256 only
+ *   for a block composed from several layers); it is written beside the state (`.<full
+ *   name>.cd-merge.checksums`). Nothing of the chain changes: a damaged block refuses the merge,
+ *   the state goes, the chain stays as it was;
+ * - blocks: the children's blocks go into the full (each checked again before it is written),
+ *   then the full's BAT and header are updated (all of it invisible through the children, which
+ *   still override those blocks);
+ * - rename: the full takes the newest child's UUID and name;
+ * - checksums: the restore points' metadata record the merged list's digest, the merged VHD's
+ *   sidecar becomes that list, the merged-away VHDs' sidecars go; then the merged children go.
+ * States written by earlier versions start at `blocks` and carry no checksums.
  */
-export const MERGE_STEPS = ['blocks', 'rename'] as const
+export const MERGE_STEPS = ['check', 'blocks', 'rename', 'checksums'] as const
 export type MergeStep = (typeof MERGE_STEPS)[number]
 
 /** Where a VHD file merge puts what the full does not hold yet. */
@@ -67,9 +77,17 @@ export interface MergeState {
   readonly blocks: number
   readonly startedAt: number
   readonly plan: FileMergePlan | DirectoryMergePlan
+  /**
+   * block checksums (absent in states of earlier versions): `digests`, the digest each VHD of the
+   * chain (by name) had in the restore points' metadata when the merge was planned; `pending`,
+   * set once the merged list is written beside the state; `carried: false` when some VHD of the
+   * chain has no checksums, so the merged VHD gets none (its sidecar and digest are dropped)
+   */
+  integrity?: { readonly digests: Readonly<Record<string, string>>; pending: boolean; carried?: boolean }
 }
 
 const STATE_SUFFIX = '.cd-merge.json'
+const CHECKSUMS_SUFFIX = '.cd-merge.checksums'
 /** Xen Orchestra's merge state name, which earlier versions of this product used too */
 const XO_STATE_SUFFIX = '.merge.json'
 
@@ -85,6 +103,11 @@ export function baseOf(path: string): string {
 /** `<dir>/.<name>.cd-merge.json` for the oldest VHD of a chain `<dir>/<name>` */
 export function mergeStatePath(parentPath: string): string {
   return `${dirOf(parentPath)}/.${baseOf(parentPath)}${STATE_SUFFIX}`
+}
+
+/** `<dir>/.<name>.cd-merge.checksums`: the merged VHD's block-checksum list, while the merge runs */
+export function mergeChecksumsPath(statePath: string): string {
+  return `${statePath.slice(0, -STATE_SUFFIX.length)}${CHECKSUMS_SUFFIX}`
 }
 
 /** `<dir>/.<name>.merge.json`: Xen Orchestra's name, and the one earlier versions of ours used */
@@ -173,6 +196,11 @@ export async function writeMergeState(handler: RemoteHandler, path: string, stat
 export async function removeMergeState(handler: RemoteHandler, path: string): Promise<void> {
   // the temporary copy too, in case an interruption left one behind
   await handler.unlink(`${dirOf(path)}/.${baseOf(path)}.tmp`).catch(() => undefined)
+  if (path.endsWith(STATE_SUFFIX)) {
+    const checksums = mergeChecksumsPath(path)
+    await handler.unlink(`${dirOf(checksums)}/.${baseOf(checksums)}.tmp`).catch(() => undefined)
+    await handler.unlink(checksums).catch(() => undefined)
+  }
   await handler.unlink(path)
   await syncDir(handler, dirOf(path))
 }
