@@ -50,6 +50,7 @@ export type ProblemCode =
   | 'orphan-vhd'
   | 'orphan-vhd-directory'
   | 'merge-pending'
+  | 'damaged-block-not-read'
 
 export interface Problem {
   readonly code: ProblemCode
@@ -57,6 +58,8 @@ export interface Problem {
   /** the file concerned, from the remote root */
   readonly path: string
   readonly message: string
+  /** the block concerned, for a block's problem */
+  readonly block?: number
 }
 
 export interface RestorePointReport {
@@ -296,7 +299,49 @@ class VmVerifier {
     const check = await checkBlocks(this.#handler, path, list, this.#selection)
     this.read.blocks += check.blocksRead
     this.read.bytes += check.bytesRead
-    return check.damaged.map(block => error('block-checksum-mismatch', path, `block ${block.id}: ${block.reason}`))
+    return check.damaged.map(block => ({ ...error('block-checksum-mismatch', path, `block ${block.id}: ${block.reason}`), block: block.id }))
+  }
+
+  readonly #allocated = new Map<string, Promise<ReadonlySet<number>>>()
+
+  /** the blocks the VHD at `path` holds (empty when it cannot be read: its own problems say why) */
+  #blocksOf(path: string): Promise<ReadonlySet<number>> {
+    let blocks = this.#allocated.get(path)
+    if (blocks === undefined) {
+      blocks = (async () => {
+        const disposable = await openVhd(this.#handler, path, { flags: 'r', checkSecondFooter: false })
+        try {
+          const vhd = disposable.value
+          await vhd.readBlockAllocationTable()
+          const ids = new Set<number>()
+          for (let id = 0; id < vhd.header.maxTableEntries; id++) if (vhd.containsBlock(id)) ids.add(id)
+          return ids
+        } finally {
+          await disposable.dispose()
+        }
+      })().catch(() => new Set<number>())
+      this.#allocated.set(path, blocks)
+    }
+    return blocks
+  }
+
+  /**
+   * A damaged block of a VHD counts for a restore point only when the point reads it: when no VHD
+   * newer in its chain (`newer`) holds that block (a restore reads each block from its newest
+   * holder). Otherwise it is a hint.
+   */
+  async #asRead(problems: readonly Problem[], newer: readonly string[]): Promise<Problem[]> {
+    const out: Problem[] = []
+    for (const p of problems) {
+      if (p.code !== 'block-checksum-mismatch' || p.block === undefined) {
+        out.push(p)
+        continue
+      }
+      let over: string | undefined
+      for (const path of newer) if ((await this.#blocksOf(path)).has(p.block)) over = path
+      out.push(over === undefined ? p : { ...hint('damaged-block-not-read', p.path, `${p.message}; this restore point reads block ${p.block} from ${over}`), block: p.block })
+    }
+    return out
   }
 
   async restorePoint(id: string): Promise<RestorePointReport> {
@@ -320,9 +365,10 @@ class VmVerifier {
     for (const disk of point.disks) {
       const { problems: chainProblems, chain } = await this.chainProblems(disk.vhd)
       add(chainProblems)
-      for (const vhd of chain) {
+      // chain: newest first
+      for (const [i, vhd] of chain.entries()) {
         if (chainProblems.some(p => p.path === vhd && p.severity === 'error')) continue
-        add(await this.#checksumProblems(vhd))
+        add(await this.#asRead(await this.#checksumProblems(vhd), chain.slice(0, i)))
       }
     }
     return { id, ok: !problems.some(p => p.severity === 'error'), problems }
