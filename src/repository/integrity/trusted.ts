@@ -9,8 +9,8 @@
  * 3. the VHD's footer, header, BAT and locators are compared with the list's. When they differ and
  *    the VHD's recorded parent is gone while the parent's sidecar is still there, the VHD is
  *    recognised as rewritten by a merge that folded its ancestors into it (Xen Orchestra's merge
- *    writes child ∪ (parent ∖ child) under the child's name; so does ours until it writes the merged
- *    list): the merged list is the child's blocks over the ancestors' blocks, accepted when the
+ *    writes child ∪ (parent ∖ child) under the child's name; ours records the merged list itself,
+ *    merge/integrity.ts): the merged list is the child's blocks over the ancestors' blocks, accepted when the
  *    VHD's allocated blocks are exactly that union; its structures are then the VHD's own (not
  *    checked: nothing recorded them), its blocks are checked as every other; a writer (`repair`)
  *    records the rebuilt list's digest in the metadata, then writes it as the VHD's sidecar;
@@ -18,12 +18,13 @@
  *    (`continuousDelta.checksums`): `legacy`, checked coarsely by reading the whole VHD.
  */
 import { normalizePath, relativeToVmDir, resolveFromVmDir, resolveSibling } from '../layout.js'
-import { readMetadata, updateMetadata, type BackupMetadata, type VhdChecksum } from '../metadata.js'
+import { readMetadata, type BackupMetadata, type VhdChecksum } from '../metadata.js'
 import { exists } from '../remote-files.js'
 import type { RemoteHandler } from '../remote-handler.js'
 import { listMetadataFiles } from '../restore-points.js'
 import { Constants, isVhdAlias } from '../vhd-lib.js'
 import type { BlockChecksums } from './block-checksums.js'
+import { recordBlockChecksums } from './record.js'
 import { readSidecar, writeSidecar } from './sidecar.js'
 import { computeBlockChecksums, parentNameOf, readStructures, type RawStructures } from './structure.js'
 
@@ -156,30 +157,6 @@ async function mergedList(
   return undefined
 }
 
-/**
- * Records `list`'s digest for the VHD at `path` in every restore point's metadata that records one
- * for it: after a merge by someone else (Xen Orchestra) rewrote the VHD, the list rebuilt from its
- * ancestors' checksums becomes the one recorded.
- */
-async function recordDigest(handler: RemoteHandler, path: string, list: BlockChecksums): Promise<void> {
-  const vm = vmOfPath(path)
-  const key = relativeToVmDir(vm, path)
-  for (const file of await listMetadataFiles(handler, vm)) {
-    let metadata: BackupMetadata
-    try {
-      metadata = await readMetadata(handler, file)
-    } catch {
-      continue
-    }
-    const digests = metadata.continuousDelta?.blockChecksums
-    if (digests?.[key] === undefined || digests[key] === list.digest) continue
-    await updateMetadata(handler, file, current => ({
-      ...current,
-      continuousDelta: { ...current.continuousDelta!, blockChecksums: { ...current.continuousDelta!.blockChecksums, [key]: list.digest } },
-    }))
-  }
-}
-
 /** the block checksums that apply to the VHD at `path`, and whether they can be trusted (see the module comment) */
 export async function checksumsOf(handler: RemoteHandler, path: string, recorded: RecordedIntegrity, opts: ChecksumsOptions = {}): Promise<VhdIntegrity> {
   path = normalizePath(path)
@@ -213,7 +190,7 @@ export async function checksumsOf(handler: RemoteHandler, path: string, recorded
       if (opts.repair === true) {
         // the metadata first: a crash before the sidecar is written costs a recomputation that
         // finds the digest recorded, never a false "damaged"
-        await recordDigest(handler, path, merged)
+        await recordBlockChecksums(handler, path, merged)
         await writeSidecar(handler, path, merged)
       }
       return { status: 'listed', list: merged, source: 'merged', note: 'rewritten by a merge that folded its gone ancestors into it; checksums rebuilt from their sidecars' }
