@@ -266,7 +266,7 @@ export class ContinuousDeltaPlugin implements PluginApi {
    * XO's plugin test form: runs the named job now. Resolves when every VM was backed up (XO
    * shows a tick); otherwise rejects naming each VM that failed (XO shows the message and data).
    */
-  async test(data: unknown): Promise<RunResult> {
+  async test(data: unknown): Promise<RunResult | { readonly checks: readonly HealthCheckResult[] }> {
     const wanted = typeof data === 'object' && data !== null ? Reflect.get(data, 'job') : undefined
     const jobs = this.#store.list()
     const key = typeof wanted === 'string' ? wanted.trim().toLowerCase() : ''
@@ -278,6 +278,7 @@ export class ContinuousDeltaPlugin implements PluginApi {
         { job: String(wanted) }
       )
     }
+    if (Reflect.get(data as object, 'healthCheck') === true) return this.#testHealthChecks(job)
     const result = await this.runJob({ id: job.id })
     if (result.status === 'success') return result
     const failed = result.vms.filter(vm => vm.status === 'failure')
@@ -286,6 +287,24 @@ export class ContinuousDeltaPlugin implements PluginApi {
       `job "${job.name}": ${failed.length} of ${result.vms.length} VM(s) not backed up: ${failed.map(vm => `${vm.name ?? vm.vm}: ${vm.error ?? 'failed'}`).join('; ')}`,
       { job: job.id, status: result.status, vms: result.vms.map(vm => ({ vm: vm.name ?? vm.vm, status: vm.status, ...(vm.error === undefined ? {} : { error: vm.error }) })) }
     )
+  }
+
+  /** the test form's health check: each VM of the job, its newest restore point, one after the other */
+  async #testHealthChecks(job: Job): Promise<{ readonly checks: readonly (HealthCheckResult & { readonly taskId?: string })[] }> {
+    if (job.healthCheckSr === undefined) {
+      throw new BackupError('INVALID_PARAMETER', `job "${job.name}" has no Health check SR: choose one in the job's settings above, save, then test again`, { job: job.id })
+    }
+    const checks: (HealthCheckResult & { readonly taskId?: string })[] = []
+    const failures: string[] = []
+    for (const vm of job.vms) {
+      try {
+        checks.push(await this.healthCheck({ job: job.id, vm }))
+      } catch (error) {
+        failures.push(redactError(error).message)
+      }
+    }
+    if (failures.length === 0) return { checks }
+    throw new BackupError('HEALTH_CHECK_FAILED', `job "${job.name}": ${failures.length} of ${job.vms.length} health check(s) failed: ${failures.join('; ')}`, { job: job.id })
   }
 
   async listRestorePoints({ remote, vm }: ListRestorePointsParams): Promise<readonly ListedRestorePoint[]> {

@@ -218,9 +218,14 @@ export const configurationSchema = withoutValueRules(settingsSchema) as Readonly
 export const runNowSchema = {
   type: 'object',
   title: 'Run a job now',
-  description: 'Type the name of a job (as in the Jobs list above), then press **Test plugin**: the job runs now, even when it is off. A spinner turns until the run ends: a tick means every VM was backed up; otherwise an alert names each VM that failed and why. The run is in Backup → Logs and sends its report like any other.',
+  description: 'Type the name of a job (as in the Jobs list above), then press **Test plugin**: the job runs now, even when it is off (or, with *Health check instead*, its restore points are health-checked). A spinner turns until the run ends: a tick means every VM was backed up; otherwise an alert names each VM that failed and why. The run is in Backup → Logs and sends its report like any other.',
   properties: {
     job: { type: 'string', title: 'Job name', description: 'The name of a configured job (its Identifier works too).' },
+    healthCheck: {
+      type: 'boolean',
+      title: 'Health check instead',
+      description: "Turned on: the job does not run; the newest restore point of each of its VMs is health-checked on the job's *Health check SR* (restored without network, started, its guest tools awaited, destroyed). A tick means every check passed; otherwise the alert names each VM and why.",
+    },
   },
   required: ['job'],
 } as const

@@ -249,6 +249,21 @@ describe('health check through the host double (continuousDelta.healthCheck)', f
       assert.doesNotMatch(reports[0]!.markdown, /Health check/)
     })
 
+    it("the plugin's test form health-checks a job's VMs with Health check instead (Settings → Plugins → Test plugin)", async function () {
+      const before = live()
+      // resolves (XO's button shows a tick) once every check passed
+      await admin.call('plugin.test', { id: 'continuous-delta', data: { job: 'checked every 2', healthCheck: true } })
+      const [record] = await call<RunRecordView[]>('getRuns', { job: every, limit: 1 })
+      assert.equal(record?.kind, 'healthCheck')
+      assert.deepEqual([record?.healthCheck?.vmName, record?.status, record?.healthCheck?.guestTools], ['vm1', 'success', '7.30.0'])
+      assert.deepEqual(live(), before)
+      // a job without a health check SR: the alert says what to do
+      await assert.rejects(
+        admin.call('plugin.test', { id: 'continuous-delta', data: { job: 'Checked', healthCheck: true } }),
+        /job "Checked" has no Health check SR: choose one in the job's settings above/
+      )
+    })
+
     it('a check that fails fails its VM in the run, keeps the restore point, leaves nothing, and says why', async function () {
       await call('editJob', { id: every, healthCheckTimeout: 1 })
       const before = live()
