@@ -12,12 +12,15 @@
  *   the blocks instead of all of them. Restore points written before block checksums are checked
  *   against their whole-VHD sha256. The report says how many blocks and bytes were read.
  * VHDs no restore point needs, VHD directories no alias points to and pending merges are
- * reported as hints. It never stops at the first problem and never writes.
+ * reported as hints. It never stops at the first problem and never writes. Each VM is checked
+ * under a read lock of its chains, waiting for a backup run in progress (`chain-busy` past the
+ * timeout).
  */
 import { BackupError } from '../errors.js'
 import { listDiskVhds } from './chain.js'
 import { exists } from './remote-files.js'
-import { assertSafeId, isUuid, normalizePath, resolveFromVmDir, resolveSibling, vdisDir, vhdBlockPath } from './layout.js'
+import { withChainReadLock, type ReadLockOptions } from './lock.js'
+import { assertSafeId, isUuid, vmDir, normalizePath, resolveFromVmDir, resolveSibling, vdisDir, vhdBlockPath } from './layout.js'
 import { checkBlocks, checksumsOf, legacyMismatch, recordedIntegrityOf, type BlockSelection, type RecordedIntegrity } from './integrity/index.js'
 import type { BackupMetadata } from './metadata.js'
 import { listBackedUpVms, readVmMetadataFiles, restorePointOf } from './restore-points.js'
@@ -51,6 +54,7 @@ export type ProblemCode =
   | 'orphan-vhd-directory'
   | 'merge-pending'
   | 'damaged-block-not-read'
+  | 'chain-busy'
 
 export interface Problem {
   readonly code: ProblemCode
@@ -75,6 +79,8 @@ export interface VerifyOptions {
   readonly sample?: { readonly percent: number; readonly seed: number }
   /** told after each restore point checked: the share of the work done (0..100) and that point's id */
   readonly onProgress?: (percent: number, restorePoint: string) => void
+  /** how long to wait for a backup run holding a VM's chains (default 15 minutes; then that VM is reported `chain-busy`) */
+  readonly lock?: ReadLockOptions
 }
 
 export interface VerifyReport {
@@ -441,13 +447,26 @@ export async function verifyRemote(handler: RemoteHandler, opts: VerifyOptions =
   const read = { blocks: 0, bytes: 0 }
   for (const [vmIndex, vm] of vms.entries()) {
     const verifier = new VmVerifier(handler, vm, selection)
-    const ids = await verifier.load()
-    for (const [index, id] of ids.entries()) {
-      restorePoints.push(await verifier.restorePoint(id))
-      // each VM an equal share; within it, each restore point
-      opts.onProgress?.((100 * (vmIndex + (index + 1) / ids.length)) / vms.length, id)
+    try {
+      // a VM's chains are checked as no backup run or merge is changing them (it waits for one)
+      await withChainReadLock(
+        handler,
+        vm,
+        async () => {
+          const ids = await verifier.load()
+          for (const [index, id] of ids.entries()) {
+            restorePoints.push(await verifier.restorePoint(id))
+            // each VM an equal share; within it, each restore point
+            opts.onProgress?.((100 * (vmIndex + (index + 1) / ids.length)) / vms.length, id)
+          }
+          problems.push(...(await verifier.leftovers()))
+        },
+        opts.lock ?? {},
+      )
+    } catch (e) {
+      if (!(e instanceof BackupError && e.code === 'CHAIN_LOCKED')) throw e
+      problems.push(error('chain-busy', vmDir(vm), `not checked: ${e.message}`))
     }
-    problems.push(...(await verifier.leftovers()))
     read.blocks += verifier.read.blocks
     read.bytes += verifier.read.bytes
   }

@@ -13,12 +13,16 @@
  * VHDs written before block checksums (or with none recorded) are streamed unchecked.
  *
  * A merge interrupted in the disk's folder is finished first (see `finishPendingMerges`): until
- * then part of the chain has moved and its restore points would not read.
+ * then part of the chain has moved and its restore points would not read. The stream then holds
+ * a read lock of the VM's chains (src/repository/lock.ts) from its opening to its end: no backup
+ * run, merge or deletion changes the chain while it is read; opening waits for one in progress
+ * (up to a timeout, then CHAIN_LOCKED).
  */
 import { Readable } from 'node:stream'
 import { BackupError } from '../errors.js'
 import { chainOf } from '../repository/chain.js'
 import { checksumsOf, readRecordedIntegrity, vmOfPath, type BlockChecksums } from '../repository/integrity/index.js'
+import { acquireChainReadLock, type ReadLockOptions } from '../repository/lock.js'
 import type { RemoteHandler } from '../repository/remote-handler.js'
 import { openVhd, VhdSynthetic, type DisposableValue, type SizedReadable, type Vhd, type VhdBlock } from '../repository/vhd-lib.js'
 import { finishPendingMerges, type PendingMergePolicy } from './pending-merge.js'
@@ -48,6 +52,17 @@ export interface OpenChainOptions {
   /** stream damaged data anyway instead of failing with DATA_DAMAGED; `onDamage` hears each damage */
   readonly allowDamaged?: boolean
   onDamage?(damage: ChainDamage): void
+  /** how long to wait for a backup run holding the chain, and how (see `acquireChainReadLock`) */
+  readonly lock?: ReadLockOptions
+}
+
+/** the VM folder a VHD path lies in, if it lies in one (only those are locked) */
+function vmOf(path: string): string | undefined {
+  try {
+    return vmOfPath(path)
+  } catch {
+    return undefined
+  }
 }
 
 function damageError(damage: ChainDamage, opts: OpenChainOptions): BackupError {
@@ -104,15 +119,22 @@ async function openSynthetic(
   opts: OpenChainOptions,
   produce: (vhd: Vhd) => SizedReadable,
 ): Promise<ChainStream> {
+  const vm = vmOf(vhdPath)
+  // a backup run holding the chain is waited for: its merge state is no leftover to finish
+  if (vm !== undefined) await (await acquireChainReadLock(handler, vm, opts.lock))()
   await finishPendingMerges(handler, vhdPath, opts.pendingMerge)
-  const chain = await chainOf(handler, vhdPath)
-  const lists = await checksumsOfChain(handler, chain, opts)
+  const release = vm === undefined ? async () => {} : await acquireChainReadLock(handler, vm, opts.lock)
   const opened: DisposableValue<Vhd>[] = []
   const disposeAll = async () => {
     for (const disposable of opened.splice(0)) await Promise.resolve(disposable.dispose()).catch(() => {})
+    await release()
   }
   let stream: SizedReadable
   try {
+    // a run that died between the check above and the lock may have left a merge: not finished under a read lock
+    await finishPendingMerges(handler, vhdPath, 'fail')
+    const chain = await chainOf(handler, vhdPath)
+    const lists = await checksumsOfChain(handler, chain, opts)
     for (const [i, path] of chain.entries()) {
       const disposable = await openVhd(handler, path, { flags: 'r' })
       opened.push(disposable)

@@ -24,9 +24,11 @@
  */
 import { BackupError } from '../errors.js'
 import type { RunReporter } from '../lifecycle/job.js'
-import { formatTimestamp, resolveFromVmDir } from '../repository/layout.js'
+import { posix } from 'node:path'
+import { formatTimestamp, normalizePath, resolveFromVmDir } from '../repository/layout.js'
 import { readMetadata } from '../repository/metadata.js'
 import type { BackupMetadata } from '../repository/metadata.js'
+import { withChainReadLock, type ReadLockOptions } from '../repository/lock.js'
 import type { RemoteHandler } from '../repository/remote-handler.js'
 import type { Ref, XapiClient } from '../xapi/client.js'
 import { importVhdIntoVdi } from '../xapi/import-vdi.js'
@@ -63,6 +65,11 @@ export interface RestoreVmOptions {
   readonly allowDamaged?: boolean
   /** new MAC addresses for the VM's interfaces instead of those it had (a copy beside the original) */
   readonly newMacAddresses?: boolean
+  /**
+   * how long to wait for a backup run (or its merge) holding the VM's chains before refusing with
+   * CHAIN_LOCKED, and how (tests drive the pace); default 15 minutes
+   */
+  readonly lock?: ReadLockOptions
 }
 
 export interface MissingDisk {
@@ -205,15 +212,39 @@ export async function restoreVm(options: RestoreVmOptions): Promise<RestoreVmRes
   const opts = { ...options, xapi: withTransientRetry(options.xapi, options.xapiRetry) }
   const { xapi, handler, signal } = opts
   const reporter = opts.reporter ?? quietReporter
-  const metadata = await readMetadata(handler, opts.restorePoint)
+  const disks = disksOf(await readMetadata(handler, opts.restorePoint))
   const sr = await srRefOf(xapi, opts.sr)
+  const folder = posix.basename(posix.dirname(normalizePath(opts.restorePoint)))
+  const lock = { ...opts.lock, ...(signal === undefined ? {} : { signal }) }
+  // a backup run holding the chains is waited for first: its merge in progress is no leftover
+  await withChainReadLock(handler, folder, async () => {}, lock)
   // a merge a crash left pending is finished (or reported) before anything is created
-  for (const disk of disksOf(metadata)) {
+  for (const disk of disks) {
     throwIfAborted(signal)
     await finishPendingMerges(handler, disk.vhd)
   }
   throwIfAborted(signal)
+  // from here to the end, no backup run, merge or deletion changes the VM's chains (it waits for
+  // one in progress): the restore reads its restore point as it is, or refuses
+  return withChainReadLock(handler, folder, () => restoreLocked(opts, sr, reporter), lock)
+}
 
+async function restoreLocked(opts: RestoreVmOptions, sr: Ref, reporter: RunReporter): Promise<RestoreVmResult> {
+  const { xapi, handler, signal } = opts
+  let metadata: BackupMetadata
+  try {
+    metadata = await readMetadata(handler, opts.restorePoint)
+  } catch (error) {
+    if (error instanceof BackupError && error.code === 'RESTORE_POINT_NOT_FOUND') {
+      throw new BackupError(
+        'RESTORE_POINT_NOT_FOUND',
+        `restore point ${opts.restorePoint} no longer exists: the retention of a backup run that held its chain removed it while this restore waited; nothing was restored`,
+        { restorePoint: opts.restorePoint },
+        { cause: error },
+      )
+    }
+    throw error
+  }
   const undo = new UndoList()
   try {
     const record = vmCreateRecord(metadata.vm, formatTimestamp(new Date(metadata.timestamp)), { newMacAddresses: opts.newMacAddresses === true })

@@ -124,14 +124,14 @@ for (const directory of [false, true]) {
       }
     })
 
-    it('a read while another writer holds the chain fails with MERGE_PENDING', async () => {
+    it('a read while another writer holds the chain waits for it, and past its timeout fails with CHAIN_LOCKED, changing nothing', async () => {
       const remote = await openLocalRemote()
       try {
         const chain = await crashedMerge(remote, directory, changes - 2)
         await withChainLock(remote.handler, VM, async () => {
-          await assert.rejects(openChainRawStream(remote.handler, chain.paths[MERGED]!), {
-            code: 'MERGE_PENDING',
-            message: /being written by another task/,
+          await assert.rejects(openChainRawStream(remote.handler, chain.paths[MERGED]!, { lock: { timeoutMs: 0 } }), {
+            code: 'CHAIN_LOCKED',
+            message: /being written by a backup run \(or its merge\) of this process; this read waited 0 s for it and gave up, nothing was read/,
           })
         })
         assert.equal((await listMergeStates(remote.handler, DIR)).length, 1)
