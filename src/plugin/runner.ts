@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto'
 
 import { BackupError } from '../errors.js'
-import type { HealthCheckResult, JobEnvironment, JobRunResult, JobSpec } from '../lifecycle/job.js'
+import type { HealthCheckResult, JobEnvironment, JobRunResult, JobSpec, RunReporter } from '../lifecycle/job.js'
 import type { Settings } from './configuration.js'
 import type { Engine } from './engine.js'
 import { getRemoteHandler, getXapiOfSr, getXapiOfVm } from './environment.js'
@@ -17,7 +17,7 @@ import type { RunRecord } from './run-history.js'
 import { LogReporter, TeeReporter } from './run-log.js'
 import { TaskReporter } from './task-reporter.js'
 import { buildHealthCheckReport, buildReport, sendReport } from './report.js'
-import type { ReportSettings } from './report.js'
+import type { Report, ReportSettings } from './report.js'
 import type { XoApp, XoReportTransports, XoTasks } from './xo.js'
 
 export type RunnerHost = ConnectionHost & XoReportTransports & Pick<XoApp, 'invalidateVmBackupsListing'> & { readonly tasks: Pick<XoTasks, 'create'> }
@@ -198,11 +198,7 @@ export class JobRunner {
       log: [],
     })
     const reporter = new TeeReporter(task, new LogReporter(record.log))
-    void task.abortSignal().then(taskSignal => {
-      const abort = (): void => controller.abort(new BackupError('CANCELLED', `the health check of ${label} was cancelled from its task`, { job: spec.id }))
-      if (taskSignal?.aborted === true) abort()
-      else taskSignal?.addEventListener('abort', abort, { once: true })
-    })
+    cancelFromTask(task, controller, `the health check of ${label} was cancelled from its task`, spec.id)
     try {
       const handler = await getRemoteHandler(xo, spec.remoteId)
       const xapi = getXapiOfSr(xo, options.sr)
@@ -224,28 +220,18 @@ export class JobRunner {
       const taskId = await task.id()
       return { ...result, ...(taskId === undefined ? {} : { taskId }) }
     } catch (error) {
-      reporter.end({ status: 'failure', error: error instanceof Error ? error : new Error(String(error)) })
-      record.status = signal.aborted ? 'cancelled' : 'failure'
-      record.error = redactError(error)
+      failRecord(record, reporter, error, signal)
       throw error
     } finally {
-      record.end = Date.now()
-      const taskId = await task.id()
-      if (taskId !== undefined) record.taskId = taskId
-      await task.settled()
-      if (options.report !== undefined) {
-        const report = buildHealthCheckReport({
+      await this.#finish(record, task, options.report, () =>
+        buildHealthCheckReport({
           jobName: spec.name,
           start: record.start,
-          end: record.end,
+          end: record.end!,
           ...(record.healthCheck === undefined ? {} : { result: record.healthCheck }),
           ...(record.error === undefined ? {} : { error: record.error.message }),
-        })
-        for (const failure of await sendReport(xo, options.report, report)) {
-          record.log.push({ time: Date.now(), scope: [], level: 'warning', message: `the report was not sent by ${failure}` })
-        }
-      }
-      await this.#history.finish(record)
+        }),
+      )
     }
   }
 
@@ -264,6 +250,20 @@ export class JobRunner {
         return { status: 'failure', vm, ...(vmName === undefined ? {} : { vmName }), restorePoint, sr, start, end: Date.now(), timeoutMs, code: failure.code, error: message, failure: new BackupError(failure.code, message, failure.context, { cause: failure }) }
       }
     }
+  }
+
+  /** the end of a recorded operation (a run or a health check): its task settled, its report sent, its record written */
+  async #finish(record: RunRecord, task: TaskReporter, report: ReportSettings | undefined, build: () => Report): Promise<void> {
+    record.end = Date.now()
+    const taskId = await task.id()
+    if (taskId !== undefined) record.taskId = taskId
+    await task.settled()
+    if (report !== undefined) {
+      for (const failure of await sendReport(this.#xo, report, build())) {
+        record.log.push({ time: Date.now(), scope: [], level: 'warning', message: `the report was not sent by ${failure}` })
+      }
+    }
+    await this.#history.finish(record)
   }
 
   /** cancels every run in progress and resolves once they have all stopped */
@@ -313,12 +313,7 @@ export class JobRunner {
     }).catch(() => {
       // linking the task to XO's run log is a nicety: the run goes on without it
     })
-    // aborting the task in XO cancels the run
-    void task.abortSignal().then(taskSignal => {
-      const abort = (): void => controller.abort(new BackupError('CANCELLED', `the run of job ${spec.name} was cancelled from its task`, { job: spec.id }))
-      if (taskSignal?.aborted === true) abort()
-      else taskSignal?.addEventListener('abort', abort, { once: true })
-    })
+    cancelFromTask(task, controller, `the run of job ${spec.name} was cancelled from its task`, spec.id)
     const env: JobEnvironment = {
       getXapi: async vm => getXapiOfVm(xo, vm),
       getRemoteHandler: remoteId => getRemoteHandler(xo, remoteId),
@@ -343,27 +338,30 @@ export class JobRunner {
       const taskId = await task.id()
       return { ...result, ...(taskId === undefined ? {} : { taskId }) }
     } catch (error) {
-      const cancelled = signal.aborted
-      reporter.end({ status: 'failure', error: error instanceof Error ? error : new Error(String(error)) })
-      record.status = cancelled ? 'cancelled' : 'failure'
-      record.error = redactError(error)
+      failRecord(record, reporter, error, signal)
       throw error
     } finally {
-      record.end = Date.now()
-      const taskId = await task.id()
-      if (taskId !== undefined) record.taskId = taskId
-      await task.settled()
-      if (report !== undefined) {
-        const failures = await sendReport(
-          xo,
-          report,
-          buildReport({ jobName: spec.name, start: record.start, end: record.end, ...(record.result === undefined ? {} : { result: record.result }), ...(record.error === undefined ? {} : { error: record.error.message }) })
-        )
-        for (const failure of failures) record.log.push({ time: Date.now(), scope: [], level: 'warning', message: `the report was not sent by ${failure}` })
-      }
-      await this.#history.finish(record)
+      await this.#finish(record, task, report, () =>
+        buildReport({ jobName: spec.name, start: record.start, end: record.end!, ...(record.result === undefined ? {} : { result: record.result }), ...(record.error === undefined ? {} : { error: record.error.message }) }),
+      )
       // a run adds a restore point, or merges and removes some: XO's restore view must not show the old set
       refreshBackupsListing(xo, spec.remoteId)
     }
   }
+}
+
+/** aborting the operation's task in XO cancels the operation */
+function cancelFromTask(task: TaskReporter, controller: AbortController, message: string, job: string): void {
+  void task.abortSignal().then(taskSignal => {
+    const abort = (): void => controller.abort(new BackupError('CANCELLED', message, { job }))
+    if (taskSignal?.aborted === true) abort()
+    else taskSignal?.addEventListener('abort', abort, { once: true })
+  })
+}
+
+/** a recorded operation that threw: failed, or cancelled when its signal was aborted */
+function failRecord(record: RunRecord, reporter: RunReporter, error: unknown, signal: AbortSignal): void {
+  reporter.end({ status: 'failure', error: error instanceof Error ? error : new Error(String(error)) })
+  record.status = signal.aborted ? 'cancelled' : 'failure'
+  record.error = redactError(error)
 }
