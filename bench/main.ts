@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick] [--rounds N] [--huge-rounds N] [--seed N] [--only case,case] [--dir PATH] [--out FILE] [--cpu-prof DIR]
+ * npm run bench [-- --quick] [--rounds N] [--huge-rounds N] [--job-vms N] [--seed N] [--only case,case] [--dir PATH] [--out FILE] [--cpu-prof DIR]
  *
  * Runs every benchmark case once, prints a table and writes the results as JSON (by default
  * bench/results.json for a complete full run; a quick or partial run writes only with --out).
@@ -18,6 +18,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     rounds: { type: 'string' },
     'huge-rounds': { type: 'string' },
+    'job-vms': { type: 'string' },
     seed: { type: 'string' },
     only: { type: 'string' },
     dir: { type: 'string' },
@@ -28,7 +29,7 @@ const { values } = parseArgs({
 })
 
 if (values.help) {
-  process.stdout.write(`usage: npm run bench -- [--quick] [--rounds N] [--huge-rounds N] [--seed N] [--only ${CASE_NAMES.join(',')}] [--dir PATH] [--out FILE] [--cpu-prof DIR]\n`)
+  process.stdout.write(`usage: npm run bench -- [--quick] [--rounds N] [--huge-rounds N] [--job-vms N] [--seed N] [--only ${CASE_NAMES.join(',')}] [--dir PATH] [--out FILE] [--cpu-prof DIR]\n`)
   process.exit(0)
 }
 
@@ -47,6 +48,7 @@ const config = {
   rounds: positiveInteger('rounds', values.rounds, base.rounds),
   hugeRounds: positiveInteger('huge-rounds', values['huge-rounds'], base.hugeRounds),
   seed: positiveInteger('seed', values.seed, base.seed),
+  jobManyVms: { ...base.jobManyVms, vms: positiveInteger('job-vms', values['job-vms'], base.jobManyVms.vms) },
   cases: (only as CaseName[] | undefined) ?? base.cases,
 }
 const workRoot = values.dir ?? fileURLToPath(new URL('bench/data/', REPO_ROOT))

@@ -397,7 +397,7 @@ export async function runBenchmark(config: BenchConfig, opts: RunOptions): Promi
       }
       rss['job_50_vms'] = Math.max(...[at1, at2, at4, noChange].map(rssOf).map(v => v ?? 0))
       targets.push(
-        check(`job_50_vms: ${shape.vms} VMs, 4 at once / one at a time (time)`, '<= 0.4', at4OverAt1, v => v <= 0.4),
+        check(`job_50_vms: ${shape.vms} VMs × ${shape.disksPerVm} disks, 4 at once / one at a time (time)`, '<= 0.4', at4OverAt1, v => v <= 0.4),
         check('job_50_vms: every VM backed up, every disk a delta', 'true', verifiedAll(...Object.values(run.results)), v => v === 1),
       )
     }
