@@ -150,18 +150,21 @@ async function openSynthetic(
     throw error
   }
   const { length } = stream
-  let disposed = false
-  const dispose = () => {
-    if (disposed) return
-    disposed = true
-    void disposeAll()
+  const source = stream
+  // the chain is closed and its lock released before the stream ends or fails: whoever saw the
+  // end (or the error) may start a backup run of the VM at once
+  async function* guarded(): AsyncGenerator<Buffer> {
+    try {
+      for await (const chunk of source) yield chunk as Buffer
+    } finally {
+      await disposeAll()
+    }
   }
   // vhd-lib's streams are `readable-stream` v3 streams: hand out a native one; destroying it
   // stops the iteration, which destroys the source
-  const native = Readable.from(stream, { objectMode: false })
-  native.once('end', dispose)
-  native.once('error', dispose)
-  native.once('close', dispose)
+  const native = Readable.from(guarded(), { objectMode: false })
+  // destroyed before its first read, the generator never runs its `finally`
+  native.once('close', () => void disposeAll())
   return { stream: native, length }
 }
 
