@@ -1,7 +1,8 @@
 /**
  * Smoke test of the benchmark on tiny inputs: every case runs, the results have the shape that
  * scripts read, and every merged disk was checked against the expected content hash. No timing
- * is asserted here: targets are checked by the benchmark itself.
+ * is asserted here: targets are checked by the benchmark itself. A campaign (npm run
+ * test:campaign, run by CI): running every case takes minutes even at these sizes.
  */
 import assert from 'node:assert/strict'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
