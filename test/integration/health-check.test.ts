@@ -5,15 +5,13 @@
  * check; every case leaves the pool as it found it and is in the run history and XO's tasks.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import { readFile } from 'node:fs/promises'
 
-import { REPO_ROOT, startHostDouble } from '../helpers/host.js'
+import { REPO_ROOT } from '../helpers/host.js'
 import type { HostDouble, XoClient } from '../helpers/host.js'
-import { startSimulatedPool } from '../helpers/pool.js'
+import { startPluginWorld, until, type PluginWorld } from '../helpers/plugin-world.js'
 import type { SimulatedPool } from '../helpers/pool.js'
 
 interface CheckView {
@@ -48,17 +46,9 @@ function inventory(pool: SimulatedPool): Record<string, string[]> {
   return Object.fromEntries(classes.map(cls => [cls, pool.sim.all(cls).map(record => record.uuid).sort()]))
 }
 
-async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}
 
 describe('health check through the host double (continuousDelta.healthCheck)', function () {
+  let world: PluginWorld
   let pool: SimulatedPool
   let host: HostDouble
   let admin: XoClient
@@ -69,11 +59,10 @@ describe('health check through the host double (continuousDelta.healthCheck)', f
   let point: string
 
   before(async function () {
-    pool = await startSimulatedPool()
-    remoteDir = await mkdtemp(join(tmpdir(), 'health-check-remote-'))
-    host = await startHostDouble({ pools: [pool], remotes: [{ name: 'nas', url: `file://${remoteDir}` }] })
-    remote = host.remoteIds[0]!
-    admin = await host.signIn()
+    world = await startPluginWorld('health-check')
+    ;({ pool, host, remoteDir } = world)
+    remote = world.remote
+    admin = world.admin
     vm1 = pool.sim.findVm('vm1').uuid
     job = await call<string>('createJob', { name: 'Checked', vms: [vm1], remote })
     const run = await call<{ status: string; vms: { restorePoint?: string }[] }>('runJob', { id: job })
@@ -82,9 +71,7 @@ describe('health check through the host double (continuousDelta.healthCheck)', f
   })
 
   after(async function () {
-    await host?.close()
-    await pool?.close()
-    if (remoteDir !== undefined) await rm(remoteDir, { recursive: true, force: true })
+    await world?.close()
   })
 
   const call = <T>(method: string, params?: Record<string, unknown>): Promise<T> => admin.call<T>(`continuousDelta.${method}`, params)

@@ -7,14 +7,12 @@
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 
 import { BACKUP_KEYS } from '../../src/xapi/other-config.js'
-import { startHostDouble } from '../helpers/host.js'
 import type { HostDouble, XoClient } from '../helpers/host.js'
-import { startSimulatedPool } from '../helpers/pool.js'
+import { startPluginWorld, until, type PluginWorld } from '../helpers/plugin-world.js'
 import type { SimulatedPool } from '../helpers/pool.js'
 
 const MiB = 1024 * 1024
@@ -52,17 +50,9 @@ async function rejectsWith(promise: Promise<unknown>, code: string | undefined, 
   })
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-}
 
 describe('operations through the host double', function () {
+  let world: PluginWorld
   let pool: SimulatedPool
   let host: HostDouble
   let admin: XoClient
@@ -74,11 +64,10 @@ describe('operations through the host double', function () {
   let disk2: string
 
   before(async function () {
-    pool = await startSimulatedPool()
-    remoteDir = await mkdtemp(join(tmpdir(), 'operations-remote-'))
-    host = await startHostDouble({ pools: [pool], remotes: [{ name: 'nas', url: `file://${remoteDir}` }] })
-    remote = host.remoteIds[0]!
-    admin = await host.signIn()
+    world = await startPluginWorld('operations')
+    ;({ pool, host, remoteDir } = world)
+    remote = world.remote
+    admin = world.admin
     vm1 = pool.sim.findVm('vm1').uuid
     vm2 = pool.sim.findVm('vm2').uuid
     system = pool.sim.vdisOf(vm1)[0]!.uuid
@@ -86,9 +75,7 @@ describe('operations through the host double', function () {
   })
 
   after(async function () {
-    await host?.close()
-    await pool?.close()
-    if (remoteDir !== undefined) await rm(remoteDir, { recursive: true, force: true })
+    await world?.close()
   })
 
   const call = <T>(method: string, params?: Record<string, unknown>): Promise<T> => admin.call<T>(`continuousDelta.${method}`, params)

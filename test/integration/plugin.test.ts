@@ -5,15 +5,11 @@
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 
 import sinon from 'sinon'
 
-import { startHostDouble } from '../helpers/host.js'
 import type { HostDouble, XoClient } from '../helpers/host.js'
-import { startSimulatedPool } from '../helpers/pool.js'
+import { startPluginWorld, until, type PluginWorld } from '../helpers/plugin-world.js'
 import type { SimulatedPool } from '../helpers/pool.js'
 
 const MiB = 1024 * 1024
@@ -65,17 +61,9 @@ function field(value: unknown, key: string): unknown {
   return typeof value === 'object' && value !== null ? Reflect.get(value, key) : undefined
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-}
 
 describe('plugin through the host double', function () {
+  let world: PluginWorld
   let pool: SimulatedPool
   let host: HostDouble
   let admin: XoClient
@@ -86,13 +74,12 @@ describe('plugin through the host double', function () {
   let system: string
 
   before(async function () {
-    pool = await startSimulatedPool()
-    remoteDir = await mkdtemp(join(tmpdir(), 'plugin-remote-'))
-    host = await startHostDouble({ pools: [pool], remotes: [{ name: 'nas', url: `file://${remoteDir}` }] })
+    world = await startPluginWorld('plugin')
+    ;({ pool, host, remoteDir } = world)
     const [first] = host.remoteIds
     assert.ok(first)
     remote = first
-    admin = await host.signIn()
+    admin = world.admin
     vm1 = pool.sim.findVm('vm1').uuid
     vm2 = pool.sim.findVm('vm2').uuid
     const [systemVdi] = pool.sim.vdisOf(vm1)
@@ -101,9 +88,7 @@ describe('plugin through the host double', function () {
   })
 
   after(async function () {
-    await host?.close()
-    await pool?.close()
-    if (remoteDir !== undefined) await rm(remoteDir, { recursive: true, force: true })
+    await world?.close()
   })
 
   const call = <T>(method: string, params?: Record<string, unknown>): Promise<T> => admin.call<T>(`continuousDelta.${method}`, params)

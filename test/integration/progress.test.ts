@@ -6,13 +6,9 @@
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 
-import { startHostDouble } from '../helpers/host.js'
 import type { HostDouble, XoClient } from '../helpers/host.js'
-import { startSimulatedPool } from '../helpers/pool.js'
+import { startPluginWorld, type PluginWorld } from '../helpers/plugin-world.js'
 import type { SimulatedPool } from '../helpers/pool.js'
 
 const MiB = 1024 * 1024
@@ -46,6 +42,7 @@ function rising(values: readonly number[]): boolean {
 }
 
 describe('progress and failures as XO shows them', function () {
+  let world: PluginWorld
   let pool: SimulatedPool
   let host: HostDouble
   let admin: XoClient
@@ -57,11 +54,10 @@ describe('progress and failures as XO shows them', function () {
   const log = new ProgressLog()
 
   before(async function () {
-    pool = await startSimulatedPool()
-    remoteDir = await mkdtemp(join(tmpdir(), 'progress-remote-'))
-    host = await startHostDouble({ pools: [pool], remotes: [{ name: 'nas', url: `file://${remoteDir}` }] })
-    remote = host.remoteIds[0]!
-    admin = await host.signIn()
+    world = await startPluginWorld('progress')
+    ;({ pool, host, remoteDir } = world)
+    remote = world.remote
+    admin = world.admin
     vm1 = pool.sim.findVm('vm1').uuid
     vm2 = pool.sim.findVm('vm2').uuid
     system = pool.sim.vdisOf(vm1)[0]!.uuid
@@ -72,9 +68,7 @@ describe('progress and failures as XO shows them', function () {
   })
 
   after(async function () {
-    await host?.close()
-    await pool?.close()
-    if (remoteDir !== undefined) await rm(remoteDir, { recursive: true, force: true })
+    await world?.close()
   })
 
   const call = <T>(method: string, params?: Record<string, unknown>): Promise<T> => admin.call<T>(`continuousDelta.${method}`, params)
