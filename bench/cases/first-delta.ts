@@ -8,8 +8,8 @@
 import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { runInWorker } from '../lib/child.js'
-import { BlockContent, type Layer } from '../lib/fixtures.js'
-import { loadOptional } from '../lib/optional.js'
+import { BlockContent } from '../lib/fixtures.js'
+import { loadSimulatedPool, guestLayer } from '../lib/simulated-pool.js'
 import { Prng } from '../lib/prng.js'
 import { type CaseContext, type ImplResult, Series } from '../lib/series.js'
 import { BLOCK_SIZE, maxTableEntriesFor } from '../lib/vhd-format.js'
@@ -29,22 +29,10 @@ export interface FirstDeltaCaseRun {
   readonly later: ImplResult
 }
 
-interface Sim {
-  createVm(spec: { name: string; disks: { name: string; size: number }[] }): { vm: string; vdis: string[] }
-  writeGuest(vdiUuid: string, offset: number, data: Buffer): Promise<void>
-}
-interface Pool extends PoolAccess {
-  readonly sim: Sim
-  close(): Promise<void>
-}
-type StartSimulatedPool = (opts: { dataDir?: string; inventory?: 'default' | 'empty' }) => Promise<Pool>
-
-const layer = (seed: number, n: number): Layer => ({ stem: `layer-${n}`, uuid: Buffer.alloc(16), timestampMs: 0, blocks: [], contentSeed: (seed * 31 + n) >>> 0 })
-
 export async function runFirstDeltaCase(ctx: CaseContext, shape: FirstDeltaShape, rounds: number): Promise<FirstDeltaCaseRun> {
   const first = new Series()
   const later = new Series()
-  const start = await loadOptional<StartSimulatedPool>('test/helpers/pool.ts', 'startSimulatedPool')
+  const start = await loadSimulatedPool()
   if (!start.ok) {
     first.record({ ok: false, skipped: true, reason: start.reason })
     later.record({ ok: false, skipped: true, reason: start.reason })
@@ -67,7 +55,7 @@ export async function runFirstDeltaCase(ctx: CaseContext, shape: FirstDeltaShape
       const { vm, vdis } = pool.sim.createVm({ name: `first-delta-${r}`, disks: [{ name: 'data', size: shape.diskSize }] })
       const vdi = vdis[0]!
       const write = async (blocks: readonly number[], n: number): Promise<void> => {
-        for (const block of blocks) await pool.sim.writeGuest(vdi, block * BLOCK_SIZE, content.fill(buffer, layer(seed, n), block))
+        for (const block of blocks) await pool.sim.writeGuest(vdi, block * BLOCK_SIZE, content.fill(buffer, guestLayer(seed, n), block))
       }
       const job = { kind: 'run-job', pool: access, remoteRoot, vm, jobId: BENCH_JOB, retention: 10, useVhdDirectory: false } as const
       await write(full, 0)

@@ -8,8 +8,8 @@
 import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { runInWorker } from '../lib/child.js'
-import { BlockContent, type Layer } from '../lib/fixtures.js'
-import { loadOptional } from '../lib/optional.js'
+import { BlockContent } from '../lib/fixtures.js'
+import { loadSimulatedPool, guestLayer } from '../lib/simulated-pool.js'
 import { Prng } from '../lib/prng.js'
 import { type CaseContext, type ImplResult, Series, rotate } from '../lib/series.js'
 import { BLOCK_SIZE, maxTableEntriesFor } from '../lib/vhd-format.js'
@@ -35,18 +35,6 @@ export interface JobManyVmsCaseRun {
   readonly results: Readonly<Partial<Record<JobRunKind, ImplResult>>>
 }
 
-interface Sim {
-  createVm(spec: { name: string; disks: { name: string; size: number }[] }): { vm: string; vdis: string[] }
-  writeGuest(vdiUuid: string, offset: number, data: Buffer): Promise<void>
-}
-interface Pool extends PoolAccess {
-  readonly sim: Sim
-  close(): Promise<void>
-}
-type StartSimulatedPool = (opts: { dataDir?: string; inventory?: 'default' | 'empty' }) => Promise<Pool>
-
-const layer = (seed: number, n: number): Layer => ({ stem: `layer-${n}`, uuid: Buffer.alloc(16), timestampMs: 0, blocks: [], contentSeed: (seed * 31 + n) >>> 0 })
-
 const KINDS: readonly JobRunKind[] = ['at_1', 'at_2', 'at_4', 'no_change_at_1']
 const concurrencyOf = (kind: JobRunKind): number => (kind === 'at_2' ? 2 : kind === 'at_4' ? 4 : 1)
 
@@ -61,7 +49,7 @@ export async function runJobManyVmsCase(ctx: CaseContext, shape: JobManyVmsShape
   const kinds = KINDS.filter(kind => kind !== 'at_2' || shape.withTwoAtOnce)
   const series = new Map(kinds.map(kind => [kind, new Series()]))
   const results = (): Partial<Record<JobRunKind, ImplResult>> => Object.fromEntries([...series].map(([k, s]) => [k, s.result()]))
-  const start = await loadOptional<StartSimulatedPool>('test/helpers/pool.ts', 'startSimulatedPool')
+  const start = await loadSimulatedPool()
   if (!start.ok) {
     for (const s of series.values()) s.record({ ok: false, skipped: true, reason: start.reason })
     return { results: results() }
@@ -91,7 +79,7 @@ export async function runJobManyVmsCase(ctx: CaseContext, shape: JobManyVmsShape
     }
     const buffer = Buffer.allocUnsafe(BLOCK_SIZE)
     const write = async (pick: (disk: (typeof disks)[number]) => readonly number[], n: number): Promise<void> => {
-      for (const disk of disks) for (const block of pick(disk)) await pool.sim.writeGuest(disk.vdi, block * BLOCK_SIZE, content.fill(buffer, layer(seed, n), block))
+      for (const disk of disks) for (const block of pick(disk)) await pool.sim.writeGuest(disk.vdi, block * BLOCK_SIZE, content.fill(buffer, guestLayer(seed, n), block))
     }
     await write(disk => disk.initial, 0)
     const job = (concurrency: number) =>

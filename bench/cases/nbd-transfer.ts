@@ -12,7 +12,7 @@ import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { runInWorker } from '../lib/child.js'
 import { BlockContent, type Layer } from '../lib/fixtures.js'
-import { loadOptional } from '../lib/optional.js'
+import { loadSimulatedPool } from '../lib/simulated-pool.js'
 import { Prng } from '../lib/prng.js'
 import { type CaseContext, type ImplResult, rotate, Series } from '../lib/series.js'
 import { BLOCK_SIZE, maxTableEntriesFor } from '../lib/vhd-format.js'
@@ -29,18 +29,6 @@ export interface NbdTransferCaseRun {
   /** bytes the job's reference snapshot holds on the SR after its last run */
   readonly referenceBytes: Readonly<Record<NbdImpl, number | null>>
 }
-
-interface Sim {
-  createVm(spec: { name: string; disks: { name: string; size: number }[] }): { vm: string; vdis: string[] }
-  writeGuest(vdiUuid: string, offset: number, data: Buffer): Promise<void>
-  all(cls: string): { uuid: string; is_a_snapshot?: unknown; other_config?: unknown }[]
-  bytesOnSr(vdiUuid: string): Promise<number>
-}
-interface Pool extends PoolAccess {
-  readonly sim: Sim
-  close(): Promise<void>
-}
-type StartSimulatedPool = (opts: { dataDir?: string; inventory?: 'default' | 'empty'; profile?: string }) => Promise<Pool>
 
 function median(values: number[]): number | null {
   values.sort((a, b) => a - b)
@@ -63,7 +51,7 @@ export async function runNbdTransferCase(ctx: CaseContext, opts: { readonly shap
     transferMs: Object.fromEntries(NBD_IMPLS.map(impl => [impl, median(transfer[impl])])) as Record<NbdImpl, number | null>,
     referenceBytes,
   })
-  const start = await loadOptional<StartSimulatedPool>('test/helpers/pool.ts', 'startSimulatedPool')
+  const start = await loadSimulatedPool()
   if (!start.ok) {
     for (const impl of NBD_IMPLS) series[impl].record({ ok: false, skipped: true, reason: start.reason })
     return done()

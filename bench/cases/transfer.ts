@@ -8,7 +8,7 @@ import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { runInWorker } from '../lib/child.js'
 import { BlockContent, type Layer } from '../lib/fixtures.js'
-import { loadOptional } from '../lib/optional.js'
+import { loadSimulatedPool } from '../lib/simulated-pool.js'
 import { Prng } from '../lib/prng.js'
 import { type CaseContext, type ImplResult, Series } from '../lib/series.js'
 import { BLOCK_SIZE, maxTableEntriesFor } from '../lib/vhd-format.js'
@@ -39,18 +39,6 @@ function median(values: number[]): number | null {
   return values.length === 0 ? null : Math.round(values[Math.floor(values.length / 2)]!)
 }
 
-/** the part of the simulator used here (test/helpers/pool.ts) */
-interface Sim {
-  createVm(spec: { name: string; disks: { name: string; size: number }[] }): { vm: string; vdis: string[] }
-  writeGuest(vdiUuid: string, offset: number, data: Buffer): Promise<void>
-  destroyVm(uuid: string): void
-}
-interface Pool extends PoolAccess {
-  readonly sim: Sim
-  close(): Promise<void>
-}
-type StartSimulatedPool = (opts: { dataDir?: string; inventory?: 'default' | 'empty' }) => Promise<Pool>
-
 function layerFor(seed: number, round: number): Layer {
   return { stem: `round-${round}`, uuid: Buffer.alloc(16), timestampMs: 0, blocks: [], contentSeed: (seed * 31 + round) >>> 0 }
 }
@@ -67,7 +55,7 @@ export async function runTransferCase(
 ): Promise<TransferCaseRun> {
   const ours = new Series()
   const raw = new Series()
-  const start = await loadOptional<StartSimulatedPool>('test/helpers/pool.ts', 'startSimulatedPool')
+  const start = await loadSimulatedPool()
   if (!start.ok) {
     ours.record({ ok: false, skipped: true, reason: start.reason })
     raw.record({ ok: false, skipped: true, reason: start.reason })
