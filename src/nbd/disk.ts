@@ -70,7 +70,8 @@ export class NbdDisk {
       } catch (error) {
         if (!isRetriedNbdError(error) || attempt >= this.#retries) throw error
         this.#options.onRetry?.({ offset, length, attempt: attempt + 1, error: error as Error })
-        this.#replace(connection)
+        // a read the server refused leaves its connection working: only a lost one is replaced
+        if ((error as NbdError).code !== 'NBD_READ_FAILED') this.#replace(connection)
       }
     }
   }
@@ -96,6 +97,8 @@ export class NbdDisk {
       if (best !== undefined) return best
       for (const connection of [...this.#connections]) this.#replace(connection)
       if (this.#opening.size === 0) this.#spawn()
+      // closed meanwhile: nothing is opened any more, nothing would wake this read
+      if (this.#closed || this.#opening.size === 0) throw new NbdError('NBD_CONNECTION_LOST', 'the NBD disk was closed')
       // a replacement that fails to open fails the read
       await Promise.race(this.#opening)
     }
