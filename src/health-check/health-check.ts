@@ -156,6 +156,8 @@ export async function healthCheck(options: HealthCheckOptions): Promise<HealthCh
         ...(signal === undefined ? {} : { signal }),
         ...(options.xapiRetry === undefined ? {} : { xapiRetry: options.xapiRetry }),
       })
+      // known at once: whatever fails from here on, the copy is destroyed
+      restored = result.ref
       restoreTask?.end({ status: 'success', data: { vm: result.vm } })
     } catch (error) {
       restoreTask?.end({ status: 'failure', error: error instanceof Error ? error : new Error(String(error)) })
@@ -163,7 +165,6 @@ export async function healthCheck(options: HealthCheckOptions): Promise<HealthCh
     }
     facts.restoredVm = result.vm
     facts.restoreMs = Date.now() - start
-    restored = await xapi.call<Ref>('VM.get_by_uuid', result.vm)
     await prepare(xapi, restored)
     if (signal?.aborted === true) throw cancelled()
 

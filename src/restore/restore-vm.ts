@@ -81,6 +81,8 @@ export interface MissingDisk {
 export interface RestoreVmResult {
   /** uuid of the new VM */
   readonly vm: string
+  /** its XAPI reference */
+  readonly ref: Ref
   readonly missingDisks: readonly MissingDisk[]
   /** with `allowDamaged`: what was restored damaged (empty when nothing was) */
   readonly damaged: readonly ChainDamage[]
@@ -284,7 +286,7 @@ async function restoreLocked(opts: RestoreVmOptions, sr: Ref, reporter: RunRepor
     const uuid = await xapi.call<string>('VM.get_uuid', vm)
     reporter.info(`VM restored from ${opts.restorePoint}`, { vm: uuid })
     if (damaged.length > 0) reporter.warning(`restored with ${damaged.length} damaged block(s) or VHD(s), as asked (allowDamaged)`)
-    return { vm: uuid, missingDisks, damaged, notRestored }
+    return { vm: uuid, ref: vm, missingDisks, damaged, notRestored }
   } catch (error) {
     for (const failed of await undo.run()) {
       reporter.warning(`could not remove the restored ${failed.what}: ${failed.error instanceof Error ? failed.error.message : String(failed.error)}`)
