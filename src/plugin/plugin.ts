@@ -386,12 +386,13 @@ export class ContinuousDeltaPlugin implements PluginApi {
     getXapiOfSr(this.#xo, srUuid)
     const handler = await getRemoteHandler(this.#xo, job.remote)
     const points = await this.#engine.listRestorePoints(handler, { vm, jobId: job.id })
-    const point = restorePoint === undefined ? points.at(-1) : points.find(candidate => candidate.id === restorePoint)
+    // by default the newest restore point that can be restored (a damaged one would only fail the check)
+    const point = restorePoint === undefined ? points.filter(candidate => candidate.status === 'restorable').at(-1) : points.find(candidate => candidate.id === restorePoint)
     if (point === undefined) {
       throw new BackupError(
         'RESTORE_POINT_NOT_FOUND',
         restorePoint === undefined
-          ? `job "${job.name}" has no restore point of VM ${vm} on its remote: nothing to check`
+          ? `job "${job.name}" has no restore point of VM ${vm} on its remote that can be restored: nothing to check`
           : `${restorePoint} is not a restore point of VM ${vm} written by job "${job.name}" (listRestorePoints lists them)`,
         { job: id, vm, ...(restorePoint === undefined ? {} : { restorePoint }) }
       )
