@@ -214,11 +214,19 @@ export async function listRestorePointsWithStatus(handler: RemoteHandler, filter
         continue
       }
       if (filter.jobId !== undefined && point.jobId !== filter.jobId) continue
-      const reason = await unrestorableReason(point, checker)
+      // data damage a refused merge recorded: the chain is whole, but a restore fails DATA_DAMAGED
+      const reason = (await unrestorableReason(point, checker)) ?? recordedDamage(file.metadata)
       points.push(reason === undefined ? { ...point, status: 'restorable' } : { ...point, status: 'damaged', reason })
     }
   }
   return points.sort(byDate)
+}
+
+/** the damage recorded in a restore point's metadata (by a merge that refused it), in words */
+function recordedDamage(metadata: BackupMetadata): string | undefined {
+  const records = metadata.continuousDelta?.damaged ?? []
+  if (records.length === 0) return undefined
+  return records.map(record => `${record.vhd}${record.blocks === undefined ? '' : ` (block${record.blocks.length === 1 ? '' : 's'} ${record.blocks.join(', ')})`}: ${record.reason}`).join('; ')
 }
 
 function byDate(a: RestorePoint, b: RestorePoint): number {

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto'
 import type { VmRunResult } from '../../src/lifecycle/job.js'
 import { runJob } from '../../src/lifecycle/run-job.js'
 import { readMetadata } from '../../src/repository/metadata.js'
+import { listRestorePointsWithStatus } from '../../src/repository/restore-points.js'
 import { verifyRemote } from '../../src/repository/verify.js'
 import { openChainRawStream } from '../../src/restore/read-chain.js'
 import { BLOCK, hashRestoredDisk, MiB, restorePointsOf, startHarness } from '../lifecycle/harness.js'
@@ -91,6 +92,10 @@ for (const remote of ['file', 'file-vhd-directory'] as const) {
       assert.ok(!listed.includes(p0!.id))
       // recorded in the restore point that reads it
       assert.deepEqual((await readMetadata(harness.handler, p1!.id)).continuousDelta?.damaged?.map(d => d.blocks), [[2]])
+      // and listed as damaged, with the damage named, while the others are restorable
+      const listed2 = await listRestorePointsWithStatus(harness.handler, { vm })
+      assert.deepEqual(listed2.map(p => p.status), ['damaged', 'restorable', 'restorable'])
+      assert.ok(listed2[0]!.reason?.includes('block 2'), listed2[0]!.reason)
 
       // verify still names the damage, for that restore point
       const report = await verifyRemote(harness.handler, { vm })
