@@ -70,6 +70,12 @@ function isLockedError(error: unknown): boolean {
   return (error as { code?: string } | undefined)?.code === 'ELOCKED'
 }
 
+/** the remote may be read but not written here (a read-only mount, an S3 key without write access) */
+export function isReadOnlyError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code
+  return code === 'EROFS' || code === 'EACCES' || code === 'EPERM' || (error as { name?: unknown } | undefined)?.name === 'AccessDenied'
+}
+
 async function takeRemoteLock(handler: RemoteHandler, dir: string): Promise<{ dispose(): Promise<void> }> {
   // proper-lockfile locks an existing path
   await handler.mktree(dir)
@@ -155,12 +161,14 @@ export async function acquireChainReadLock(handler: RemoteHandler, vmUuid: strin
       const waiter = () => {
         state.waiters.delete(waiter)
         clearTimeout(timer)
+        opts.signal?.removeEventListener('abort', waiter)
         resolve()
       }
-      // woken by the release, or at the deadline to give up
+      // woken by the release, at the deadline to give up, or when the read is cancelled
       const timer = setTimeout(waiter, Math.max(0, deadline - Date.now()))
       timer.unref?.()
       state.waiters.add(waiter)
+      opts.signal?.addEventListener('abort', waiter, { once: true })
     })
 
   for (;;) {
@@ -183,6 +191,9 @@ export async function acquireChainReadLock(handler: RemoteHandler, vmUuid: strin
     state.acquiring = undefined
     if (failure === undefined) break
     wake(state)
+    // a remote this process may only read: no writer of this process can be on it either, and one
+    // of another process cannot be kept out from here; the read goes on under the process's lock
+    if (isReadOnlyError(failure)) break
     if (!isLockedError(failure)) throw failure
     await waitFor('being written by another process (or read by one)', pause(Math.min(CROSS_PROCESS_RETRY_MS, Math.max(0, deadline - Date.now())), opts.signal))
   }

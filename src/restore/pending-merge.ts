@@ -8,7 +8,7 @@
  */
 import { BackupError } from '../errors.js'
 import { BACKUP_ROOT, isUuid, normalizePath } from '../repository/layout.js'
-import { withChainLock } from '../repository/lock.js'
+import { isReadOnlyError, withChainLock } from '../repository/lock.js'
 import { resumeMerges } from '../repository/merge/index.js'
 import { dirOf, listMergeStates, readMergeState } from '../repository/merge/state.js'
 import type { RemoteHandler } from '../repository/remote-handler.js'
@@ -31,11 +31,6 @@ function pending(dir: string, why: string, cause?: unknown): BackupError {
     { path: dir },
     cause === undefined ? undefined : { cause },
   )
-}
-
-function isReadOnlyError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | undefined)?.code
-  return code === 'EROFS' || code === 'EACCES' || code === 'EPERM' || (error as { name?: unknown } | undefined)?.name === 'AccessDenied'
 }
 
 /**

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { acquireChainReadLock, withChainLock, withChainReadLock } from '../../src/repository/lock.js'
 import { gated, interleave, VM } from './read-lock-interleavings.js'
 import { openTempRemote } from './temp-remote.js'
+import { faultyHandler, fsError } from '../reliability/faulty-handler.js'
 
 describe('chain lock: readers share it, a writer excludes them', () => {
   it('readers of one process share the lock; a writer is refused while they hold it, a reader waits for a writer and is woken when it is done', async () => {
@@ -51,6 +52,34 @@ describe('chain lock: readers share it, a writer excludes them', () => {
         message: /another process .*waited 0 s for it and gave up, nothing was read/,
       })
       await held()
+    } finally {
+      await remote.close()
+    }
+  })
+})
+
+describe('chain lock on a remote this process may only read', () => {
+  it('a reader of a read-only remote reads under the lock of its own process; a reader waiting for a writer stops when cancelled', async () => {
+    const remote = await openTempRemote()
+    try {
+      const readOnly = faultyHandler(remote.handler, call => {
+        throw fsError('EROFS', 'read-only file system', call.path)
+      })
+      assert.equal(await withChainReadLock(readOnly, VM, async () => 'read'), 'read')
+
+      let finish!: () => void
+      let started!: () => void
+      const writerIn = new Promise<void>(resolve => (started = resolve))
+      const writing = withChainLock(remote.handler, VM, () => {
+        started()
+        return new Promise<void>(resolve => (finish = resolve))
+      })
+      await writerIn
+      const controller = new AbortController()
+      const reading = withChainReadLock(remote.handler, VM, async () => 'read', { signal: controller.signal, onWait: () => controller.abort(new Error('cancelled by the user')) })
+      await assert.rejects(reading, /cancelled by the user/)
+      finish()
+      await writing
     } finally {
       await remote.close()
     }
