@@ -118,6 +118,8 @@ export async function interleave(opts: { order: Order; n: number; point: 1 | 2; 
     }
     const reading = settle(hashOf(readerHandler, vhd).then(check), 'bytes')
     const reachedPause = await Promise.race([paused.reached.then(() => true), reading.then(() => false)])
+    // the read finished before its pause: the merge (through the same handler) must not stop there
+    if (!reachedPause) paused.resume()
     const mergeOutcome = await settle(merge(), 'merged')
     paused.resume()
     return { read: await reading, merge: mergeOutcome, paused: reachedPause }
