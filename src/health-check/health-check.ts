@@ -27,10 +27,10 @@ import { destroySnapshot } from '../xapi/snapshot.js'
 import { xapiErrorCode } from '../xapi/xapi-error.js'
 
 /** XO's tag: XO's own backup jobs (smart mode) leave such a VM out */
-export const HEALTH_CHECK_TAG = 'xo:no-bak=Health Check'
-export const HEALTH_CHECK_NAME_PREFIX = '[Health Check] '
+const HEALTH_CHECK_TAG = 'xo:no-bak=Health Check'
+const HEALTH_CHECK_NAME_PREFIX = '[Health Check] '
 /** XO's default: 10 minutes from the start to the guest tools */
-export const DEFAULT_HEALTH_CHECK_TIMEOUT_MS = 10 * 60 * 1000
+const DEFAULT_HEALTH_CHECK_TIMEOUT_MS = 10 * 60 * 1000
 const DEFAULT_POLL_MS = 250
 
 export type { HealthCheckResult }
@@ -110,7 +110,7 @@ async function guestToolsOf(xapi: XapiClient, vm: Ref): Promise<string | undefin
 }
 
 /** shuts the VM down if it runs, then destroys it with its disks; a VM already gone is fine */
-export async function destroyRestoredVm(xapi: XapiClient, vm: Ref): Promise<void> {
+async function destroyRestoredVm(xapi: XapiClient, vm: Ref): Promise<void> {
   let power: string
   try {
     power = await xapi.call<string>('VM.get_power_state', vm)

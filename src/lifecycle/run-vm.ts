@@ -78,7 +78,7 @@ export interface RunVmOptions {
 }
 
 /** the failure's code, step and disk (named, when the error names one of the VM's disks) */
-export function failureDetailOf(ctx: Pick<VmRunContext, 'disks' | 'excluded'>, error: BackupError): VmFailure {
+function failureDetailOf(ctx: Pick<VmRunContext, 'disks' | 'excluded'>, error: BackupError): VmFailure {
   const { step, vdi } = error.context
   const disk = typeof vdi === 'string' ? (ctx.disks.find(candidate => candidate.vdi.uuid === vdi)?.vdi.name_label ?? vdi) : undefined
   // a step that failed on a XAPI error (STEP_FAILED) is told by that error's own code

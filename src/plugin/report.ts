@@ -60,7 +60,7 @@ function speed(bytes: number, ms: number): string {
 const ICON: Readonly<Record<string, string>> = { success: '✔', failure: '✖', partial: '⚠' }
 
 /** one line: what a health check found */
-export function describeHealthCheck(check: HealthCheckResult): string {
+function describeHealthCheck(check: HealthCheckResult): string {
   if (check.status === 'success') {
     return `passed ${ICON.success}: restored to SR ${check.sr}, started, guest tools ${check.guestTools ?? '?'} reported after ${duration(check.bootMs ?? 0)}; the copy was destroyed`
   }

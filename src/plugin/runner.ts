@@ -35,7 +35,7 @@ export interface RunOptions {
   readonly healthCheck?: JobHealthCheck
 }
 
-export interface JobHealthCheck {
+interface JobHealthCheck {
   readonly every: number
   readonly sr: string
   readonly timeoutMs: number
@@ -56,7 +56,7 @@ export interface HealthCheckRunOptions {
 }
 
 /** a health check's result with its free text redacted */
-export function redactHealthCheck(result: HealthCheckResult): HealthCheckResult {
+function redactHealthCheck(result: HealthCheckResult): HealthCheckResult {
   return result.error === undefined ? result : { ...result, error: redactText(result.error) }
 }
 
@@ -80,7 +80,7 @@ export function redactRunResult(result: JobRunResult): JobRunResult {
  * at, the error's code and message, e.g. `1 of 2 VM(s) failed: VM "web" (step transfer, disk
  * "system"): TRANSFER_FAILED: …`.
  */
-export function describeFailures(result: JobRunResult): string {
+function describeFailures(result: JobRunResult): string {
   const failed = result.vms.filter(vm => vm.status === 'failure')
   const each = failed.map(vm => {
     const detail = vm.failureDetail
@@ -125,10 +125,6 @@ export class JobRunner {
 
   get history(): RunHistory {
     return this.#history
-  }
-
-  isRunning(jobId: string): boolean {
-    return this.#running.has(jobId)
   }
 
   /** what the job is busy with, if anything */

@@ -24,7 +24,7 @@ export const JOB_ID_PROPERTY = 'continuousDeltaJobId'
  * string reads back as itself; one written raw by an earlier version (a uuid, a name that is no
  * JSON) reads back the same too.
  */
-export function asXoJobString(value: string): string {
+function asXoJobString(value: string): string {
   return JSON.stringify(value)
 }
 

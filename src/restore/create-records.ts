@@ -131,7 +131,7 @@ function stringMap(value: unknown): Record<string, string> {
 export const RESTORED_TAG = 'restored from backup'
 export const START_BLOCKED_REASON = 'restored from backup: check this VM, then allow its start'
 
-export interface VmCreateOptions {
+interface VmCreateOptions {
   /** new MAC addresses for the interfaces: the VM's `mac_seed` is left for XAPI to make anew */
   readonly newMacAddresses?: boolean
 }

@@ -10,7 +10,7 @@ import type { Ref, XapiClient } from '../xapi/client.js'
 import { asPool, fetchRecord, asHost } from '../xapi/records.js'
 import { xapiErrorCode } from '../xapi/xapi-error.js'
 
-export type NetworkMatch = 'uuid' | 'name' | 'vlan' | 'default'
+type NetworkMatch = 'uuid' | 'name' | 'vlan' | 'default'
 
 async function byUuid(xapi: XapiClient, uuid: string): Promise<Ref | undefined> {
   try {
