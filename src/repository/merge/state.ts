@@ -80,10 +80,10 @@ export interface MergeState {
   /**
    * block checksums (absent in states of earlier versions): `digests`, the digest each VHD of the
    * chain (by name) had in the restore points' metadata when the merge was planned; `pending`,
-   * set once the merged list is written beside the state; `carried: false` when some VHD of the
-   * chain has no checksums, so the merged VHD gets none (its sidecar and digest are dropped)
+   * set once the merged list is written beside the state (never when some VHD of the chain has no
+   * checksums: the merged VHD then gets none, its sidecar and digest are dropped)
    */
-  integrity?: { readonly digests: Readonly<Record<string, string>>; pending: boolean; carried?: boolean }
+  integrity?: { readonly digests: Readonly<Record<string, string>>; pending: boolean }
 }
 
 const STATE_SUFFIX = '.cd-merge.json'
