@@ -7,6 +7,7 @@
 import type { Ref, XapiClient } from '../xapi/client.js'
 import { BACKUP_KEYS, snapshotJobId } from '../xapi/other-config.js'
 import { fetchVm, refOfUuid } from '../xapi/records.js'
+import { withTransientRetry, type RetryPolicy } from '../xapi/retry.js'
 import { destroySnapshot } from '../xapi/snapshot.js'
 import type { VmRecord } from '../xapi/records.js'
 
@@ -33,8 +34,12 @@ export async function findReferenceSnapshot(xapi: XapiClient, vm: VmRecord, jobI
   return snapshots.find(isExported) ?? snapshots[0]
 }
 
-/** destroys every snapshot of the job of the VM (the job is deleted, or the VM forgotten); their names */
-export async function destroyJobSnapshots(xapi: XapiClient, vmUuid: string, jobId: string): Promise<string[]> {
+/**
+ * Destroys every snapshot of the job of the VM (the job is deleted, or the VM forgotten); their
+ * names. An entry point, like a run and a restore: its XAPI calls go through the retry layer.
+ */
+export async function destroyJobSnapshots(client: XapiClient, vmUuid: string, jobId: string, retry?: RetryPolicy): Promise<string[]> {
+  const xapi = withTransientRetry(client, retry)
   const vm = await fetchVm(xapi, await refOfUuid(xapi, 'VM', vmUuid))
   const destroyed: string[] = []
   for (const snapshot of await jobSnapshots(xapi, vm, jobId)) {

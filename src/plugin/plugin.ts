@@ -4,7 +4,6 @@
  * progress cancelled and awaited). The job executor is registered once, by `createPlugin`,
  * because xo-server cannot unregister one; while unloaded it refuses to run.
  */
-import { withTransientRetry } from '../xapi/retry.js'
 import { createHash, randomInt } from 'node:crypto'
 import { join } from 'node:path'
 
@@ -181,8 +180,7 @@ export class ContinuousDeltaPlugin implements PluginApi {
     const restorePoints: string[] = []
     for (const vm of job.vms) {
       try {
-        const xapi = withTransientRetry(getXapiOfVm(this.#xo, vm))
-        for (const name of await destroyJobSnapshots(xapi, vm, id)) snapshots.push({ vm, name })
+        for (const name of await destroyJobSnapshots(getXapiOfVm(this.#xo, vm), vm, id)) snapshots.push({ vm, name })
       } catch (error) {
         failures.push({ vm, what: 'reference snapshot', error: redactError(error).message })
       }
@@ -226,7 +224,7 @@ export class ContinuousDeltaPlugin implements PluginApi {
     const snapshots: string[] = []
     for (const job of this.#store.list().filter(job => job.remote === remote && job.vms.includes(vm))) {
       try {
-        snapshots.push(...(await destroyJobSnapshots(withTransientRetry(getXapiOfVm(this.#xo, vm)), vm, job.id)))
+        snapshots.push(...(await destroyJobSnapshots(getXapiOfVm(this.#xo, vm), vm, job.id)))
       } catch {
         // its next run finds no restore point to base a delta on and exports full disks
       }
