@@ -7,7 +7,9 @@
  * - `VDI_IN_USE` on the destroys (`VDI.destroy`, `VM.destroy`, `VDI.data_destroy`): right after an
  *   export, a disk stays attached to the control domain for a few seconds ("not fully unmounted
  *   yet"); before each retry, the disk's VBDs in the control domain are destroyed, as Xen
- *   Orchestra does.
+ *   Orchestra does. Every run meets it (the previous reference was the base of the delta just
+ *   exported), and the release usually comes within a second or two: it is polled from 250 ms
+ *   on, the delays doubling, within about the same minute in all.
  *
  * `withTransientRetry(xapi)` wraps a client once; every call of the product goes through it (the
  * lifecycle and the restore wrap the client they are given). Other errors, and transient ones past
@@ -28,6 +30,8 @@ export interface RetryPolicy {
   readonly sleep: (ms: number) => Promise<void>
   /** told of each retry, before its delay */
   readonly onRetry?: (event: RetryEvent) => void
+  /** `VDI_IN_USE` on a destroy: its own attempts and first delay (same factor and maximum) */
+  readonly inUse: { readonly attempts: number; readonly firstDelayMs: number }
 }
 
 export interface RetryEvent {
@@ -38,13 +42,17 @@ export interface RetryEvent {
   readonly delayMs: number
 }
 
-/** about a minute in all: Xen Orchestra waits 10 × 5 s */
+/**
+ * about a minute in all (Xen Orchestra waits 10 × 5 s): 1 s, 2 s, 4 s, 8 s, then 10 s; a disk in
+ * use after an export: 0.25 s, 0.5 s, 1 s, 2 s, 4 s, 8 s, then 10 s
+ */
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   attempts: 10,
   firstDelayMs: 1000,
   factor: 2,
   maxDelayMs: 10_000,
   sleep: ms => new Promise(resolve => setTimeout(resolve, ms)),
+  inUse: { attempts: 12, firstDelayMs: 250 },
 }
 
 const ANY_CALL = new Set(['TOO_MANY_PENDING_TASKS', 'OTHER_OPERATION_IN_PROGRESS'])
@@ -124,10 +132,14 @@ export function withTransientRetry(xapi: XapiClient, options: Partial<RetryPolic
         return await attempt()
       } catch (error) {
         const code = xapiErrorCode(error)
-        if (n >= policy.attempts || !isRetried(method, code)) {
+        if (!isRetried(method, code)) {
           throw error
         }
-        const delayMs = retryDelay(policy, n)
+        const schedule = code === 'VDI_IN_USE' ? { ...policy, ...policy.inUse } : policy
+        if (n >= schedule.attempts) {
+          throw error
+        }
+        const delayMs = retryDelay(schedule, n)
         policy.onRetry?.({ method, code, attempt: n, delayMs })
         if (code === 'VDI_IN_USE') {
           for (const vdi of await disksOf(rawCall, method, args[0])) {

@@ -59,6 +59,20 @@ describe('XAPI retry layer', function () {
     await assert.rejects(xapi.call('VDI.resize', vdi.$ref, 1), { code: 'VDI_IN_USE' })
   })
 
+  it('polls a disk in use after an export from 250 ms on, doubling, within about a minute, then gives up with VDI_IN_USE', async function () {
+    const fake = new FakeXapi().answer('VDI.destroy', failing('VDI_IN_USE', 100, '')).answer('VDI.get_VBDs', () => [])
+    const delays: number[] = []
+    const xapi = withTransientRetry(fake, { sleep: async ms => void delays.push(ms) })
+    await assert.rejects(xapi.callAsync('VDI.destroy', 'OpaqueRef:vdi'), { code: 'VDI_IN_USE' })
+    assert.deepEqual(delays, [250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000, 10_000, 10_000])
+    assert.equal(fake.calls.filter(call => call.method === 'VDI.destroy').length, DEFAULT_RETRY_POLICY.inUse.attempts)
+    // the release usually comes within a second or two: two refusals cost 0.75 s, not 3 s
+    const released = new FakeXapi().answer('VDI.destroy', failing('VDI_IN_USE', 2, '')).answer('VDI.get_VBDs', () => [])
+    const waited: number[] = []
+    await withTransientRetry(released, { sleep: async ms => void waited.push(ms) }).callAsync('VDI.destroy', 'OpaqueRef:vdi')
+    assert.deepEqual(waited, [250, 500])
+  })
+
   it('leaves other errors alone and wraps a client only once', async function () {
     const fake = new FakeXapi().answer('VM.snapshot', failing('SR_FULL', 1))
     const delays: number[] = []
