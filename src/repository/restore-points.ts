@@ -215,7 +215,7 @@ export async function listRestorePointsWithStatus(handler: RemoteHandler, filter
       }
       if (filter.jobId !== undefined && point.jobId !== filter.jobId) continue
       // data damage a refused merge recorded: the chain is whole, but a restore fails DATA_DAMAGED
-      const reason = (await unrestorableReason(point, checker)) ?? recordedDamage(file.metadata)
+      const reason = (await unrestorableReason(point, checker)) ?? recordedDamageOf(file.metadata)
       points.push(reason === undefined ? { ...point, status: 'restorable' } : { ...point, status: 'damaged', reason })
     }
   }
@@ -223,7 +223,7 @@ export async function listRestorePointsWithStatus(handler: RemoteHandler, filter
 }
 
 /** the damage recorded in a restore point's metadata (by a merge that refused it), in words */
-function recordedDamage(metadata: BackupMetadata): string | undefined {
+export function recordedDamageOf(metadata: BackupMetadata): string | undefined {
   const records = metadata.continuousDelta?.damaged ?? []
   if (records.length === 0) return undefined
   return records.map(record => `${record.vhd}${record.blocks === undefined ? '' : ` (block${record.blocks.length === 1 ? '' : 's'} ${record.blocks.join(', ')})`}: ${record.reason}`).join('; ')

@@ -10,9 +10,11 @@
  *    - leftovers of interrupted writes (hidden temporary VHD files, VHD directories no alias
  *      points to) are removed.
  *
- * Only restorable restore points count toward `keep`: one whose metadata is damaged or whose
- * chain is broken is reported (`unrestorable`), never deleted, and never makes a good one go
- * early; metadata of another tool is ignored (`foreign`).
+ * Only restorable restore points count toward `keep`: one whose metadata is damaged, whose
+ * chain is broken or whose data a merge found damaged (`continuousDelta.damaged`) is reported
+ * (`unrestorable`), never deleted, and never makes a good one go early; metadata of another tool
+ * is ignored (`foreign`). A point with recorded data damage keeps its VHDs, unmerged, until it is
+ * deleted on request (`drop`): an explicit restore still reads its undamaged blocks.
  *
  * Every decision is derived from the files on the remote, so the function is idempotent and a
  * crash at any point is finished by the next call. Call it holding the VM's chain lock, after
@@ -44,7 +46,7 @@ import { recordDamage } from './damage.js'
 import { isMergeRefused, mergeChain, resumeMerges, type MergeDamage, type MergeResult } from './merge/index.js'
 import { isMergeStateName, listXoMergeStates } from './merge/state.js'
 import { invalidateMetadataCache, readMetadata, updateMetadata, type BackupMetadata } from './metadata.js'
-import { readVmMetadataFiles, restorePointOf, unrestorableReason } from './restore-points.js'
+import { readVmMetadataFiles, recordedDamageOf, restorePointOf, unrestorableReason } from './restore-points.js'
 import type { RemoteHandler } from './remote-handler.js'
 import { VhdAbstract, isVhdAlias, resolveVhdAlias } from './vhd-lib.js'
 
@@ -79,9 +81,9 @@ export interface RetentionResult {
   readonly deferred: { readonly dir: string; readonly statePath: string; readonly message: string }[]
   /**
    * restore points of the job (or of no known job) that cannot be restored: metadata unreadable
-   * or invalid, a VHD of the chain missing, truncated or unreadable. Not counted toward `keep`,
-   * never deleted (the user decides); while they are not older than every restore point kept,
-   * their VHDs are kept too
+   * or invalid, a VHD of the chain missing, truncated or unreadable, data damage recorded by a
+   * merge. Not counted toward `keep`, never deleted (the user decides); while they are not older
+   * than every restore point kept (those with recorded data damage: always), their VHDs are kept too
    */
   readonly unrestorable: { readonly path: string; readonly reason: string }[]
   /** chains not merged because they mix VHD files and VHD directories (written by earlier versions) */
@@ -265,8 +267,13 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
     } catch (error) {
       reason = (error as Error).message
     }
+    // data damage a merge found and recorded: the chain reads, but the restore fails DATA_DAMAGED
+    reason ??= recordedDamageOf(file.metadata)
     if (reason !== undefined) broken.set(file.path, reason)
   }
+  // restore points holding recorded data damage keep their VHDs as long as their metadata is
+  // there: an explicit restore (`allowDamaged`) still reads every undamaged block of them
+  const withDataDamage = new Set(files.filter(file => file.metadata.jobId === jobId && recordedDamageOf(file.metadata) !== undefined).map(file => file.path))
   const byDate = (a: MetadataFile, b: MetadataFile) => a.metadata.timestamp - b.metadata.timestamp || (a.path < b.path ? -1 : 1)
   const ofJob = files.filter(file => file.metadata.jobId === jobId).sort(byDate)
   // the digests of the VHDs about to be merged are in the metadata removed below
@@ -292,8 +299,11 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
   ].sort((a, b) => (a.path < b.path ? -1 : 1))
   const references = referencesOf(
     vm,
-    files.filter(file => !broken.has(file.path) || inWindow(file.metadata.timestamp)),
+    files.filter(file => !broken.has(file.path) || withDataDamage.has(file.path) || inWindow(file.metadata.timestamp)),
   )
+  // VHDs a restore point with recorded data damage reads: nothing is merged into them (the merge
+  // would fold the damage in, or be refused again at every run)
+  const damagedTargets = new Set([...referencesOf(vm, files.filter(file => withDataDamage.has(file.path))).keys()])
   // the VHDs of a damaged metadata file cannot be read from it: those named after its date
   const pinnedNames = new Set(damaged.filter(file => inWindow(file.timestamp)).map(file => posix.basename(file.path, '.json')))
   const referenced = (path: string) => references.has(path) || pinnedNames.has(timestampOfName(posix.basename(path)) ?? '')
@@ -322,6 +332,16 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
         // no merge folds VHD files into a VHD directory: the chain is kept as it is (it restores),
         // the next run starts a new chain, and this one goes once no kept restore point needs it
         unmerged.push({ dir, message: `disk ${vdi}: ${chain.join(', ')} mix VHD files and VHD directories and are not merged; they are kept until no restore point kept needs them` })
+        continue
+      }
+      if (damagedTargets.has(target)) {
+        const points = (references.get(target) ?? []).filter(user => withDataDamage.has(user.path)).map(user => user.path)
+        unmerged.push({
+          dir,
+          message:
+            `disk ${vdi}: ${chain.slice(0, -1).join(', ')} not merged into ${target}: restore point${points.length === 1 ? '' : 's'} ${points.join(', ')} ` +
+            `holding recorded data damage read${points.length === 1 ? 's' : ''} it; kept as it is until that restore point is deleted`,
+        })
         continue
       }
       const users = references.get(target) ?? []

@@ -5,12 +5,15 @@
  * damaged restore point fails with DATA_DAMAGED, every other restore point restores byte-exact, the
  * next run takes a full of that disk, and the restore points built after it restore byte-exact.
  * A later merge that no longer reads the damaged block (a newer delta overrides it) goes through:
- * the damage is dropped, never spread. On VHD files and VHD directories.
+ * the damage is dropped, never spread. A restore point holding recorded damage is not counted toward
+ * retention, is named in each run's warning and stays with its VHDs until it is deleted on request.
+ * On VHD files and VHD directories.
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import type { VmRunResult } from '../../src/lifecycle/job.js'
 import { runJob } from '../../src/lifecycle/run-job.js'
+import { deleteRestorePoint } from '../../src/repository/delete.js'
 import { readMetadata } from '../../src/repository/metadata.js'
 import { listRestorePointsWithStatus } from '../../src/repository/restore-points.js'
 import { verifyRemote } from '../../src/repository/verify.js'
@@ -112,11 +115,25 @@ for (const remote of ['file', 'file-vhd-directory'] as const) {
       const next = await run(vm, disk, 3, [5 * BLOCK, 4096])
       assert.deepEqual(next.disks.map(d => d.mode), ['full'], next.warnings.join('; '))
       assert.ok(next.warnings.some(w => w.includes('damaged') && w.includes(damagedVhd)), next.warnings.join('; '))
-      // P1 left retention: the merge of P1 and P2 into P2 reads P2's block 2, not the damaged one
-      assert.ok(!(await points(vm)).some(p => p.id === p1!.id))
+      // P1 is not counted: P2, P3 and the new full are the three restorable points retention 3
+      // keeps; P1 is named in the run's warning and left as it is, with its VHDs
+      assert.ok(next.warnings.some(w => w.includes(p1!.id) && w.includes('not counted toward retention')), next.warnings.join('; '))
+      assert.deepEqual((await points(vm)).map(p => p.id).slice(0, 3), [p1!.id, p2!.id, listed[2]])
       const after = await run(vm, disk, 3, [6 * BLOCK, 4096])
       assert.deepEqual(after.disks.map(d => d.mode), ['delta'], after.warnings.join('; '))
+      assert.ok(after.warnings.some(w => w.includes(p1!.id) && w.includes('not counted toward retention')), after.warnings.join('; '))
+      const withStatus = await listRestorePointsWithStatus(harness.handler, { vm })
+      assert.deepEqual(withStatus.map(p => [p.id, p.status]), [[p1!.id, 'damaged'], ...withStatus.slice(1).map(p => [p.id, 'restorable'])])
+      assert.equal(withStatus.length, 4)
+      await assertRestores(vm, disk, withStatus.slice(1).map(p => p.id))
+      await assertDamaged(vm, p1!.id, damagedVhd)
+      const stillDamaged = await verifyRemote(harness.handler, { vm })
+      assert.deepEqual(stillDamaged.restorePoints.filter(p => p.problems.some(q => q.severity === 'error')).map(p => p.id), [p1!.id])
+
+      // P1 deleted on request: the merge past it reads P2's block 2, not the damaged one
+      await deleteRestorePoint(harness.handler, p1!.id)
       const kept = (await points(vm)).map(p => p.id)
+      assert.ok(!kept.includes(p1!.id))
       await assertRestores(vm, disk, kept)
       const clean = await verifyRemote(harness.handler, { vm })
       assert.deepEqual(clean.restorePoints.flatMap(p => p.problems.filter(q => q.severity === 'error')), [])
@@ -144,10 +161,18 @@ for (const remote of ['file', 'file-vhd-directory'] as const) {
       await assertDamaged(vm, p1!.id, damagedVhd)
       await assertRestores(vm, disk, [listed.at(-1)!.id])
 
-      // later restore points, built on the new full, restore byte-exact; the damaged chain goes with its last point
+      // later restore points, built on the new full, restore byte-exact; the damaged one is not
+      // counted (two restorable ones kept, as retention 2 promises), named, and left with its chain
       await run(vm, disk, 2, [6 * BLOCK, 4096])
       const last = await run(vm, disk, 2, [7 * BLOCK, 4096])
       assert.deepEqual(last.disks.map(d => d.mode), ['delta'])
+      assert.ok(last.warnings.some(w => w.includes(p1!.id) && w.includes('not counted toward retention')), last.warnings.join('; '))
+      const later = await points(vm)
+      assert.deepEqual([later.length, later[0]!.id], [3, p1!.id])
+      await assertRestores(vm, disk, later.slice(1).map(p => p.id))
+      await assertDamaged(vm, p1!.id, damagedVhd)
+      // deleted on request, the damaged chain goes with it
+      await deleteRestorePoint(harness.handler, p1!.id)
       await assertRestores(vm, disk, (await points(vm)).map(p => p.id))
       const clean = await verifyRemote(harness.handler, { vm })
       assert.equal(clean.ok, true, JSON.stringify(clean))

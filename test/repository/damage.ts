@@ -2,7 +2,7 @@
 import { open, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { RemoteHandler } from '../../src/repository/remote-handler.js'
-import { resolveVhdAlias } from '../../src/repository/vhd-lib.js'
+import { openVhd, resolveVhdAlias } from '../../src/repository/vhd-lib.js'
 import { BLOCK } from './exports.js'
 
 /**
@@ -21,6 +21,35 @@ export async function flipFourBytesInFirstBlock(root: string, handler: RemoteHan
     // footer, header, a one-sector BAT (small disks), at most one sector of parent locator, then the first block's bitmap
     file = join(root, vhd)
     offset = 512 + 1024 + 512 + 512 + 512 + BLOCK / 2
+  }
+  const handle = await open(file, 'r+')
+  try {
+    const bytes = Buffer.alloc(4)
+    await handle.read(bytes, 0, 4, offset)
+    for (let i = 0; i < 4; i++) bytes[i] = bytes[i]! ^ 0xa5
+    await handle.write(bytes, 0, 4, offset)
+  } finally {
+    await handle.close()
+  }
+}
+
+/** Flips four bytes in the middle of the data of block `id` of a VHD (file or directory) of the local remote rooted at `root`. */
+export async function flipFourBytesInBlock(root: string, handler: RemoteHandler, vhd: string, id: number): Promise<void> {
+  let file: string
+  let offset: number
+  if (vhd.endsWith('.alias.vhd')) {
+    file = join(root, await resolveVhdAlias(handler, vhd), 'blocks', String(Math.floor(id / 1000)), String(id % 1000))
+    offset = 512 + BLOCK / 2
+  } else {
+    const disposable = await openVhd(handler, vhd, { flags: 'r' })
+    try {
+      await disposable.value.readBlockAllocationTable()
+      const sector = (disposable.value as unknown as { _getBatEntry(id: number): number })._getBatEntry(id)
+      file = join(root, vhd)
+      offset = sector * 512 + 512 + BLOCK / 2
+    } finally {
+      await disposable.dispose()
+    }
   }
   const handle = await open(file, 'r+')
   try {

@@ -11,6 +11,7 @@ import { listRestorePoints } from '../../src/repository/restore-points.js'
 import { writeVhd } from '../../src/repository/write-vhd.js'
 import { openChainRawStream } from '../../src/restore/read-chain.js'
 import { writeBackups } from './backup-chain.js'
+import { flipFourBytesInBlock } from './damage.js'
 import { exportStream, expectedDiskHash, hashStream, seededChain } from './exports.js'
 import { openTempRemote, type TempRemote } from './temp-remote.js'
 import type { VhdInfo } from '../../src/repository/chain.js'
@@ -157,6 +158,42 @@ for (const directory of [false, true]) {
       assert.deepEqual([one.removed, one.unrestorable], [[points[0]!.metadata], unrestorable])
       assert.deepEqual(await listDiskVhds(remote.handler, diskDir(VM, JOB, DISK_A)), [points[2]!.vhds[DISK_A]])
       assert.equal((await remote.handler.readFile(points[1]!.metadata)).toString(), '{ not json')
+    })
+
+    it('a restore point whose data damage a merge recorded is not counted, not deleted, not merged into; no good one goes early', async () => {
+      // seededChain: delta d writes blocks d % 8 and (3d + 1) % 8; delta 4 writes block 4 again
+      const chain = seededChain(SIZE, 5, 11)
+      const points = await writeBackups(remote.handler, VM, JOB, { [DISK_A]: chain }, { directory })
+      const v1 = points[1]!.vhds[DISK_A]!
+      // block 4 of delta 1 damaged: restore points 1 to 3 read it, 4 and 5 read delta 4's
+      await flipFourBytesInBlock(remote.root, remote.handler, v1, 4)
+
+      // the merge of the full into delta 1 finds the damage: refused, recorded in points 1 to 3
+      const first = await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 5 })
+      assert.deepEqual(first.removed, [points[0]!.metadata])
+      assert.deepEqual(first.damagedData?.map(d => d.restorePoints), [points.slice(1, 4).map(p => p.metadata)])
+      const damaged = points.slice(1, 4).map(p => p.metadata)
+      for (const path of damaged) assert.equal((await readMetadata(remote.handler, path)).continuousDelta?.damaged?.length, 1, path)
+
+      // retention 3: two restorable restore points (4, 5); the three damaged ones are neither
+      // counted nor deleted, and their chain stays as it is (no merge is tried again)
+      const vhdsBefore = await listDiskVhds(remote.handler, diskDir(VM, JOB, DISK_A))
+      const second = await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 3 })
+      assert.deepEqual([second.removed, second.merges, second.deleted], [[], [], []])
+      assert.deepEqual(second.unrestorable.map(u => u.path), damaged)
+      for (const u of second.unrestorable) assert.ok(u.reason.includes(v1.split('/').slice(2).join('/')) && u.reason.includes('block 4'), u.reason)
+      assert.equal(second.damagedData, undefined)
+      assert.deepEqual(await listDiskVhds(remote.handler, diskDir(VM, JOB, DISK_A)), vhdsBefore)
+      assert.deepEqual((await listRestorePoints(remote.handler, { vm: VM })).map(p => p.id), points.slice(1).map(p => p.metadata))
+      for (const i of [4, 5]) assert.equal(await rawHash(remote, points[i]!.vhds[DISK_A]!), expectedDiskHash(SIZE, chain.slice(0, i + 1)), `point ${i}`)
+
+      // deleted on request, the damaged points go and their VHDs are merged past: the damaged block is not read
+      const dropped = await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 3, drop: damaged })
+      assert.deepEqual(dropped.removed, damaged)
+      assert.equal(dropped.damagedData, undefined)
+      assert.equal(dropped.merges.length, 1)
+      assert.deepEqual(await listDiskVhds(remote.handler, diskDir(VM, JOB, DISK_A)), [points[4]!.vhds[DISK_A], points[5]!.vhds[DISK_A]])
+      for (const i of [4, 5]) assert.equal(await rawHash(remote, points[i]!.vhds[DISK_A]!), expectedDiskHash(SIZE, chain.slice(0, i + 1)), `point ${i} after the merge`)
     })
   })
 }
