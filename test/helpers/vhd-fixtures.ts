@@ -174,7 +174,8 @@ export function expectedHash(chain: Pick<VhdChain, 'seed' | 'layers'>, upTo: num
   return hash.digest('hex')
 }
 
-function makeFooterAndHeader(size: number, uuid: Buffer, diskType: number): Pick<Vhd, 'footer' | 'header'> {
+/** a footer and header (2 MiB blocks, enough entries for `size`) for a new VHD */
+export function makeFooterAndHeader(size: number, uuid: Buffer, diskType: number): Pick<Vhd, 'footer' | 'header'> {
   const geometry = computeGeometryForSize(size)
   const footer = vhdUtils.unpackFooter(
     vhdCreate.createFooter(size, Math.floor(Date.UTC(2026, 0, 1) / 1000), geometry, FOOTER_SIZE, diskType),

@@ -376,8 +376,8 @@ export async function runDirectoryMerge(
       // renamed before an interruption
     }
     await syncDir(handler, dir)
+    // not recorded: a resumed `rename` finds the rename done and goes on with the checksums
     state.step = 'checksums'
-    await writeMergeState(handler, statePath, state)
   }
 
   if (state.step === 'checksums') {

@@ -17,6 +17,7 @@
  *   Then the merged children go: nothing references them any more.
  * A crash anywhere leaves a state file from which every step is redone identically.
  */
+import { createHash } from 'node:crypto'
 import { BackupError } from '../../errors.js'
 import type { FileDescriptor, RemoteHandler } from '../remote-handler.js'
 import { fullBlockSize, geometryOf, isFullBitmap, overlayBlock, SECTOR, type BlockGeometry } from './blocks.js'
@@ -37,13 +38,88 @@ interface FileLayer {
   readonly footer: VhdFooter
   readonly header: VhdHeader
   readonly rawFooter: Buffer
-  /** BAT entries (big-endian sector numbers), maxTableEntries of them */
-  readonly bat: Buffer
   readonly size: number
 }
 
-function batEntry(bat: Buffer, block: number): number {
-  return block * 4 + 4 <= bat.length ? bat.readUInt32BE(block * 4) : BLOCK_UNUSED
+/** BAT entries read at once from each VHD while scanning the BATs (256 KiB a VHD) */
+const BAT_CHUNK_ENTRIES = 64 * 1024
+
+/** where one VHD's BAT is: its entries are big-endian sector numbers */
+interface BatLocation {
+  readonly fd: FileDescriptor
+  readonly tableOffset: number
+  readonly entries: number
+}
+
+function batOf(layer: FileLayer): BatLocation {
+  return { fd: layer.fd, tableOffset: layer.header.tableOffset, entries: layer.header.maxTableEntries }
+}
+
+/**
+ * What a merge needs of the BATs of a chain, read chunk by chunk (the BATs of a 2 TiB disk are
+ * 4 MiB each: nothing holds them whole, so memory follows the changed blocks).
+ */
+interface BatScan {
+  /** blocks any child holds, ascending */
+  readonly union: number[]
+  /** `sectors[i][k]`: the sector of block `union[k]` in VHD `i` of the chain (0: the full), BLOCK_UNUSED if absent */
+  readonly sectors: number[][]
+  /** byte offset right after the full's last block (0 when it has none) */
+  readonly parentDataEnd: number
+  /** lowest byte offset of a block of the full at or after `after` (Infinity when none is) */
+  readonly parentFirstBlockAfter: number
+}
+
+async function scanBats(
+  handler: RemoteHandler,
+  parent: BatLocation,
+  children: BatLocation[],
+  maxTableEntries: number,
+  geometry: BlockGeometry,
+  after: number,
+): Promise<BatScan> {
+  const full = fullBlockSize(geometry)
+  const layers = [parent, ...children]
+  const chunks = layers.map(layer => Buffer.allocUnsafe(Math.min(BAT_CHUNK_ENTRIES, Math.max(1, layer.entries)) * 4))
+  const union: number[] = []
+  const sectors: number[][] = layers.map(() => [])
+  let parentDataEnd = 0
+  let parentFirstBlockAfter = Infinity
+  const scanned = Math.max(maxTableEntries, parent.entries)
+  for (let first = 0; first < scanned; first += BAT_CHUNK_ENTRIES) {
+    const count = Math.min(BAT_CHUNK_ENTRIES, scanned - first)
+    // each layer's entries of this chunk: those past a layer's table are absent
+    const views: (Buffer | undefined)[] = []
+    for (const [i, layer] of layers.entries()) {
+      const entries = Math.min(count, layer.entries - first)
+      if (entries <= 0) {
+        views.push(undefined)
+        continue
+      }
+      const view = chunks[i]!.subarray(0, entries * 4)
+      const { bytesRead } = await handler.read(layer.fd, view, layer.tableOffset + first * 4)
+      if (bytesRead !== view.length) throw broken(`short read of the block allocation table: ${bytesRead} of ${view.length} bytes`, layer.fd.path)
+      views.push(view)
+    }
+    const entry = (i: number, k: number): number => {
+      const view = views[i]
+      return view !== undefined && k * 4 < view.length ? view.readUInt32BE(k * 4) : BLOCK_UNUSED
+    }
+    for (let k = 0; k < count; k++) {
+      const own = entry(0, k)
+      if (own !== BLOCK_UNUSED) {
+        parentDataEnd = Math.max(parentDataEnd, own * SECTOR + full)
+        if (own * SECTOR >= after) parentFirstBlockAfter = Math.min(parentFirstBlockAfter, own * SECTOR)
+      }
+      if (first + k >= maxTableEntries) continue
+      let held = false
+      for (let i = 1; i < layers.length && !held; i++) held = entry(i, k) !== BLOCK_UNUSED
+      if (!held) continue
+      union.push(first + k)
+      for (let i = 0; i < layers.length; i++) sectors[i]!.push(entry(i, k))
+    }
+  }
+  return { union, sectors, parentDataEnd, parentFirstBlockAfter }
 }
 
 function broken(message: string, path: string, cause?: unknown): BackupError {
@@ -93,8 +169,7 @@ async function openLayer(
         throw broken(`the trailing footer of ${path} differs from its leading one`, path)
       }
     }
-    const bat = await readExactly(handler, fd, header.maxTableEntries * 4, header.tableOffset)
-    return { path, fd, footer, header, rawFooter, bat, size }
+    return { path, fd, footer, header, rawFooter, size }
   } catch (error) {
     await handler.closeFile(fd)
     throw error
@@ -150,35 +225,14 @@ function checkChain(parent: FileLayer, children: FileLayer[]): BlockGeometry {
   return geometryOf(parent.header.blockSize)
 }
 
-/** Blocks any child holds, ascending, below `maxTableEntries`. */
-function unionOfBlocks(children: FileLayer[], maxTableEntries: number): number[] {
-  const union: number[] = []
-  for (let block = 0; block < maxTableEntries; block++) {
-    for (const child of children) {
-      if (batEntry(child.bat, block) !== BLOCK_UNUSED) {
-        union.push(block)
-        break
-      }
-    }
-  }
-  return union
-}
-
-function makePlan(parent: FileLayer, children: FileLayer[], geometry: BlockGeometry): { plan: FileMergePlan; union: number[] } {
+function makePlan(parent: FileLayer, children: FileLayer[], geometry: BlockGeometry, scan: BatScan): FileMergePlan {
   const newest = children[children.length - 1]!
   const full = fullBlockSize(geometry)
   const maxTableEntries = Math.max(parent.header.maxTableEntries, newest.header.maxTableEntries)
-  const union = unionOfBlocks(children, maxTableEntries)
-  const newBlocks = union.filter(block => batEntry(parent.bat, block) === BLOCK_UNUSED)
+  const newBlocks = scan.union.filter((_, k) => scan.sectors[0]![k] === BLOCK_UNUSED)
 
   // first free byte: after the headers, every block and the trailing footer's current place
-  let endOfData = endOfHeaders(parent)
-  for (let block = 0; block < parent.header.maxTableEntries; block++) {
-    const sector = batEntry(parent.bat, block)
-    if (sector !== BLOCK_UNUSED) {
-      endOfData = Math.max(endOfData, sector * SECTOR + full)
-    }
-  }
+  const endOfData = Math.max(endOfHeaders(parent), scan.parentDataEnd)
   const appendSector = Math.ceil(Math.max(endOfData, parent.size - FOOTER_SIZE) / SECTOR)
   const dataEnd = appendSector * SECTOR + newBlocks.length * full
 
@@ -186,13 +240,7 @@ function makePlan(parent: FileLayer, children: FileLayer[], geometry: BlockGeome
   const batSize = vhdUtils.computeBatSize(maxTableEntries)
   let tableOffset = parent.header.tableOffset
   if (batSize > vhdUtils.computeBatSize(parent.header.maxTableEntries)) {
-    let limit = appendSector * SECTOR
-    for (let block = 0; block < parent.header.maxTableEntries; block++) {
-      const sector = batEntry(parent.bat, block)
-      if (sector !== BLOCK_UNUSED && sector * SECTOR >= tableOffset) {
-        limit = Math.min(limit, sector * SECTOR)
-      }
-    }
+    let limit = Math.min(appendSector * SECTOR, scan.parentFirstBlockAfter)
     for (const entry of parent.header.parentLocatorEntry) {
       if (entry.platformCode !== PLATFORMS.NONE && entry.platformDataOffset >= tableOffset) {
         limit = Math.min(limit, entry.platformDataOffset)
@@ -215,19 +263,16 @@ function makePlan(parent: FileLayer, children: FileLayer[], geometry: BlockGeome
     diskType: DISK_TYPES.DYNAMIC,
   })
   return {
-    union,
-    plan: {
-      format: 'file',
-      appendSector,
-      newBlocks,
-      originalTableOffset: parent.header.tableOffset,
-      originalMaxTableEntries: parent.header.maxTableEntries,
-      tableOffset,
-      maxTableEntries,
-      footerOffset,
-      header: header.toString('base64'),
-      footer: footer.toString('base64'),
-    },
+    format: 'file',
+    appendSector,
+    newBlocks,
+    originalTableOffset: parent.header.tableOffset,
+    originalMaxTableEntries: parent.header.maxTableEntries,
+    tableOffset,
+    maxTableEntries,
+    footerOffset,
+    header: header.toString('base64'),
+    footer: footer.toString('base64'),
   }
 }
 
@@ -238,20 +283,21 @@ export async function planFileMerge(
 ): Promise<{ plan: FileMergePlan; blocks: number; parentHeader: number; childHeader: number }> {
   const layers: FileLayer[] = []
   try {
-    for (const [i, path] of chain.entries()) {
+    for (const path of chain) {
       layers.push(await openLayer(handler, path, 'r', true).catch(error => {
         throw error instanceof BackupError ? error : broken(`cannot open ${path}`, path, error)
       }))
-      void i
     }
     const [parent, ...children] = layers
     const geometry = checkChain(parent!, children)
-    const { plan, union } = makePlan(parent!, children, geometry)
+    const newest = children[children.length - 1]!
+    const maxTableEntries = Math.max(parent!.header.maxTableEntries, newest.header.maxTableEntries)
+    const scan = await scanBats(handler, batOf(parent!), children.map(batOf), maxTableEntries, geometry, parent!.header.tableOffset)
     return {
-      plan,
-      blocks: union.length,
+      plan: makePlan(parent!, children, geometry, scan),
+      blocks: scan.union.length,
       parentHeader: parent!.header.checksum,
-      childHeader: children[children.length - 1]!.header.checksum,
+      childHeader: newest.header.checksum,
     }
   } finally {
     await closeLayers(handler, layers)
@@ -261,34 +307,33 @@ export async function planFileMerge(
 interface Run {
   readonly child: FileLayer
   readonly firstSector: number
+  /** indexes into the scan's `union` */
   readonly blocks: number[]
 }
 
 /** Group the blocks each child provides into runs of adjacent blocks in that child's file. */
-function makeRuns(children: FileLayer[], union: number[], geometry: BlockGeometry): Run[] {
+function makeRuns(children: FileLayer[], scan: BatScan, geometry: BlockGeometry): Run[] {
   const fullSectors = fullBlockSize(geometry) / SECTOR
   const maxBlocks = Math.max(1, Math.floor(RUN_BYTES / fullBlockSize(geometry)))
-  const byChild = new Map<FileLayer, { block: number; sector: number }[]>()
-  for (const block of union) {
-    let newest: FileLayer | undefined
-    for (const child of children) {
-      if (batEntry(child.bat, block) !== BLOCK_UNUSED) {
-        newest = child
-      }
+  const byChild = new Map<number, { k: number; sector: number }[]>()
+  for (const k of scan.union.keys()) {
+    let newest = 0
+    for (let i = 1; i <= children.length; i++) {
+      if (scan.sectors[i]![k] !== BLOCK_UNUSED) newest = i
     }
-    const list = byChild.get(newest!) ?? []
-    list.push({ block, sector: batEntry(newest!.bat, block) })
-    byChild.set(newest!, list)
+    const list = byChild.get(newest) ?? []
+    list.push({ k, sector: scan.sectors[newest]![k]! })
+    byChild.set(newest, list)
   }
   const runs: Run[] = []
-  for (const [child, list] of byChild) {
+  for (const [i, list] of byChild) {
     list.sort((a, b) => a.sector - b.sector)
     let run: { child: FileLayer; firstSector: number; blocks: number[] } | undefined
-    for (const { block, sector } of list) {
+    for (const { k, sector } of list) {
       if (run !== undefined && sector === run.firstSector + run.blocks.length * fullSectors && run.blocks.length < maxBlocks) {
-        run.blocks.push(block)
+        run.blocks.push(k)
       } else {
-        run = { child, firstSector: sector, blocks: [block] }
+        run = { child: children[i - 1]!, firstSector: sector, blocks: [k] }
         runs.push(run)
       }
     }
@@ -307,10 +352,11 @@ async function copyBlocks(
   parent: FileLayer,
   children: FileLayer[],
   plan: FileMergePlan,
-  union: number[],
+  scan: BatScan,
   list: BlockChecksums | undefined,
   opts: MergeRunOptions,
 ): Promise<void> {
+  const { union, sectors } = scan
   const geometry = geometryOf(parent.header.blockSize)
   const full = fullBlockSize(geometry)
   /** a block is written only when it is the one the `check` step recorded for the merged VHD */
@@ -318,9 +364,10 @@ async function copyBlocks(
     if (list !== undefined && !list.verifyBlock(block, buffer)) throw changedSinceCheck(parent.path, block)
   }
   const rank = new Map(plan.newBlocks.map((block, i) => [block, i]))
-  const targetOf = (block: number): number => {
-    const sector = batEntry(parent.bat, block)
-    return sector !== BLOCK_UNUSED ? sector * SECTOR : plan.appendSector * SECTOR + rank.get(block)! * full
+  /** where block `union[k]` goes in the full: over its own copy, or appended */
+  const targetOf = (k: number): number => {
+    const sector = sectors[0]![k]!
+    return sector !== BLOCK_UNUSED ? sector * SECTOR : plan.appendSector * SECTOR + rank.get(union[k]!)! * full
   }
 
   // keep a valid trailing footer at the end of the grown file before writing past the old one
@@ -330,22 +377,22 @@ async function copyBlocks(
 
   let composed: Buffer | undefined
   let layer: Buffer | undefined
-  const composeBlocks = async (block: number, newestBuffer: Buffer): Promise<void> => {
+  const composeBlocks = async (k: number, newestBuffer: Buffer): Promise<void> => {
     composed ??= Buffer.allocUnsafe(full)
     layer ??= Buffer.allocUnsafe(full)
-    const parentSector = batEntry(parent.bat, block)
+    const parentSector = sectors[0]![k]!
     if (parentSector === BLOCK_UNUSED) {
       composed.fill(0)
     } else {
       await readInto(handler, parent.fd, composed, parentSector * SECTOR)
     }
-    const holders = children.filter(child => batEntry(child.bat, block) !== BLOCK_UNUSED)
-    for (const child of holders.slice(0, -1)) {
-      overlayBlock(composed, await readInto(handler, child.fd, layer, batEntry(child.bat, block) * SECTOR), geometry)
+    const holders = children.flatMap((child, i) => (sectors[i + 1]![k] !== BLOCK_UNUSED ? [{ child, sector: sectors[i + 1]![k]! }] : []))
+    for (const { child, sector } of holders.slice(0, -1)) {
+      overlayBlock(composed, await readInto(handler, child.fd, layer, sector * SECTOR), geometry)
     }
     overlayBlock(composed, newestBuffer, geometry)
-    assertChecked(block, composed)
-    await handler.write(parent.fd, composed, targetOf(block))
+    assertChecked(union[k]!, composed)
+    await handler.write(parent.fd, composed, targetOf(k))
   }
 
   const writeRun = async (run: Run, buffer: Buffer): Promise<void> => {
@@ -358,15 +405,15 @@ async function copyBlocks(
         await handler.write(parent.fd, buffer.subarray(start, end), target)
       }
     }
-    for (const [i, block] of run.blocks.entries()) {
+    for (const [i, k] of run.blocks.entries()) {
       const start = i * full
       if (!isFullBitmap(buffer.subarray(start, start + geometry.bitmapSize), geometry)) {
         await flush()
         partial.push(i)
         continue
       }
-      assertChecked(block, buffer.subarray(start, start + full))
-      const target = targetOf(block)
+      assertChecked(union[k]!, buffer.subarray(start, start + full))
+      const target = targetOf(k)
       if (segment !== undefined && segment.end === start && segment.target + (segment.end - segment.start) === target) {
         segment.end = start + full
       } else {
@@ -380,7 +427,7 @@ async function copyBlocks(
     }
   }
 
-  const runs = makeRuns(children, union, geometry)
+  const runs = makeRuns(children, scan, geometry)
   const runBytes = Math.max(0, ...runs.map(run => run.blocks.length * full))
   const buffers = runs.length > 1 ? [Buffer.allocUnsafe(runBytes), Buffer.allocUnsafe(runBytes)] : [Buffer.allocUnsafe(runBytes)]
   const readRun = (index: number): Promise<Buffer> => {
@@ -417,26 +464,58 @@ function changedSinceCheck(path: string, block: number): BackupError {
   )
 }
 
-/** the merged full's BAT as stored: the full's own entries (its BAT as it was) and the appended blocks */
-function mergedBat(originalEntries: Buffer, plan: FileMergePlan, geometry: BlockGeometry): Buffer {
+/**
+ * The merged full's BAT as stored, chunk by chunk in order (`offset` from the BAT's start): the
+ * full's own entries (its BAT as it was, read from where it was) and the appended blocks, padded
+ * with unused entries. `changed` tells a chunk that differs from what the full's BAT held there.
+ */
+async function forEachMergedBatChunk(
+  handler: RemoteHandler,
+  fd: FileDescriptor,
+  plan: FileMergePlan,
+  geometry: BlockGeometry,
+  visit: (chunk: Buffer, offset: number, changed: boolean) => Promise<void> | void,
+): Promise<void> {
   const full = fullBlockSize(geometry)
-  const bat = Buffer.alloc(vhdUtils.computeBatSize(plan.maxTableEntries), 0xff)
-  originalEntries.copy(bat, 0, 0, plan.originalMaxTableEntries * 4)
-  for (const [i, block] of plan.newBlocks.entries()) {
-    bat.writeUInt32BE((plan.appendSector * SECTOR + i * full) / SECTOR, block * 4)
+  const size = vhdUtils.computeBatSize(plan.maxTableEntries)
+  const originalBytes = plan.originalMaxTableEntries * 4
+  const chunkBytes = BAT_CHUNK_ENTRIES * 4
+  const buffer = Buffer.allocUnsafe(Math.min(chunkBytes, size))
+  let next = 0
+  for (let offset = 0; offset < size; offset += chunkBytes) {
+    const chunk = buffer.subarray(0, Math.min(chunkBytes, size - offset))
+    const own = Math.max(0, Math.min(chunk.length, originalBytes - offset))
+    if (own > 0) await readInto(handler, fd, chunk.subarray(0, own), plan.originalTableOffset + offset)
+    chunk.fill(0xff, own)
+    let changed = own < chunk.length
+    // newBlocks is ascending: entry i is the i-th block appended
+    while (next < plan.newBlocks.length && plan.newBlocks[next]! * 4 < offset + chunk.length) {
+      chunk.writeUInt32BE((plan.appendSector * SECTOR + next * full) / SECTOR, plan.newBlocks[next]! * 4 - offset)
+      next++
+      changed = true
+    }
+    await visit(chunk, offset, changed)
   }
-  return bat
+}
+
+/** sha256 of the merged full's BAT as stored */
+async function mergedBatDigest(handler: RemoteHandler, fd: FileDescriptor, plan: FileMergePlan, geometry: BlockGeometry): Promise<Buffer> {
+  const hash = createHash('sha256')
+  await forEachMergedBatChunk(handler, fd, plan, geometry, chunk => void hash.update(chunk))
+  return hash.digest()
 }
 
 /**
  * The merged full's BAT and header, then one flush for them and the blocks. The new entries point
  * at blocks that the children still override; an interruption before the flush completes leaves
- * the state at `blocks`, which redoes them.
+ * the state at `blocks`, which redoes them. A BAT rewritten where it was gets only its changed
+ * chunks written.
  */
 async function writeTableAndHeader(handler: RemoteHandler, parent: FileLayer, plan: FileMergePlan, geometry: BlockGeometry): Promise<void> {
-  const original = await readInto(handler, parent.fd, Buffer.alloc(plan.originalMaxTableEntries * 4), plan.originalTableOffset)
-  const bat = mergedBat(original, plan, geometry)
-  await handler.write(parent.fd, bat, plan.tableOffset)
+  const inPlace = plan.tableOffset === plan.originalTableOffset
+  await forEachMergedBatChunk(handler, parent.fd, plan, geometry, async (chunk, offset, changed) => {
+    if (changed || !inPlace) await handler.write(parent.fd, chunk, plan.tableOffset + offset)
+  })
   await handler.write(parent.fd, Buffer.from(plan.header, 'base64'), FOOTER_SIZE)
   await syncFile(handler, parent.fd)
 }
@@ -503,13 +582,12 @@ export async function runFileMerge(
       // the full as it is (nothing written yet): its BAT, and its locators as its list records them
       const parent = await openLayer(handler, parentPath!, 'r', false)
       try {
-        const bat = mergedBat(parent.bat, plan, geometry)
         return {
           maxTableEntries: plan.maxTableEntries,
           structures: {
             footer: sha256(Buffer.from(plan.footer, 'base64')),
             header: sha256(Buffer.from(plan.header, 'base64')),
-            bat: sha256(bat),
+            bat: await mergedBatDigest(handler, parent.fd, plan, geometry),
             locators: lists[0]!.structures.locators,
           },
         }
@@ -540,8 +618,10 @@ export async function runFileMerge(
         throw broken(`the VHDs of ${parentPath} changed since its merge started`, parentPath!)
       }
       checkChain(parent!, childLayers)
-      const union = unionOfBlocks(childLayers, plan.maxTableEntries)
-      await copyBlocks(handler, parent!, childLayers, plan, union, list, opts)
+      // the full's BAT where it was: its own entries, and those of an interrupted run's appended blocks
+      const original = { fd: parent!.fd, tableOffset: plan.originalTableOffset, entries: plan.originalMaxTableEntries }
+      const scan = await scanBats(handler, original, childLayers.map(batOf), plan.maxTableEntries, geometry, plan.originalTableOffset)
+      await copyBlocks(handler, parent!, childLayers, plan, scan, list, opts)
       throwIfAborted(opts.signal)
       await writeTableAndHeader(handler, parent!, plan, geometry)
     } finally {
@@ -562,8 +642,8 @@ export async function runFileMerge(
       // renamed before an interruption
     }
     await syncDir(handler, dirOf(newestPath))
+    // not recorded: a resumed `rename` finds the rename done and goes on with the checksums
     state.step = 'checksums'
-    await writeMergeState(handler, statePath, state)
   }
 
   if (state.step === 'checksums') {

@@ -25,7 +25,8 @@ import { isMissing } from './options.js'
  * - blocks: the children's blocks go into the full (each checked again before it is written),
  *   then the full's BAT and header are updated (all of it invisible through the children, which
  *   still override those blocks);
- * - rename: the full takes the newest child's UUID and name;
+ * - rename: the full takes the newest child's UUID and name (its completion is not recorded: redone,
+ *   the step finds the rename done and goes on);
  * - checksums: the restore points' metadata record the merged list's digest, the merged VHD's
  *   sidecar becomes that list, the merged-away VHDs' sidecars go; then the merged children go.
  * States written by earlier versions start at `blocks` and carry no checksums.
