@@ -10,7 +10,7 @@ interface Measured {
   readonly median_ms?: number
   readonly min_ms?: number
   readonly max_ms?: number
-  readonly peak_rss_mib?: number
+  readonly peak_rss_mib?: number | null
   readonly bytes?: number
 }
 interface Target {
@@ -45,7 +45,7 @@ function ms(m: Measured | number | undefined): string {
 }
 
 function rss(m: Measured | number | undefined): string {
-  return m === undefined || typeof m === 'number' || m.peak_rss_mib === undefined ? '–' : m.peak_rss_mib.toFixed(0)
+  return m === undefined || typeof m === 'number' || m.peak_rss_mib === undefined || m.peak_rss_mib === null ? '–' : m.peak_rss_mib.toFixed(0)
 }
 
 const rows: string[][] = []
@@ -60,6 +60,8 @@ add('merge, VHD directories: vhd-lib', dir['vhd_lib'])
 const transfer = section('delta_transfer')
 add('delta transfer: ours (`runJob`)', transfer['ours'])
 add('delta transfer: raw stream', transfer['raw'])
+add("delta transfer: the pool's `VM.snapshot` within ours", transfer['ours_snapshot'])
+add("delta transfer: the pool's `VM.snapshot` before the raw stream (not timed in it)", transfer['raw_snapshot'])
 const nbd = section('nbd_transfer')
 add('delta over NBD (CBT): HTTP export, `runJob`', nbd['export'])
 add('delta over NBD (CBT): 1 connection, `runJob`', nbd['nbd_1'])
@@ -88,6 +90,7 @@ add('50 VMs × 2 disks, no change: one at a time', job['no_change_at_1'])
 const s3 = section('s3')
 add('S3: delta transfer, ours (`runJob`, VHD directories)', s3['transfer_ours'])
 add('S3: raw delta stream as one multipart upload', s3['transfer_raw_multipart'])
+add("S3: the pool's `VM.snapshot` within ours", s3['transfer_ours_snapshot'])
 add('S3: merge, ours', s3['merge_ours'])
 add('S3: merge, vhd-lib', s3['merge_vhd_lib'])
 add("S3: merge, XO's `MergeRemoteDisk`", s3['merge_xo'])

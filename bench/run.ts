@@ -219,15 +219,15 @@ export async function runBenchmark(config: BenchConfig, opts: RunOptions): Promi
         ours: run.ours,
         raw: run.raw,
         ours_over_raw: oursOverRaw,
-        // the snapshot taken before each raw stream (not timed): it comes right after the guest
-        // writes and costs more than the one in our run, so it is not subtracted from ours
-        pool_snapshot_ms: run.snapshotMs,
-        ours_snapshot_ms: run.oursSnapshotMs,
-        // the simulator copies the disk's data on VM.snapshot, a real SR does not: our rate without
-        // the snapshot step of our own run
+        // the simulated pool's VM.snapshot (copy-on-write: it copies no data), on lines of their
+        // own: within our run, from its start to its snapshot taken (part of ours, never
+        // subtracted from it); before each raw stream (not part of the raw stream's time)
+        ours_snapshot: run.oursSnapshot,
+        raw_snapshot: run.rawSnapshot,
+        // our rate without the snapshot step of our own run, for comparison only
         ours_over_raw_without_pool_snapshot: ratio(
           medianOf(run.raw),
-          medianOf(run.ours) === undefined || run.oursSnapshotMs === null ? undefined : medianOf(run.ours)! - run.oursSnapshotMs,
+          medianOf(run.ours) === undefined || medianOf(run.oursSnapshot) === undefined ? undefined : medianOf(run.ours)! - medianOf(run.oursSnapshot)!,
         ),
       }
       rss['delta_transfer'] = rssOf(run.ours)
@@ -417,7 +417,7 @@ export async function runBenchmark(config: BenchConfig, opts: RunOptions): Promi
         transfer_ours: run.transfer?.ours ?? { status: 'skipped', reason: run.skipped ?? 'skipped: not run' },
         transfer_raw_multipart: run.transfer?.raw ?? { status: 'skipped', reason: run.skipped ?? 'skipped: not run' },
         transfer_ours_over_raw: transferRatio,
-        transfer_ours_snapshot_ms: run.transfer?.oursSnapshotMs ?? null,
+        transfer_ours_snapshot: run.transfer?.oursSnapshot ?? { status: 'skipped', reason: run.skipped ?? 'skipped: not run' },
         merge_ours: ours,
         merge_vhd_lib: vhdLib,
         merge_xo: xo,

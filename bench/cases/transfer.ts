@@ -10,7 +10,7 @@ import { runInWorker } from '../lib/child.js'
 import { BlockContent, type Layer } from '../lib/fixtures.js'
 import { loadSimulatedPool } from '../lib/simulated-pool.js'
 import { Prng } from '../lib/prng.js'
-import { type CaseContext, type ImplResult, Series } from '../lib/series.js'
+import { type CaseContext, type ImplResult, Series, stepTimes } from '../lib/series.js'
 import { BLOCK_SIZE, maxTableEntriesFor } from '../lib/vhd-format.js'
 import type { PoolAccess, S3Target } from '../tasks/protocol.js'
 import { BENCH_JOB } from './layout.js'
@@ -28,15 +28,10 @@ export interface TransferShape {
 export interface TransferCaseRun {
   readonly ours: ImplResult
   readonly raw: ImplResult
-  /** median time the pool took to snapshot the VM before each raw stream (not timed), ms */
-  readonly snapshotMs: number | null
-  /** median time from the start of our run to its snapshot taken (part of our run's time), ms */
-  readonly oursSnapshotMs: number | null
-}
-
-function median(values: number[]): number | null {
-  values.sort((a, b) => a - b)
-  return values.length === 0 ? null : Math.round(values[Math.floor(values.length / 2)]!)
+  /** the pool's `VM.snapshot` before each raw stream (not in the raw stream's time) */
+  readonly rawSnapshot: ImplResult
+  /** from the start of our run to its snapshot taken: part of our run's time, never subtracted */
+  readonly oursSnapshot: ImplResult
 }
 
 function layerFor(seed: number, round: number): Layer {
@@ -59,7 +54,7 @@ export async function runTransferCase(
   if (!start.ok) {
     ours.record({ ok: false, skipped: true, reason: start.reason })
     raw.record({ ok: false, skipped: true, reason: start.reason })
-    return { ours: ours.result(), raw: raw.result(), snapshotMs: null, oursSnapshotMs: null }
+    return { ours: ours.result(), raw: raw.result(), rawSnapshot: stepTimes([]), oursSnapshot: stepTimes([]) }
   }
   const { shape } = opts
   const seed = ctx.seed + 3
@@ -133,8 +128,8 @@ export async function runTransferCase(
     return {
       ours: withOurs ? ours.result() : full.result(),
       raw: raw.result(),
-      snapshotMs: median(snapshotTimes),
-      oursSnapshotMs: median(oursSnapshotTimes),
+      rawSnapshot: stepTimes(snapshotTimes),
+      oursSnapshot: stepTimes(oursSnapshotTimes),
     }
   } finally {
     await pool.close()

@@ -13,7 +13,7 @@ function row(caseName: string, impl: string, result: ImplResult | undefined): st
   const ms = (v: number): string => padLeft(v >= 10_000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`, 9)
   const verified = result.verified === null ? '-' : result.verified ? 'yes' : 'NO'
   const rate = result.bytes !== undefined ? `${padLeft(((result.bytes / 2 ** 20) / (result.median_ms / 1000)).toFixed(0), 6)} MiB/s` : ''
-  return `${head} ${ms(result.median_ms)} ${ms(result.min_ms)} ${ms(result.max_ms)} ${padLeft(result.peak_rss_mib.toFixed(0), 7)} ${pad(verified, 8)} ${rate}\n`
+  return `${head} ${ms(result.median_ms)} ${ms(result.min_ms)} ${ms(result.max_ms)} ${padLeft(result.peak_rss_mib === null ? '-' : result.peak_rss_mib.toFixed(0), 7)} ${pad(verified, 8)} ${rate}\n`
 }
 
 function isImpl(value: unknown): value is ImplResult {

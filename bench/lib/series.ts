@@ -8,8 +8,8 @@ export interface Measured {
   readonly min_ms: number
   readonly max_ms: number
   readonly runs_ms: readonly number[]
-  /** highest peak RSS over the runs, MiB */
-  readonly peak_rss_mib: number
+  /** highest peak RSS over the runs, MiB (null: a step timed within another run, no process of its own) */
+  readonly peak_rss_mib: number | null
   /** every run's output matched the expected content hash (null: nothing to verify) */
   readonly verified: boolean | null
   /** bytes produced per run (median), where it applies */
@@ -76,6 +76,21 @@ export class Series {
       verified: checks.length === 0 ? null : checks.every(Boolean),
       ...(bytes.length > 0 ? { bytes: summarize(bytes).median } : {}),
     }
+  }
+}
+
+/** the times of one step within other runs (e.g. the pool's snapshot in our backup run), as a line of its own */
+export function stepTimes(values: readonly number[]): ImplResult {
+  if (values.length === 0) return { status: 'skipped', reason: 'skipped: not timed' }
+  const ms = summarize([...values])
+  return {
+    status: 'measured',
+    median_ms: round(ms.median),
+    min_ms: round(ms.min),
+    max_ms: round(ms.max),
+    runs_ms: ms.values.map(v => round(v)),
+    peak_rss_mib: null,
+    verified: null,
   }
 }
 

@@ -20,11 +20,10 @@
  * same delta.
  */
 import { createHash, randomUUID } from 'node:crypto'
-import { open } from 'node:fs/promises'
 
 import type { MethodContext, MethodSpec } from './methods.js'
 import type { PoolModel } from './pool-model.js'
-import { dataExtents } from './sparse-extents.js'
+import type { VdiFiles } from './vdi-files.js'
 import { XapiFault } from './xapi-fault.js'
 
 /** the granularity of CBT: one bit per 64 KiB */
@@ -37,24 +36,21 @@ export function cbtLogBytes(virtualSize: number): number {
 
 const ZERO_BLOCK = createHash('sha256').update(Buffer.alloc(CBT_BLOCK_SIZE)).digest('hex')
 
-/** fingerprints of the non-zero 64 KiB blocks of a raw file, by block index */
-async function fingerprints(path: string): Promise<Map<number, string>> {
+/** fingerprints of the non-zero 64 KiB blocks of a VDI's content, by block index */
+async function fingerprints(files: VdiFiles, uuid: string): Promise<Map<number, string>> {
   const result = new Map<number, string>()
-  const blocks = new Set<number>()
-  for (const [start, end] of await dataExtents(path)) {
-    for (let block = Math.floor(start / CBT_BLOCK_SIZE); block * CBT_BLOCK_SIZE < end; block++) blocks.add(block)
-  }
-  const file = await open(path, 'r')
+  const blocks = await files.allocatedBlocks(uuid, CBT_BLOCK_SIZE)
+  const reader = await files.reader(uuid)
   try {
     const buffer = Buffer.alloc(CBT_BLOCK_SIZE)
-    for (const block of [...blocks].sort((a, b) => a - b)) {
+    for (const block of blocks) {
       buffer.fill(0)
-      await file.read(buffer, 0, CBT_BLOCK_SIZE, block * CBT_BLOCK_SIZE)
+      await reader.read(buffer, 0, CBT_BLOCK_SIZE, block * CBT_BLOCK_SIZE)
       const digest = createHash('sha256').update(buffer).digest('hex')
       if (digest !== ZERO_BLOCK) result.set(block, digest)
     }
   } finally {
-    await file.close()
+    await reader.close()
   }
   return result
 }
@@ -119,7 +115,7 @@ const ref = (value: unknown, name = 'self'): string => {
 async function printsOf(model: PoolModel, vdi: string): Promise<Map<number, string>> {
   const kept = cbtOf(model).kept(vdi)
   if (kept !== undefined) return kept
-  return fingerprints(model.files.path(String(model.store.get('VDI', vdi).uuid)))
+  return fingerprints(model.files, String(model.store.get('VDI', vdi).uuid))
 }
 
 /** the bitmap `list_changed_blocks` answers: bit i (MSB first) for block i */
@@ -159,7 +155,7 @@ async function dataDestroy(ctx: MethodContext, vdi: string): Promise<void> {
     if (model.store.get('VBD', vbd).currently_attached === true) throw new XapiFault('VDI_IN_USE', [vdi, 'data_destroy'])
   }
   const uuid = String(record.uuid)
-  cbtOf(model).keep(vdi, await fingerprints(model.files.path(uuid)))
+  cbtOf(model).keep(vdi, await fingerprints(model.files, uuid))
   model.files.remove(uuid)
   model.store.update('VDI', vdi, { type: 'cbt_metadata', physical_utilisation: cbtLogBytes(Number(record.virtual_size)) })
 }
@@ -238,6 +234,6 @@ export async function bytesOnSr(model: PoolModel, vdi: string): Promise<number> 
   const record = model.store.get('VDI', vdi)
   if (record.type === 'cbt_metadata') return cbtLogBytes(Number(record.virtual_size))
   let bytes = 0
-  for (const [start, end] of await dataExtents(model.files.path(String(record.uuid)))) bytes += end - start
+  for (const [start, end] of await model.files.extents(String(record.uuid))) bytes += end - start
   return bytes
 }

@@ -15,7 +15,7 @@ export interface ServerDeps {
   readonly faults: ArmedFaults
 }
 
-/** The file and size of a VDI named by ref (or uuid) in a query. */
+/** The uuid and size of a VDI named by ref (or uuid) in a query. */
 export function diskOfVdi(model: PoolModel, refOrUuid: string | null): DiskFile {
   const ref = refOrUuid === null ? undefined : model.store.resolve('VDI', refOrUuid)
   if (ref === undefined) throw handleInvalid('VDI', refOrUuid)
@@ -23,7 +23,7 @@ export function diskOfVdi(model: PoolModel, refOrUuid: string | null): DiskFile 
   // a snapshot whose data was destroyed keeps only its CBT metadata: nothing to read
   if (vdi.type === 'cbt_metadata') throw new XapiFault('VDI_INCOMPATIBLE_TYPE', [ref, 'cbt_metadata'])
   const uuid = String(vdi.uuid)
-  return { uuid, path: model.files.path(uuid), virtualSize: Number(vdi.virtual_size) }
+  return { uuid, virtualSize: Number(vdi.virtual_size) }
 }
 
 /** Fails the task and answers 500, or cuts the answer if it is under way. */

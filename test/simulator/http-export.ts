@@ -1,11 +1,10 @@
 /** `GET /export_raw_vdi/`: a VDI as a streamed VHD (full or differencing against `base`) or raw bytes. */
-import { createReadStream } from 'node:fs'
 import type { ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import { setTimeout as delay } from 'node:timers/promises'
 
 import { diskOfVdi, fail, type ServerDeps } from './http-deps.js'
-import { exportVhd } from './vdi-export.js'
+import { exportRaw, exportVhd } from './vdi-export.js'
 import { XapiFault } from './xapi-fault.js'
 
 /** Writes with backpressure; false once the client has gone. */
@@ -79,12 +78,12 @@ export async function handleExport(deps: ServerDeps, query: URLSearchParams, res
       return
     }
     if (format === 'vhd') {
-      const vhd = await exportVhd(disk, base)
+      const vhd = await exportVhd(deps.model.files, disk, base)
       body = vhd
       length = vhd.length
       res.writeHead(200, { 'content-type': 'application/octet-stream' })
     } else if (format === 'raw') {
-      body = createReadStream(disk.path)
+      body = await exportRaw(deps.model.files, disk)
       length = disk.virtualSize
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': disk.virtualSize })
     } else {

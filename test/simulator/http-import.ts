@@ -31,8 +31,8 @@ export async function handleImport(deps: ServerDeps, query: URLSearchParams, req
       if (!body.writableEnded) body.end()
     })
     try {
-      if (format === 'vhd') await importVhd(disk.path, disk.virtualSize, body)
-      else await importRaw(disk.path, disk.virtualSize, body)
+      if (format === 'vhd') await importVhd(deps.model.files, disk.uuid, disk.virtualSize, body)
+      else await importRaw(deps.model.files, disk.uuid, disk.virtualSize, body)
     } catch (error) {
       // the answer is already under way: the failure is reported on the task, the body drained
       req.unpipe(body)

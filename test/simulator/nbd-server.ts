@@ -11,7 +11,6 @@
  *
  * Faults (one-shot): a connection cut in the middle of a read reply, the next export name refused.
  */
-import { open, type FileHandle } from 'node:fs/promises'
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { TLSSocket } from 'node:tls'
 
@@ -48,7 +47,8 @@ import {
 
 /** what an accepted export name opens */
 export interface NbdExportTarget {
-  readonly path: string
+  /** opens the disk's content for reading */
+  readonly open: () => Promise<{ read(buffer: Buffer, offset: number, length: number, position: number): Promise<number>; close(): Promise<void> }>
   readonly size: number
   /** called when a connection opens the export; returns what to call when it closes */
   readonly attach: () => () => void
@@ -228,9 +228,9 @@ export class NbdServer {
   async #transmit(socket: Socket, reader: FrameReader, target: NbdExportTarget): Promise<void> {
     this.opened++
     const release = target.attach()
-    let file: FileHandle | undefined
+    let file: Awaited<ReturnType<NbdExportTarget['open']>> | undefined
     try {
-      file = await open(target.path, 'r')
+      file = await target.open()
       for (;;) {
         const request = await reader.read(REQUEST_SIZE)
         if (request.readUInt32BE(0) !== REQUEST_MAGIC) throw new Refused('bad request magic')
@@ -251,7 +251,7 @@ export class NbdServer {
         }
         const data = Buffer.alloc(length)
         for (let done = 0; done < length; ) {
-          const { bytesRead } = await file.read(data, done, length - done, offset + done)
+          const bytesRead = await file.read(data, done, length - done, offset + done)
           if (bytesRead === 0) break
           done += bytesRead
         }

@@ -22,6 +22,9 @@ describe('simulated pool saved across restarts', () => {
     const snapshot = await xapi.callAsync<string>('VM.snapshot', vm.$ref, 'kept')
     await xapi.call('VM.add_to_other_config', vm.$ref, 'xo:mark', 'set')
     const [disk] = first.vdisOf(vm.uuid)
+    const snapshotDisks = first.vdisOf(first.record('VM', snapshot).uuid)
+    const taken = await Promise.all(snapshotDisks.map(vdi => first.hashVdi(vdi.uuid)))
+    // copy-on-write: what the snapshot reads through its disk is found again after the restart
     await first.writeGuest(disk!.uuid, 4096, randomBytes(8192))
     const hashes = await Promise.all(first.all('VDI').map(async vdi => [vdi.uuid, await first.hashVdi(vdi.uuid)]))
     const records = first.all('VM').map(record => [record.uuid, record.name_label, record.snapshot_of])
@@ -34,6 +37,9 @@ describe('simulated pool saved across restarts', () => {
       assert.equal((second.findVm('vm1').other_config as Record<string, string>)['xo:mark'], 'set')
       assert.equal(second.record('VM', snapshot).is_a_snapshot, true)
       for (const [uuid, hash] of hashes) assert.equal(await second.hashVdi(uuid!), hash)
+      assert.deepEqual(await Promise.all(snapshotDisks.map(vdi => second.hashVdi(vdi.uuid))), taken)
+      await second.writeGuest(disk!.uuid, 0, randomBytes(64 * 1024))
+      assert.deepEqual(await Promise.all(snapshotDisks.map(vdi => second.hashVdi(vdi.uuid))), taken)
       assert.deepEqual(second.all('task'), [])
 
       const client = await connectXapi(second)

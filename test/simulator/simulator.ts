@@ -95,7 +95,7 @@ export class Simulator {
     this.password = opts.password ?? 'secret'
     this.profile = withQuirks(profileNamed(opts.profile ?? DEFAULT_PROFILE), opts.quirks ?? {})
     this.#store = new ObjectStore(this.profile.absentFields)
-    this.#files = new VdiFiles(opts.dataDir)
+    this.#files = new VdiFiles(opts.dataDir, { persist: opts.persist === true })
     this.#model = new PoolModel(this.#store, this.#files, this.profile.quirks.vdiInUseAfterExport)
     this.#tasks = new Tasks(this.#store, () => this.#model.infra.host)
     this.guests = new GuestBoot(this.#store)
@@ -138,9 +138,9 @@ export class Simulator {
   /** Seeds the inventory and starts serving on 127.0.0.1. */
   static async start(opts: SimulatorOptions): Promise<Simulator> {
     const sim = new Simulator(opts)
-    await sim.#files.init()
     const version = { product_version: sim.profile.productVersion, product_brand: sim.profile.productBrand }
     const saved = opts.persist === true ? await loadDatabase(opts.dataDir) : undefined
+    await sim.#files.init({ resume: saved !== undefined })
     if (saved !== undefined) {
       for (const { cls, ref, fields } of saved) sim.#store.create(cls, fields, ref)
       sim.#model.recoverInfrastructure()
@@ -244,7 +244,7 @@ export class Simulator {
         const vdi = this.#store.get('VDI', ref)
         if (vdi.type === 'cbt_metadata') return { refused: `VDI ${uuid} holds only CBT metadata` }
         return {
-          path: this.#files.path(uuid!),
+          open: () => this.#files.reader(uuid!),
           size: Number(vdi.virtual_size),
           attach: () => {
             const vbd = this.#model.attachToControlDomain(ref)
@@ -364,10 +364,26 @@ export class Simulator {
 
   // --- disks -----------------------------------------------------------------------------------
 
-  /** The sparse raw file holding a VDI's content. */
+  /**
+   * The sparse raw file of a VDI: a disk's holds its whole content; a snapshot's holds only the
+   * chunks its disk overwrote since it was taken (copy-on-write: read a snapshot with `readVdi`).
+   */
   vdiPath(vdiUuid: string): string {
     this.#ref('VDI', vdiUuid)
     return this.#files.path(vdiUuid)
+  }
+
+  /** `length` bytes of a VDI's content at `offset` (zeros past its end). */
+  async readVdi(vdiUuid: string, offset: number, length: number): Promise<Buffer> {
+    this.#ref('VDI', vdiUuid)
+    const reader = await this.#files.reader(vdiUuid)
+    try {
+      const buffer = Buffer.alloc(length)
+      await reader.read(buffer, 0, length, offset)
+      return buffer
+    } finally {
+      await reader.close()
+    }
   }
 
   /** Writes into a VDI as its guest would. */

@@ -11,8 +11,8 @@ import { XapiFault } from './xapi-fault.js'
 import { NULL_REF, type Fields } from './xapi-types.js'
 
 /**
- * `VM.snapshot`: a halted copy of the VM whose disks are copies of the VM's disks at this
- * instant (those in `ignoreVdis` left out), with copies of its VIFs.
+ * `VM.snapshot`: a halted copy of the VM whose disks show the VM's disks as they are at this
+ * instant (copy-on-write; those in `ignoreVdis` left out), with copies of its VIFs.
  */
 export async function snapshotVm(model: PoolModel, vm: string, nameLabel: string, ignoreVdis: readonly string[] = []): Promise<string> {
   const source = model.store.snapshot('VM', vm)
@@ -68,7 +68,7 @@ export async function snapshotVm(model: PoolModel, vm: string, nameLabel: string
   return snapshot
 }
 
-/** `VDI.snapshot`: a point-in-time copy of the disk, linked to it through `snapshot_of`. */
+/** `VDI.snapshot`: the disk as it is now (copy-on-write: nothing copied), linked to it through `snapshot_of`. */
 export async function snapshotVdi(model: PoolModel, vdi: string, now: string = xapiDate()): Promise<string> {
   const source = model.store.snapshot('VDI', vdi)
   const { uuid: sourceUuid, ...fields } = source
@@ -79,7 +79,7 @@ export async function snapshotVdi(model: PoolModel, vdi: string, now: string = x
     snapshot_time: now,
     current_operations: {},
   })
-  await model.files.copy(String(sourceUuid), String(model.store.get('VDI', copy).uuid))
+  await model.files.snapshot(String(sourceUuid), String(model.store.get('VDI', copy).uuid))
   model.snapshotsTaken.set(String(sourceUuid), (model.snapshotsTaken.get(String(sourceUuid)) ?? 0) + 1)
   model.store.edit('VDI', vdi, 'snapshots', withRef(copy))
   cbtOf(model).snapshotTaken(vdi, copy)

@@ -4,7 +4,7 @@ import { mkdtemp, open, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { allocatedBlocks, scanForData, walkWithSeekData, type Extent } from './sparse-extents.js'
+import { blocksOf, dataExtents, scanForData, walkWithSeekData, type Extent } from './sparse-extents.js'
 
 const MiB = 1024 ** 2
 const BLOCK = 2 * MiB
@@ -46,6 +46,6 @@ describe('sparse file extents', () => {
       for (let b = Math.floor(offset / BLOCK); b <= Math.floor((offset + length - 1) / BLOCK); ++b) blocks.push(b)
       return blocks
     }))].sort((a, b) => a - b)
-    assert.deepEqual(await allocatedBlocks(path, BLOCK), expected)
+    assert.deepEqual(blocksOf(await dataExtents(path), BLOCK), expected)
   })
 })

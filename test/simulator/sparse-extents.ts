@@ -4,8 +4,8 @@
  * walks the extents. Where python3 or SEEK_DATA is unavailable, the file is scanned for non-zero
  * blocks instead: correct, but its cost grows with the file size.
  */
-import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { execFile, execFileSync } from 'node:child_process'
+import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs'
 import { open } from 'node:fs/promises'
 
 /** [start, end) byte ranges holding data, ascending and non-overlapping. */
@@ -33,18 +33,22 @@ let seekDataWorks: boolean | undefined
 /** A system python3 starts in milliseconds; a version-manager shim on PATH can take half a second. */
 const PYTHON = ['/usr/bin/python3', '/usr/local/bin/python3'].find(path => existsSync(path)) ?? 'python3'
 
+function parseExtents(stdout: string): Extent[] {
+  const extents: Extent[] = []
+  for (const line of stdout.split('\n')) {
+    if (line === '') continue
+    const [start, end] = line.split(' ').map(Number)
+    extents.push([start!, end!])
+  }
+  return extents
+}
+
 /** The extents as lseek(SEEK_DATA/SEEK_HOLE) reports them (needs python3). */
 export function walkWithSeekData(path: string): Promise<Extent[]> {
   return new Promise((resolve, reject) => {
     execFile(PYTHON, ['-c', WALK_EXTENTS, path], { maxBuffer: 256 * 1024 * 1024 }, (error, stdout) => {
       if (error !== null) return reject(error)
-      const extents: Extent[] = []
-      for (const line of stdout.split('\n')) {
-        if (line === '') continue
-        const [start, end] = line.split(' ').map(Number)
-        extents.push([start!, end!])
-      }
-      resolve(extents)
+      resolve(parseExtents(stdout))
     })
   })
 }
@@ -89,10 +93,41 @@ export async function dataExtents(path: string): Promise<Extent[]> {
   return scanForData(path)
 }
 
-/** Indexes of the `blockSize` blocks that hold at least one allocated byte, ascending. */
-export async function allocatedBlocks(path: string, blockSize: number): Promise<number[]> {
+/** `dataExtents`, blocking: for the rare steps that must finish before returning (a disk destroyed) */
+export function dataExtentsSync(path: string): Extent[] {
+  if (seekDataWorks !== false) {
+    try {
+      const extents = parseExtents(execFileSync(PYTHON, ['-c', WALK_EXTENTS, path], { maxBuffer: 256 * 1024 * 1024, encoding: 'utf8' }))
+      seekDataWorks = true
+      return extents
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+      seekDataWorks = false
+    }
+  }
+  const fd = openSync(path, 'r')
+  try {
+    const { size } = fstatSync(fd)
+    const buffer = Buffer.alloc(SCAN_CHUNK)
+    const zeros = Buffer.alloc(SCAN_CHUNK)
+    const extents: [number, number][] = []
+    for (let offset = 0; offset < size; offset += SCAN_CHUNK) {
+      const bytesRead = readSync(fd, buffer, 0, SCAN_CHUNK, offset)
+      if (buffer.subarray(0, bytesRead).equals(zeros.subarray(0, bytesRead))) continue
+      const last = extents.at(-1)
+      if (last !== undefined && last[1] === offset) last[1] = offset + bytesRead
+      else extents.push([offset, offset + bytesRead])
+    }
+    return extents
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Indexes of the `blockSize` blocks that `extents` touch, ascending. */
+export function blocksOf(extents: readonly Extent[], blockSize: number): number[] {
   const blocks: number[] = []
-  for (const [start, end] of await dataExtents(path)) {
+  for (const [start, end] of extents) {
     const first = Math.floor(start / blockSize)
     const last = Math.floor((end - 1) / blockSize)
     for (let block = Math.max(first, (blocks.at(-1) ?? -1) + 1); block <= last; ++block) blocks.push(block)

@@ -3,15 +3,16 @@
  * and each block present is written over the VDI, sector by sector as its bitmap says; raw bytes
  * are written from offset 0.
  */
-import { open, type FileHandle } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
+
+import type { VdiFiles, VdiWriter } from './vdi-files.js'
 
 import { XapiFault } from './xapi-fault.js'
 import { parseVhdStream } from './vhd-lib-parts.js'
 
 const SECTOR = 512
 
-async function writeBlock(file: FileHandle, offset: number, bitmap: Buffer, data: Buffer, limit: number): Promise<void> {
+async function writeBlock(file: VdiWriter, offset: number, bitmap: Buffer, data: Buffer, limit: number): Promise<void> {
   const sectors = data.length / SECTOR
   let run = -1
   for (let sector = 0; sector <= sectors; ++sector) {
@@ -26,9 +27,9 @@ async function writeBlock(file: FileHandle, offset: number, bitmap: Buffer, data
   }
 }
 
-/** Applies a VHD stream over the file at `path` (a disk of `virtualSize` bytes). Returns bytes written. */
-export async function importVhd(path: string, virtualSize: number, body: Readable): Promise<number> {
-  const file = await open(path, 'r+')
+/** Applies a VHD stream over the VDI `uuid` (a disk of `virtualSize` bytes). Returns bytes written. */
+export async function importVhd(files: VdiFiles, uuid: string, virtualSize: number, body: Readable): Promise<number> {
+  const file = await files.writer(uuid)
   let written = 0
   try {
     let blockSize = 0
@@ -48,9 +49,9 @@ export async function importVhd(path: string, virtualSize: number, body: Readabl
   return written
 }
 
-/** Writes a raw stream over the file at `path` from offset 0; rejects data past `virtualSize`. */
-export async function importRaw(path: string, virtualSize: number, body: Readable): Promise<number> {
-  const file = await open(path, 'r+')
+/** Writes a raw stream over the VDI `uuid` from offset 0; rejects data past `virtualSize`. */
+export async function importRaw(files: VdiFiles, uuid: string, virtualSize: number, body: Readable): Promise<number> {
+  const file = await files.writer(uuid)
   let offset = 0
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {
