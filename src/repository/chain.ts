@@ -6,7 +6,7 @@
 import { BackupError } from '../errors.js'
 import { diskDir, isVhdName, normalizePath, resolveSibling } from './layout.js'
 import type { RemoteHandler } from './remote-handler.js'
-import { Constants, formatUuid, isVhdAlias, openVhd } from './vhd-lib.js'
+import { Constants, formatUuid, isVhdAlias, openVhd, resolveVhdAlias } from './vhd-lib.js'
 
 const { DISK_TYPES } = Constants
 
@@ -173,4 +173,94 @@ export async function newestVhd(
     opts.onUnusable?.({ path, reason: (error as Error).message })
     return undefined
   }
+}
+
+/**
+ * Whether chains can be read, judged from the disk folders' listings alone: no VHD is opened,
+ * one listing per disk folder (and of its `data` folder when it holds VHD directories).
+ *
+ * What it sees: a VHD missing from its folder; a VHD directory whose data folder is gone; a
+ * delta whose parent is missing. A VHD's parent is not read from its header: it is the VHD
+ * written just before it in the same folder (each delta is written on the newest VHD of its
+ * disk), among those on the remote and those a restore point's metadata still names, so that a
+ * parent deleted while its restore point's metadata is there is seen missing.
+ *
+ * What it does not see (footers and headers are not read): a truncated or overwritten VHD, a
+ * parent UUID that does not match, a parent deleted together with its restore point's metadata.
+ * Those are caught before they matter by whoever reads the VHDs: a retention pass that removes a
+ * restore point checks the chains it counts with `ChainChecker` first, a merge opens every VHD it
+ * folds in, the run's base check reads the whole newest chain before building a delta on it, and
+ * `verify` and every restore read footers, headers and blocks.
+ */
+export class ListedChains {
+  readonly #handler: RemoteHandler
+  /** VHD path → whether it is a delta, as the metadata that names it says */
+  readonly #named: ReadonlyMap<string, boolean>
+  readonly #folders = new Map<string, Promise<ListedFolder>>()
+  /** settled results: a chain's problem, or `null` when the listings show nothing wrong */
+  readonly #chains = new Map<string, string | null>()
+
+  constructor(handler: RemoteHandler, named: ReadonlyMap<string, boolean>) {
+    this.#handler = handler
+    this.#named = named
+  }
+
+  #folder(dir: string): Promise<ListedFolder> {
+    let folder = this.#folders.get(dir)
+    if (folder === undefined) {
+      folder = (async () => {
+        const vhds = new Set(await listDiskVhds(this.#handler, dir))
+        const data = [...vhds].some(isVhdAlias) ? new Set(await this.#handler.list(`${dir}/data`, { ignoreMissing: true })) : new Set<string>()
+        const named = [...this.#named.keys()].filter(path => path.startsWith(`${dir}/`) && !path.slice(dir.length + 1).includes('/'))
+        return { vhds, data, order: [...new Set([...vhds, ...named])].sort() }
+      })()
+      this.#folders.set(dir, folder)
+    }
+    return folder
+  }
+
+  /** why the chain ending at `vhdPath` cannot be read, as far as the listings tell, or `undefined` */
+  async problemOf(vhdPath: string): Promise<string | undefined> {
+    return (await this.#problemOf(normalizePath(vhdPath))) ?? undefined
+  }
+
+  async #problemOf(path: string): Promise<string | null> {
+    const known = this.#chains.get(path)
+    if (known !== undefined) return known
+    const dir = path.slice(0, path.lastIndexOf('/'))
+    const folder = await this.#folder(dir)
+    let problem: string | null = null
+    if (!folder.vhds.has(path)) {
+      problem = `VHD ${path} is missing`
+    } else if (isVhdAlias(path) && !folder.data.has(path.slice(dir.length + 1).replace(/\.alias\.vhd$/, '.vhd')) && !(await this.#aliasTargetExists(path))) {
+      // (a VHD directory elsewhere than its usual place: its alias says where)
+      problem = `VHD ${path}: its data folder is missing`
+    } else if (this.#named.get(path) === true) {
+      // a delta: its parent is the VHD written just before it in its folder. (A full, or a VHD
+      // no metadata names: whether it has a parent is for its header to say.)
+      const at = folder.order.indexOf(path)
+      const parent = at > 0 ? folder.order[at - 1] : undefined
+      problem = parent === undefined ? `VHD ${path} is a delta with no parent VHD in its folder` : await this.#problemOf(parent)
+    }
+    this.#chains.set(path, problem)
+    return problem
+  }
+
+  async #aliasTargetExists(alias: string): Promise<boolean> {
+    try {
+      await this.#handler.list(await resolveVhdAlias(this.#handler, alias))
+      return true
+    } catch {
+      return false
+    }
+  }
+}
+
+interface ListedFolder {
+  /** the VHDs on the remote */
+  readonly vhds: ReadonlySet<string>
+  /** the names in its `data` folder (VHD directories) */
+  readonly data: ReadonlySet<string>
+  /** the VHDs on the remote and those a metadata names, by name (the order they were written in) */
+  readonly order: readonly string[]
 }

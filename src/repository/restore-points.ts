@@ -17,10 +17,9 @@
  * `listRestorePointsWithStatus` lists those, and the damaged files, with their reason.
  */
 import { posix } from 'node:path'
-import { BackupError } from '../errors.js'
 import { ChainChecker } from './chain.js'
 import { BACKUP_ROOT, assertSafeId, isMetadataName, isUuid, parseTimestamp, resolveFromVmDir, vmDir } from './layout.js'
-import { readMetadata, type BackupMetadata } from './metadata.js'
+import { readMetadata, validateMetadata, type BackupMetadata } from './metadata.js'
 import type { RemoteHandler } from './remote-handler.js'
 
 export interface RestorePointDisk {
@@ -149,9 +148,9 @@ export async function readMetadataFile(handler: RemoteHandler, path: string): Pr
   const foreign = foreignReason(parsed)
   if (foreign !== undefined) return { status: 'foreign', path, reason: foreign }
   try {
-    return { status: 'usable', path, metadata: await readMetadata(handler, path) }
+    // validated as read: the file is not read a second time
+    return { status: 'usable', path, metadata: validateMetadata(parsed, path) }
   } catch (error) {
-    if (error instanceof BackupError && error.code === 'RESTORE_POINT_NOT_FOUND') return undefined
     return damaged(path, (error as Error).message, text)
   }
 }
@@ -173,7 +172,7 @@ export async function readVmMetadataFiles(handler: RemoteHandler, vmUuid: string
 }
 
 /** why the restore point cannot be restored (the first problem of its disks' chains), or `undefined` */
-export async function unrestorableReason(point: RestorePoint, checker: ChainChecker): Promise<string | undefined> {
+export async function unrestorableReason(point: RestorePoint, checker: { problemOf(vhdPath: string): Promise<string | undefined> }): Promise<string | undefined> {
   for (const disk of point.disks) {
     const problem = await checker.problemOf(disk.vhd)
     if (problem !== undefined) return `disk "${disk.name}": ${problem}`

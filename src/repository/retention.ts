@@ -27,7 +27,7 @@
  */
 import { posix } from 'node:path'
 import { BackupError } from '../errors.js'
-import { ChainChecker, mixesFormats, readVhdInfo, listDiskVhds, type VhdInfo } from './chain.js'
+import { ChainChecker, ListedChains, mixesFormats, readVhdInfo, listDiskVhds, type VhdInfo } from './chain.js'
 import {
   assertSafeId,
   isMetadataTempName,
@@ -146,6 +146,15 @@ async function markRewritten(
   }
 }
 
+/** VHD path (from the remote root) → whether a metadata file names it as a delta */
+function deltaFlagsOf(vm: string, files: readonly MetadataFile[]): Map<string, boolean> {
+  const flags = new Map<string, boolean>()
+  for (const { metadata } of files) {
+    for (const [ref, relative] of Object.entries(metadata.vhds)) flags.set(resolveFromVmDir(vm, relative), metadata.isVhdDifferencing[ref] === true)
+  }
+  return flags
+}
+
 interface DiskPlan {
   /** chains to merge: unreferenced VHDs, oldest (a full) first, then the oldest referenced one */
   readonly merges: string[][]
@@ -207,6 +216,11 @@ async function removeLeftovers(handler: RemoteHandler, dir: string, vhds: readon
     removed.push(`${dir}/${name}`)
   }
   if (!names.includes('data')) return removed
+  const data = await handler.list(`${dir}/data`, { ignoreMissing: true })
+  // each VHD directory where its alias usually points (`data/<name>.vhd`): none is a leftover,
+  // and no alias needs reading
+  const usual = new Set(vhds.filter(isVhdAlias).map(alias => posix.basename(alias).replace(/\.alias\.vhd$/, '.vhd')))
+  if (data.every(name => usual.has(name))) return removed
   const targets = new Set<string>()
   for (const alias of vhds.filter(isVhdAlias)) {
     try {
@@ -215,7 +229,7 @@ async function removeLeftovers(handler: RemoteHandler, dir: string, vhds: readon
       // an unreadable alias protects nothing; verify reports it
     }
   }
-  for (const name of await handler.list(`${dir}/data`, { ignoreMissing: true })) {
+  for (const name of data) {
     const path = `${dir}/data/${name}`
     if (!targets.has(path)) {
       await handler.rmtree(path)
@@ -258,12 +272,23 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
   const classified = await readVmMetadataFiles(handler, vm)
   const foreign = classified.filter(file => file.status === 'foreign').map(({ path, reason }) => ({ path, reason }))
   let files: MetadataFile[] = classified.flatMap(file => (file.status === 'usable' ? [{ path: file.path, metadata: file.metadata }] : []))
+  const byDate = (a: MetadataFile, b: MetadataFile) => a.metadata.timestamp - b.metadata.timestamp || (a.path < b.path ? -1 : 1)
+  const ofJob = files.filter(file => file.metadata.jobId === jobId).sort(byDate)
+  // Which restore points can be restored, from the disk folders' listings first (one per folder,
+  // no VHD opened: `ListedChains`); what a listing shows wrong is confirmed by reading the VHDs'
+  // footers and headers (`ChainChecker`), and so is every chain counted when the count removes a
+  // restore point. A pass that removes nothing opens no VHD: a truncated or overwritten VHD it
+  // does not see is caught before it matters, by the pass that would remove a restore point
+  // because of it, by the merge that opens what it folds in, by the run's base check (the whole
+  // newest chain), by `verify` and by every restore.
+  const listed = new ListedChains(handler, deltaFlagsOf(vm, files))
   const checker = new ChainChecker(handler)
   const broken = new Map<string, string>()
-  for (const file of files.filter(file => file.metadata.jobId === jobId)) {
+  const classify = async (file: MetadataFile, thorough: boolean) => {
     let reason: string | undefined
     try {
-      reason = await unrestorableReason(restorePointOf(file.path, file.metadata), checker)
+      const point = restorePointOf(file.path, file.metadata)
+      reason = thorough || (await unrestorableReason(point, listed)) !== undefined ? await unrestorableReason(point, checker) : undefined
     } catch (error) {
       reason = (error as Error).message
     }
@@ -271,15 +296,16 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
     reason ??= recordedDamageOf(file.metadata)
     if (reason !== undefined) broken.set(file.path, reason)
   }
+  for (const file of ofJob) await classify(file, false)
   // restore points holding recorded data damage keep their VHDs as long as their metadata is
   // there: an explicit restore (`allowDamaged`) still reads every undamaged block of them
-  const withDataDamage = new Set(files.filter(file => file.metadata.jobId === jobId && recordedDamageOf(file.metadata) !== undefined).map(file => file.path))
-  const byDate = (a: MetadataFile, b: MetadataFile) => a.metadata.timestamp - b.metadata.timestamp || (a.path < b.path ? -1 : 1)
-  const ofJob = files.filter(file => file.metadata.jobId === jobId).sort(byDate)
+  const withDataDamage = new Set(ofJob.filter(file => recordedDamageOf(file.metadata) !== undefined).map(file => file.path))
   // the digests of the VHDs about to be merged are in the metadata removed below
   const recorded = recordedIntegrityOf(vm, files.map(file => file.metadata))
   const dropped = new Set(opts.drop ?? [])
-  const kept = ofJob.filter(file => !dropped.has(file.path) && !broken.has(file.path))
+  const counted = () => ofJob.filter(file => !dropped.has(file.path) && !broken.has(file.path))
+  if (counted().length > keep) for (const file of counted()) await classify(file, true)
+  const kept = counted()
   const past = [...ofJob.filter(file => dropped.has(file.path)), ...kept.slice(0, Math.max(0, kept.length - keep))]
   for (const { path } of past) {
     throwIfAborted(signal)
@@ -313,7 +339,8 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
     throwIfAborted(signal)
     const dir = `${jobDir}/${vdi}`
     const vhds = await listDiskVhds(handler, dir)
-    const plan = planDisk(vhds, await readInfos(handler, vhds), referenced)
+    // with every VHD referenced there is nothing to merge or delete: no header needs reading
+    const plan = vhds.every(referenced) ? { merges: [], deletions: [] } : planDisk(vhds, await readInfos(handler, vhds), referenced)
     const xoMerge = await xoMergeInTheWay(handler, dir, plan)
     if (xoMerge !== undefined) {
       deferred.push({
@@ -368,9 +395,11 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
     // a merge finished by an earlier call that stopped before updating the metadata
     const markedDelta = (user: { path: string; ref: string }) =>
       files.find(file => file.path === user.path)?.metadata.isVhdDifferencing[user.ref] === true
+    // (only a VHD marked delta whose parent the listing does not show can be one: its header says)
+    const after = new ListedChains(handler, deltaFlagsOf(vm, files))
     for (const path of (await listDiskVhds(handler, dir)).filter(referenced)) {
       const users = references.get(path) ?? []
-      if (!users.some(markedDelta)) continue
+      if (!users.some(markedDelta) || (await after.problemOf(path)) === undefined) continue
       const info = await readVhdInfo(handler, path).catch(() => undefined)
       if (info !== undefined && info.parent === undefined) await markRewritten(handler, vm, path, users, true)
     }

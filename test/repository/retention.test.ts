@@ -16,6 +16,7 @@ import { exportStream, expectedDiskHash, hashStream, seededChain } from './expor
 import { openTempRemote, type TempRemote } from './temp-remote.js'
 import type { VhdInfo } from '../../src/repository/chain.js'
 import { verifyRemote } from '../../src/repository/verify.js'
+import { VhdAbstract } from '../../src/repository/vhd-lib.js'
 
 const VM = '997e38ca-c27e-4baa-8e5f-19d95c27c74b'
 const DISK_A = 'f5d48e13-15db-4d9e-a2b3-a53af12b0b04'
@@ -158,6 +159,39 @@ for (const directory of [false, true]) {
       assert.deepEqual([one.removed, one.unrestorable], [[points[0]!.metadata], unrestorable])
       assert.deepEqual(await listDiskVhds(remote.handler, diskDir(VM, JOB, DISK_A)), [points[2]!.vhds[DISK_A]])
       assert.equal((await remote.handler.readFile(points[1]!.metadata)).toString(), '{ not json')
+    })
+
+    it('a pass with nothing past retention opens no VHD, and still sees a missing VHD and a missing parent', async () => {
+      const chains = { [DISK_A]: seededChain(SIZE, 4, 12), [DISK_B]: seededChain(SIZE, 4, 13) }
+      const points = await writeBackups(remote.handler, VM, JOB, chains, { directory })
+      const opened: string[] = []
+      const counting = new Proxy(remote.handler, {
+        get(target, key) {
+          const value = Reflect.get(target, key) as unknown
+          if (typeof value !== 'function') return value
+          const method = (value as (...args: unknown[]) => Promise<unknown>).bind(target)
+          if (key !== 'openFile' && key !== 'readFile' && key !== 'createReadStream') return method
+          return (file: unknown, ...rest: unknown[]) => {
+            const path = typeof file === 'string' ? file : (file as { path: string }).path
+            if (!path.endsWith('.json')) opened.push(path)
+            return method(file, ...rest)
+          }
+        },
+      }) as typeof remote.handler
+      const none = await enforceRetention(counting, { vm: VM, jobId: JOB, keep: 5 })
+      assert.deepEqual([none.removed, none.merges, none.deleted, none.unrestorable], [[], [], [], []])
+      assert.deepEqual(opened, [])
+
+      // delta 2 of disk B gone: restore points 2 to 4 cannot be restored; its metadata still names it
+      await VhdAbstract.unlink(remote.handler, points[2]!.vhds[DISK_B]!)
+      const broken = await enforceRetention(counting, { vm: VM, jobId: JOB, keep: 5 })
+      assert.deepEqual(broken.removed, [])
+      assert.deepEqual(broken.unrestorable.map(u => u.path), points.slice(2).map(p => p.metadata))
+      assert.ok(broken.unrestorable.every(u => u.reason.includes(`${points[2]!.vhds[DISK_B]} is missing`)), JSON.stringify(broken.unrestorable))
+      // retention 1: the chains counted are read first; restore point 0 goes, 1 is kept and restores
+      const two = await enforceRetention(remote.handler, { vm: VM, jobId: JOB, keep: 1 })
+      assert.deepEqual(two.removed, [points[0]!.metadata])
+      assert.equal(await rawHash(remote, points[1]!.vhds[DISK_A]!), expectedDiskHash(SIZE, chains[DISK_A]!.slice(0, 2)))
     })
 
     it('a restore point whose data damage a merge recorded is not counted, not deleted, not merged into; no good one goes early', async () => {
