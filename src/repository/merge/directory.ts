@@ -201,7 +201,7 @@ async function moveBlocks(
   scratchPath: string,
   list: BlockChecksums | undefined,
   opts: MergeRunOptions,
-): Promise<void> {
+): Promise<Set<string>> {
   const geometry = geometryOf(parent.vhd.header.blockSize)
   const readsWholeBlocks = parent.vhd.compressionType !== undefined || (handler as { isEncrypted?: boolean }).isEncrypted === true
   const touchedDirs = new Set<string>()
@@ -273,11 +273,24 @@ async function moveBlocks(
     done++
     opts.onProgress?.(done, total)
   })
-  // flushed together: the file system commits them in one go
-  await Promise.all([...touchedDirs].map(dir => syncDir(handler, dir).catch(ignoreEnoent)))
+  return touchedDirs
 }
 
-async function writeMetadata(handler: RemoteHandler, parent: DirLayer, holders: Map<number, DirLayer[]>, plan: DirectoryMergePlan): Promise<void> {
+/**
+ * The full's bat and header, then one flush for them and for the folders the blocks moved between
+ * (`touchedDirs`), all at once: the file system commits them together. Flushing the bat with the
+ * moves costs nothing in safety: until the state records `rename`, an interruption redoes the
+ * moves a crash lost and this metadata, and the kept restore point reads the moved blocks through
+ * the child, whose bat still lists them: from the child's folder where a move was lost, never
+ * through the full's bat.
+ */
+async function writeMetadata(
+  handler: RemoteHandler,
+  parent: DirLayer,
+  holders: Map<number, DirLayer[]>,
+  plan: DirectoryMergePlan,
+  touchedDirs: Iterable<string>,
+): Promise<void> {
   const { vhd } = parent
   const allocated = allocatedBlocks(vhd)
   vhd.header = { ...vhd.header, maxTableEntries: plan.maxTableEntries }
@@ -288,15 +301,18 @@ async function writeMetadata(handler: RemoteHandler, parent: DirLayer, holders: 
     syncPath(handler, `${parent.dataPath}/bat`),
     syncPath(handler, `${parent.dataPath}/header`),
     syncDir(handler, parent.dataPath),
+    ...[...touchedDirs].map(dir => syncDir(handler, dir).catch(ignoreEnoent)),
   ])
 }
 
-/** The merged full's footer: the newest child's UUID and size, written right before the alias rename. */
+/**
+ * The merged full's footer: the newest child's UUID and size, written right before the alias
+ * rename, and flushed with it (until the state is gone, an interruption redoes both).
+ */
 async function writeFooter(handler: RemoteHandler, dataPath: string, plan: DirectoryMergePlan): Promise<void> {
   const { value: vhd } = await vhdLib.VhdDirectory.open(handler, dataPath, { flags: 'r+' })
   vhd.footer = vhdUtils.unpackFooter(Buffer.from(plan.footer, 'base64'))
   await vhd.writeFooter()
-  await syncPath(handler, `${dataPath}/footer`)
 }
 
 /** Carry out (or finish) the merge a state file describes, from its current step. */
@@ -358,9 +374,9 @@ export async function runDirectoryMerge(
       throw broken(`the VHDs of ${parentAlias} changed since its merge started`, parentAlias)
     }
     checkChain([parent, ...children])
-    await moveBlocks(handler, parent, holders, scratchPath, list, opts)
+    const touchedDirs = await moveBlocks(handler, parent, holders, scratchPath, list, opts)
     throwIfAborted(opts.signal)
-    await writeMetadata(handler, parent, holders, plan)
+    await writeMetadata(handler, parent, holders, plan, touchedDirs)
     state.step = 'rename'
     await writeMergeState(handler, statePath, state)
   }
@@ -375,7 +391,7 @@ export async function runDirectoryMerge(
       }
       // renamed before an interruption
     }
-    await syncDir(handler, dir)
+    await Promise.all([syncPath(handler, `${parentData}/footer`), syncDir(handler, dir)])
     // not recorded: a resumed `rename` finds the rename done and goes on with the checksums
     state.step = 'checksums'
   }
