@@ -113,7 +113,7 @@ export function buildApiMethods(api: PluginApi): Record<MethodName, XoApiMethod>
     ),
     deleteRestorePoint: method<DeleteRestorePointParams>(
       'deleteRestorePoint',
-      'Deletes the oldest or the newest restore point of its job; the others stay restorable (the full is merged into the next one)',
+      'Deletes one restore point; the others stay restorable with their bytes (the full, or a delta between two others, is merged into the next one; nothing is deleted when that merge would meet damage)',
       params => api.deleteRestorePoint(params)
     ),
     forgetVm: method<ForgetVmParams>(

@@ -1,10 +1,16 @@
 /**
  * Deleting backups on request, under the VM's chain lock, with the retention machinery:
  *
- * - one restore point, the oldest or the newest of its job: its `.json` goes, then the same pass
- *   as retention merges the full into the next restore point (the oldest), or deletes what no
- *   restore point uses any more (the newest). Every other restore point stays restorable. One
- *   between two others is refused for now: its delta would stay in the chain unreferenced.
+ * - one restore point: its `.json` goes, then the same pass as retention folds what it alone used
+ *   into the next restore point of its chain, which keeps its name and its bytes: the full into
+ *   the next restore point, which becomes the full (the oldest); a delta between two others into
+ *   its child, which becomes one delta of the deleted one's parent (as Xen Orchestra's clean-up
+ *   merges an unused delta into its child); or deletes what no restore point uses any more (the
+ *   newest). Every other restore point stays restorable. Before anything is deleted, the merges
+ *   are checked as their `check` step does: damage (recorded in the restore points that read it,
+ *   as retention records it), VHD files and directories mixed in one chain, or Xen Orchestra's
+ *   own interrupted merge in the way refuse the deletion, and nothing is deleted. A crash during
+ *   the merge is finished by the next run or the next deletion of the VM, from the merge's state.
  * - a VM's backups (`forgetVm`): every restore point this product wrote for the VM (those whose
  *   metadata carries its `continuousDelta` field), then the disk folders no restore point uses.
  *   Restore points written by Xen Orchestra's own jobs beside ours (incremental or full) are
@@ -17,7 +23,7 @@ import { invalidateMetadataCache, readMetadata } from './metadata.js'
 import type { BackupMetadata } from './metadata.js'
 import type { RemoteHandler } from './remote-handler.js'
 import { listMetadataFiles, readVmMetadataFiles } from './restore-points.js'
-import { enforceRetention } from './retention.js'
+import { enforceRetention, mergeObstacles, recordObstacleDamage } from './retention.js'
 import type { DiskMergeResult } from './retention.js'
 
 export interface DeleteRestorePointResult {
@@ -39,27 +45,26 @@ function vmOfRestorePoint(id: string): string {
 
 export async function deleteRestorePoint(handler: RemoteHandler, id: string, opts: { signal?: AbortSignal } = {}): Promise<DeleteRestorePointResult> {
   const vm = vmOfRestorePoint(id)
+  const signal = opts.signal === undefined ? {} : { signal: opts.signal }
   return withChainLock(handler, vm, async () => {
     const metadata = await readMetadata(handler, id)
-    const ofJob = await pointsOfJob(handler, vm, metadata.jobId)
-    const newest = ofJob.at(-1)
-    if (id !== ofJob[0] && id !== newest) {
-      // its delta would stay in the chain unreferenced, and the later merge across it is not yet
-      // recognised by the block checksums of the merged VHD: refused rather than risk a restore
+    // what an interrupted deletion or merge left is finished first: the check below sees the
+    // chain as it is
+    const before = await enforceRetention(handler, { vm, jobId: metadata.jobId, keep: Infinity, ...signal })
+    const obstacles = await mergeObstacles(handler, { vm, jobId: metadata.jobId, drop: [id], ...signal })
+    if (obstacles.length > 0) {
+      const damaged = obstacles.some(obstacle => obstacle.reason === 'damaged')
+      const recorded = await recordObstacleDamage(handler, vm, obstacles)
+      const points = recorded.length === 0 ? '' : `; restore point${recorded.length === 1 ? '' : 's'} ${recorded.join(', ')} cannot be restored (DATA_DAMAGED)`
       throw new BackupError(
-        'INVALID_PARAMETER',
-        `restore point ${id} is between two others of its job: only the oldest (merged into the next) or the newest can be deleted; nothing was deleted`,
-        { restorePoint: id }
+        damaged ? 'DATA_DAMAGED' : obstacles.some(obstacle => obstacle.reason === 'xo-merge-pending') ? 'CHAIN_LOCKED' : 'INVALID_PARAMETER',
+        `restore point ${id} was not deleted, nothing was: the merge its deletion needs cannot be done: ${obstacles.map(obstacle => obstacle.message).join('; ')}${points}`,
+        { restorePoint: id, obstacles: obstacles.map(({ vdi, reason, message }) => ({ vdi, reason, message })) },
       )
     }
-    const { merges, deleted } = await enforceRetention(handler, {
-      vm,
-      jobId: metadata.jobId,
-      keep: Infinity,
-      drop: [id],
-      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
-    })
-    return { restorePoint: id, vm, jobId: metadata.jobId, merges, deleted, wasNewest: newest === id }
+    const ofJob = await pointsOfJob(handler, vm, metadata.jobId)
+    const { merges, deleted } = await enforceRetention(handler, { vm, jobId: metadata.jobId, keep: Infinity, drop: [id], ...signal })
+    return { restorePoint: id, vm, jobId: metadata.jobId, merges: [...before.merges, ...merges], deleted: [...before.deleted, ...deleted], wasNewest: ofJob.at(-1) === id }
   })
 }
 

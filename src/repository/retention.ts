@@ -43,7 +43,7 @@ import {
 import { removeSidecar } from './integrity/sidecar.js'
 import { recordedIntegrityOf } from './integrity/trusted.js'
 import { recordDamage } from './damage.js'
-import { isMergeRefused, mergeChain, resumeMerges, type MergeDamage, type MergeResult } from './merge/index.js'
+import { checkMerge, isMergeRefused, mergeChain, resumeMerges, type MergeDamage, type MergeResult } from './merge/index.js'
 import { isMergeStateName, listXoMergeStates } from './merge/state.js'
 import { invalidateMetadataCache, readMetadata, updateMetadata, type BackupMetadata } from './metadata.js'
 import { readVmMetadataFiles, recordedDamageOf, restorePointOf, unrestorableReason } from './restore-points.js'
@@ -182,7 +182,12 @@ export function planDisk(vhds: readonly string[], infos: ReadonlyMap<string, Vhd
   const merges: string[][] = []
   for (const root of vhds) {
     const info = infos.get(root)
-    if (info === undefined || info.parent !== undefined || referenced(root)) continue
+    if (info === undefined || referenced(root)) continue
+    // a run of unreferenced VHDs starts at a full, or at a delta whose parent a restore point
+    // uses (a restore point deleted between two others): the run and its first referenced
+    // descendant become one VHD under that descendant's name, still a delta of that parent
+    const parent = info.parent?.path
+    if (parent !== undefined && !(infos.get(parent) !== undefined && referenced(parent))) continue
     const chain = [root]
     let current = root
     // follow a straight line of unreferenced VHDs down to the first referenced one
@@ -239,6 +244,89 @@ async function removeLeftovers(handler: RemoteHandler, dir: string, vhds: readon
   return removed
 }
 
+/** what retention sees of a VM's restore points, and what it would remove, before it removes anything */
+interface RetentionView {
+  readonly foreign: { readonly path: string; readonly reason: string }[]
+  /** the restore points retention removes (past `keep`, or dropped), oldest first */
+  readonly past: MetadataFile[]
+  /** the usable metadata files left once `past` is gone */
+  readonly remaining: MetadataFile[]
+  /** the digests of the VHDs recorded by every usable metadata file, `past` included */
+  readonly recorded: ReturnType<typeof recordedIntegrityOf>
+  readonly unrestorable: { readonly path: string; readonly reason: string }[]
+  /** VHD path → the metadata files left (and their VDI refs) that reference it */
+  readonly references: Map<string, { path: string; ref: string }[]>
+  /** whether a restore point left (or a damaged metadata file's date) still needs the VHD */
+  readonly referenced: (path: string) => boolean
+  /** the restore points of the job whose data damage a merge recorded */
+  readonly withDataDamage: ReadonlySet<string>
+  /** the VHDs those read: nothing is merged into them */
+  readonly damagedTargets: ReadonlySet<string>
+}
+
+async function viewOf(handler: RemoteHandler, vm: string, jobId: string, keep: number, drop: readonly string[]): Promise<RetentionView> {
+  const classified = await readVmMetadataFiles(handler, vm)
+  const foreign = classified.filter(file => file.status === 'foreign').map(({ path, reason }) => ({ path, reason }))
+  const files: MetadataFile[] = classified.flatMap(file => (file.status === 'usable' ? [{ path: file.path, metadata: file.metadata }] : []))
+  const byDate = (a: MetadataFile, b: MetadataFile) => a.metadata.timestamp - b.metadata.timestamp || (a.path < b.path ? -1 : 1)
+  const ofJob = files.filter(file => file.metadata.jobId === jobId).sort(byDate)
+  // Which restore points can be restored, from the disk folders' listings first (one per folder,
+  // no VHD opened: `ListedChains`); what a listing shows wrong is confirmed by reading the VHDs'
+  // footers and headers (`ChainChecker`), and so is every chain counted when the count removes a
+  // restore point. A pass that removes nothing opens no VHD: a truncated or overwritten VHD it
+  // does not see is caught before it matters, by the pass that would remove a restore point
+  // because of it, by the merge that opens what it folds in, by the run's base check (the whole
+  // newest chain), by `verify` and by every restore.
+  const listed = new ListedChains(handler, deltaFlagsOf(vm, files))
+  const checker = new ChainChecker(handler)
+  const broken = new Map<string, string>()
+  const classify = async (file: MetadataFile, thorough: boolean) => {
+    let reason: string | undefined
+    try {
+      const point = restorePointOf(file.path, file.metadata)
+      reason = thorough || (await unrestorableReason(point, listed)) !== undefined ? await unrestorableReason(point, checker) : undefined
+    } catch (error) {
+      reason = (error as Error).message
+    }
+    // data damage a merge found and recorded: the chain reads, but the restore fails DATA_DAMAGED
+    reason ??= recordedDamageOf(file.metadata)
+    if (reason !== undefined) broken.set(file.path, reason)
+  }
+  for (const file of ofJob) await classify(file, false)
+  // restore points holding recorded data damage keep their VHDs as long as their metadata is
+  // there: an explicit restore (`allowDamaged`) still reads every undamaged block of them
+  const withDataDamage = new Set(ofJob.filter(file => recordedDamageOf(file.metadata) !== undefined).map(file => file.path))
+  // the digests of the VHDs about to be merged are in the metadata retention removes
+  const recorded = recordedIntegrityOf(vm, files.map(file => file.metadata))
+  const dropped = new Set(drop)
+  const counted = () => ofJob.filter(file => !dropped.has(file.path) && !broken.has(file.path))
+  if (counted().length > keep) for (const file of counted()) await classify(file, true)
+  const kept = counted()
+  const past = [...ofJob.filter(file => dropped.has(file.path)), ...kept.slice(0, Math.max(0, kept.length - keep))]
+  const gone = new Set(past.map(file => file.path))
+  const remaining = files.filter(file => !gone.has(file.path))
+  // an unrestorable restore point keeps its VHDs while it is not older than every restore point
+  // kept: nothing it may still hold goes early, yet it cannot hold a chain past the retention
+  const oldestKept = kept.find(file => !gone.has(file.path))?.metadata.timestamp
+  const inWindow = (timestamp: number | undefined) => oldestKept === undefined || timestamp === undefined || timestamp >= oldestKept
+  const damaged = classified.flatMap(file => (file.status === 'damaged' && (file.jobId === undefined || file.jobId === jobId) ? [file] : []))
+  const unrestorable = [
+    ...damaged.map(({ path, reason }) => ({ path, reason })),
+    ...ofJob.flatMap(file => (broken.has(file.path) && !gone.has(file.path) ? [{ path: file.path, reason: broken.get(file.path)! }] : [])),
+  ].sort((a, b) => (a.path < b.path ? -1 : 1))
+  const references = referencesOf(
+    vm,
+    remaining.filter(file => !broken.has(file.path) || withDataDamage.has(file.path) || inWindow(file.metadata.timestamp)),
+  )
+  // VHDs a restore point with recorded data damage reads: nothing is merged into them (the merge
+  // would fold the damage in, or be refused again at every run)
+  const damagedTargets = new Set([...referencesOf(vm, remaining.filter(file => withDataDamage.has(file.path))).keys()])
+  // the VHDs of a damaged metadata file cannot be read from it: those named after its date
+  const pinnedNames = new Set(damaged.filter(file => inWindow(file.timestamp)).map(file => posix.basename(file.path, '.json')))
+  const referenced = (path: string) => references.has(path) || pinnedNames.has(timestampOfName(posix.basename(path)) ?? '')
+  return { foreign, past, remaining, recorded, unrestorable, references, referenced, withDataDamage, damagedTargets }
+}
+
 export async function enforceRetention(handler: RemoteHandler, opts: RetentionOptions): Promise<RetentionResult> {
   const vm = assertSafeId('vm', opts.vm)
   const jobId = assertSafeId('job', opts.jobId)
@@ -269,70 +357,15 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
   const resumed = merges.length
 
   // 2. restorable restore points beyond `keep` lose their metadata
-  const classified = await readVmMetadataFiles(handler, vm)
-  const foreign = classified.filter(file => file.status === 'foreign').map(({ path, reason }) => ({ path, reason }))
-  let files: MetadataFile[] = classified.flatMap(file => (file.status === 'usable' ? [{ path: file.path, metadata: file.metadata }] : []))
-  const byDate = (a: MetadataFile, b: MetadataFile) => a.metadata.timestamp - b.metadata.timestamp || (a.path < b.path ? -1 : 1)
-  const ofJob = files.filter(file => file.metadata.jobId === jobId).sort(byDate)
-  // Which restore points can be restored, from the disk folders' listings first (one per folder,
-  // no VHD opened: `ListedChains`); what a listing shows wrong is confirmed by reading the VHDs'
-  // footers and headers (`ChainChecker`), and so is every chain counted when the count removes a
-  // restore point. A pass that removes nothing opens no VHD: a truncated or overwritten VHD it
-  // does not see is caught before it matters, by the pass that would remove a restore point
-  // because of it, by the merge that opens what it folds in, by the run's base check (the whole
-  // newest chain), by `verify` and by every restore.
-  const listed = new ListedChains(handler, deltaFlagsOf(vm, files))
-  const checker = new ChainChecker(handler)
-  const broken = new Map<string, string>()
-  const classify = async (file: MetadataFile, thorough: boolean) => {
-    let reason: string | undefined
-    try {
-      const point = restorePointOf(file.path, file.metadata)
-      reason = thorough || (await unrestorableReason(point, listed)) !== undefined ? await unrestorableReason(point, checker) : undefined
-    } catch (error) {
-      reason = (error as Error).message
-    }
-    // data damage a merge found and recorded: the chain reads, but the restore fails DATA_DAMAGED
-    reason ??= recordedDamageOf(file.metadata)
-    if (reason !== undefined) broken.set(file.path, reason)
-  }
-  for (const file of ofJob) await classify(file, false)
-  // restore points holding recorded data damage keep their VHDs as long as their metadata is
-  // there: an explicit restore (`allowDamaged`) still reads every undamaged block of them
-  const withDataDamage = new Set(ofJob.filter(file => recordedDamageOf(file.metadata) !== undefined).map(file => file.path))
-  // the digests of the VHDs about to be merged are in the metadata removed below
-  const recorded = recordedIntegrityOf(vm, files.map(file => file.metadata))
-  const dropped = new Set(opts.drop ?? [])
-  const counted = () => ofJob.filter(file => !dropped.has(file.path) && !broken.has(file.path))
-  if (counted().length > keep) for (const file of counted()) await classify(file, true)
-  const kept = counted()
-  const past = [...ofJob.filter(file => dropped.has(file.path)), ...kept.slice(0, Math.max(0, kept.length - keep))]
-  for (const { path } of past) {
+  const view = await viewOf(handler, vm, jobId, keep, opts.drop ?? [])
+  const { foreign, recorded, unrestorable, references, referenced, withDataDamage, damagedTargets } = view
+  for (const { path } of view.past) {
     throwIfAborted(signal)
     await handler.unlink(path)
     await invalidateMetadataCache(handler, path)
     removed.push(path)
   }
-  files = files.filter(file => !removed.includes(file.path))
-  // an unrestorable restore point keeps its VHDs while it is not older than every restore point
-  // kept: nothing it may still hold goes early, yet it cannot hold a chain past the retention
-  const oldestKept = kept.find(file => !removed.includes(file.path))?.metadata.timestamp
-  const inWindow = (timestamp: number | undefined) => oldestKept === undefined || timestamp === undefined || timestamp >= oldestKept
-  const damaged = classified.flatMap(file => (file.status === 'damaged' && (file.jobId === undefined || file.jobId === jobId) ? [file] : []))
-  const unrestorable = [
-    ...damaged.map(({ path, reason }) => ({ path, reason })),
-    ...ofJob.flatMap(file => (broken.has(file.path) && !removed.includes(file.path) ? [{ path: file.path, reason: broken.get(file.path)! }] : [])),
-  ].sort((a, b) => (a.path < b.path ? -1 : 1))
-  const references = referencesOf(
-    vm,
-    files.filter(file => !broken.has(file.path) || withDataDamage.has(file.path) || inWindow(file.metadata.timestamp)),
-  )
-  // VHDs a restore point with recorded data damage reads: nothing is merged into them (the merge
-  // would fold the damage in, or be refused again at every run)
-  const damagedTargets = new Set([...referencesOf(vm, files.filter(file => withDataDamage.has(file.path))).keys()])
-  // the VHDs of a damaged metadata file cannot be read from it: those named after its date
-  const pinnedNames = new Set(damaged.filter(file => inWindow(file.timestamp)).map(file => posix.basename(file.path, '.json')))
-  const referenced = (path: string) => references.has(path) || pinnedNames.has(timestampOfName(posix.basename(path)) ?? '')
+  const files = view.remaining
 
   // 3. per disk: merge what precedes a referenced VHD, delete what nothing needs
   for (const vdi of vdis) {
@@ -340,7 +373,8 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
     const dir = `${jobDir}/${vdi}`
     const vhds = await listDiskVhds(handler, dir)
     // with every VHD referenced there is nothing to merge or delete: no header needs reading
-    const plan = vhds.every(referenced) ? { merges: [], deletions: [] } : planDisk(vhds, await readInfos(handler, vhds), referenced)
+    const infos = vhds.every(referenced) ? undefined : await readInfos(handler, vhds)
+    const plan = infos === undefined ? { merges: [], deletions: [] } : planDisk(vhds, infos, referenced)
     const xoMerge = await xoMergeInTheWay(handler, dir, plan)
     if (xoMerge !== undefined) {
       deferred.push({
@@ -384,7 +418,8 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
         damagedData.push(await refusedMerge(handler, vm, vdi, files, error.context.damage))
         continue
       }
-      await markRewritten(handler, vm, target, users, true)
+      // merged from a full it is a full; from a delta (a restore point deleted between two others), a delta still
+      await markRewritten(handler, vm, target, users, infos?.get(chain[0]!)?.parent === undefined)
     }
     for (const path of plan.deletions) {
       throwIfAborted(signal)
@@ -413,6 +448,73 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
     }
   }
   return { removed, merges, resumed, deleted, deferred, unmerged, unrestorable, foreign, ...(damagedData.length === 0 ? {} : { damagedData }) }
+}
+
+/** why the merges that removing some restore points needs cannot all be done now */
+export interface MergeObstacle {
+  readonly vdi: string
+  readonly reason: 'damaged' | 'mixed-formats' | 'xo-merge-pending'
+  readonly message: string
+  /** the damage found, for `damaged` */
+  readonly damage?: readonly MergeDamage[]
+}
+
+/**
+ * What the merges retention would do once the restore points `drop` are removed would meet,
+ * found without changing anything (the merges are checked as their `check` step does): damage,
+ * VHD files and directories mixed in one chain, an interrupted merge of Xen Orchestra's own in
+ * the way. Only the merges that fold in a VHD of a dropped restore point count. Call it holding
+ * the VM's chain lock, after a retention pass has finished what an earlier call left.
+ */
+export async function mergeObstacles(handler: RemoteHandler, opts: { vm: string; jobId: string; drop: readonly string[]; signal?: AbortSignal }): Promise<MergeObstacle[]> {
+  const vm = assertSafeId('vm', opts.vm)
+  const jobId = assertSafeId('job', opts.jobId)
+  const view = await viewOf(handler, vm, jobId, Infinity, opts.drop)
+  const dropped = new Set(view.past.flatMap(file => Object.values(file.metadata.vhds).map(relative => resolveFromVmDir(vm, relative))))
+  const obstacles: MergeObstacle[] = []
+  const jobDir = jobDisksDir(vm, jobId)
+  for (const vdi of (await handler.list(jobDir, { ignoreMissing: true })).filter(isUuid).sort()) {
+    throwIfAborted(opts.signal)
+    const dir = `${jobDir}/${vdi}`
+    const vhds = await listDiskVhds(handler, dir)
+    const plan = planDisk(vhds, await readInfos(handler, vhds), view.referenced)
+    const merges = plan.merges.filter(chain => chain.some(path => dropped.has(path)))
+    if (merges.length === 0) continue
+    const xoMerge = await xoMergeInTheWay(handler, dir, { merges, deletions: [] })
+    if (xoMerge !== undefined) {
+      obstacles.push({ vdi, reason: 'xo-merge-pending', message: `disk ${vdi}: Xen Orchestra's own interrupted merge (${xoMerge.statePath}) is pending on the VHDs to merge; the next run of Xen Orchestra's backup job of this VM (or its clean-up) finishes it` })
+      continue
+    }
+    for (const chain of merges) {
+      if (view.damagedTargets.has(chain.at(-1)!)) {
+        const points = (view.references.get(chain.at(-1)!) ?? []).filter(user => view.withDataDamage.has(user.path)).map(user => user.path)
+        obstacles.push({ vdi, reason: 'damaged', message: `disk ${vdi}: ${chain.at(-1)} would receive the merge, but restore point${points.length === 1 ? '' : 's'} ${points.join(', ')} reading it hold${points.length === 1 ? 's' : ''} recorded data damage` })
+        continue
+      }
+      if (mixesFormats(chain)) {
+        obstacles.push({ vdi, reason: 'mixed-formats', message: `disk ${vdi}: ${chain.join(', ')} mix VHD files and VHD directories, which no merge folds into one another` })
+        continue
+      }
+      const damage = await checkMerge(handler, chain, { recorded: view.recorded, ...(opts.signal === undefined ? {} : { signal: opts.signal }) })
+      if (damage.length > 0) {
+        const what = damage
+          .slice(0, 3)
+          .map(d => (d.block === undefined ? `${d.vhd} (${d.reason})` : `block ${d.block} of ${d.vhd} (${d.reason})`))
+          .join('; ')
+        obstacles.push({ vdi, reason: 'damaged', damage, message: `disk ${vdi}: damaged data, not merged: ${what}${damage.length > 3 ? ` and ${damage.length - 3} more` : ''}` })
+      }
+    }
+  }
+  return obstacles
+}
+
+/** records the damage `obstacles` found in the restore points that read it (as a refused merge does); their paths */
+export async function recordObstacleDamage(handler: RemoteHandler, vmUuid: string, obstacles: readonly MergeObstacle[]): Promise<string[]> {
+  const damage = obstacles.flatMap(obstacle => obstacle.damage ?? [])
+  if (damage.length === 0) return []
+  const vm = assertSafeId('vm', vmUuid)
+  const files = (await readVmMetadataFiles(handler, vm)).flatMap(file => (file.status === 'usable' ? [{ path: file.path, metadata: file.metadata }] : []))
+  return recordDamage(handler, vm, files, damage)
 }
 
 /** a merge refused for damage: recorded in the restore points that read it, described for the run's warning */

@@ -173,14 +173,22 @@ describe('operations through the host double', function () {
     assert.deepEqual(steps, [...steps].sort((a, b) => a - b))
   })
 
-  it('deletes the oldest or newest restore point: the others stay restorable, the full is merged into the next', async function () {
+  it('deletes any restore point: one between two others is merged into the next, the full into the next; the others stay restorable', async function () {
     await runA(3 * MiB)
+    await runA(3 * MiB + 512 * 1024)
     assert.deepEqual((await points(vm1)).map(point => point.id), ids)
     assert.deepEqual(await xoListing(vm1), [...ids].sort())
 
-    // one between two others is refused, nothing changed
-    await rejectsWith(call('deleteRestorePoint', { remote, restorePoint: ids[1] }), 'INVALID_PARAMETER', 'between two others', 'nothing was deleted')
+    // one between two others: its delta is merged into the next one, which keeps its bytes
+    const [middle] = ids.splice(1, 1)
+    hashes.splice(1, 1)
+    const between = await call<{ merges: { mergedPath: string }[]; wasNewest: boolean }>('deleteRestorePoint', { remote, restorePoint: middle })
+    assert.equal(between.merges.length, 1, JSON.stringify(between))
+    assert.equal(between.wasNewest, false)
     assert.deepEqual((await points(vm1)).map(point => point.id), ids)
+    assert.deepEqual(await xoListing(vm1), [...ids].sort(), "XO's listing follows at once")
+    for (const [i, id] of ids.entries()) assert.equal(await restoredHash(id), hashes[i], id)
+    assert.equal((await call<{ ok: boolean }>('verify', { remote, vm: vm1 })).ok, true)
 
     // the full: merged into the next restore point, which becomes the full
     const oldest = await call<{ merges: unknown[]; wasNewest: boolean }>('deleteRestorePoint', { remote, restorePoint: ids[0] })

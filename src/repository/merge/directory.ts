@@ -26,7 +26,7 @@ import { isMissing, throwIfAborted, type MergeRunOptions } from './options.js'
 import { forEachConcurrently } from './pool.js'
 import { dirOf, baseOf, removeMergeState, writeMergeState, type DirectoryMergePlan, type MergeState } from './state.js'
 import { DISK_TYPES, vhdAliases, vhdLib, vhdStructs, vhdUtils, type VhdDirectoryInstance, type VhdHeader } from '../vhd-lib.js'
-import { sha256, type BlockChecksums } from '../integrity/index.js'
+import { sha256, type BlockChecksums, type Structures } from '../integrity/index.js'
 import { readPendingList, runCheckStep, runChecksumsStep } from './integrity.js'
 
 /** block renames in flight at once (an object store copies each one) */
@@ -71,8 +71,8 @@ async function openLayer(handler: RemoteHandler, dataPath: string, flags: 'r' | 
 
 function checkChain(layers: DirLayer[]): void {
   const [parent, ...children] = layers
-  if (parent!.vhd.footer.diskType !== DISK_TYPES.DYNAMIC) {
-    throw broken(`${parent!.dataPath} is not a dynamic (full) VHD`, parent!.dataPath)
+  if (parent!.vhd.footer.diskType !== DISK_TYPES.DYNAMIC && parent!.vhd.footer.diskType !== DISK_TYPES.DIFFERENCING) {
+    throw broken(`${parent!.dataPath} is neither a dynamic (full) nor a differencing VHD`, parent!.dataPath)
   }
   let previous = parent!
   for (const child of children) {
@@ -134,7 +134,8 @@ export async function planDirectoryMerge(
     diskGeometry: { ...newest.footer.diskGeometry },
     timestamp: newest.footer.timestamp,
     uuid: newest.footer.uuid,
-    diskType: DISK_TYPES.DYNAMIC,
+    // a full stays a full; a delta merged with its child stays a delta of the full's parent
+    diskType: parent!.vhd.footer.diskType,
   })
   vhdStructs.checksumStruct(footer, vhdStructs.fuFooter)
   const stateDir = dirOf(statePath)
@@ -315,6 +316,31 @@ async function writeFooter(handler: RemoteHandler, dataPath: string, plan: Direc
   await vhd.writeFooter()
 }
 
+/** the structures of the merged VHD as the merge of `plan` (its state at `statePath`) writes them (read before anything is written) */
+export async function mergedDirectoryStructures(
+  handler: RemoteHandler,
+  statePath: string,
+  plan: DirectoryMergePlan,
+  lists: readonly BlockChecksums[],
+): Promise<{ structures: Structures; maxTableEntries: number }> {
+  const dataPaths = plan.dataPaths.map(path => resolveFromState(statePath, path))
+  const parent = await openLayer(handler, dataPaths[0]!, 'r')
+  const blocks = new Set(allocatedBlocks(parent.vhd))
+  for (const dataPath of dataPaths.slice(1)) {
+    const child = await openLayer(handler, dataPath, 'r')
+    for (const block of allocatedBlocks(child.vhd)) if (block < plan.maxTableEntries) blocks.add(block)
+  }
+  return {
+    maxTableEntries: plan.maxTableEntries,
+    structures: {
+      footer: sha256(Buffer.from(plan.footer, 'base64')),
+      header: sha256(mergedHeader(parent.vhd.header, plan.maxTableEntries)),
+      bat: sha256(directoryBat(plan.maxTableEntries, blocks)),
+      locators: lists[0]!.structures.locators,
+    },
+  }
+}
+
 /** Carry out (or finish) the merge a state file describes, from its current step. */
 export async function runDirectoryMerge(
   handler: RemoteHandler,
@@ -335,23 +361,7 @@ export async function runDirectoryMerge(
   const scratchPath = `${dirOf(parentData)}/.${baseOf(parentData)}.merge`
 
   if (state.step === 'check') {
-    await runCheckStep(handler, statePath, state, aliases, async lists => {
-      const parent = await openLayer(handler, parentData, 'r')
-      const blocks = new Set(allocatedBlocks(parent.vhd))
-      for (const dataPath of dataPaths.slice(1)) {
-        const child = await openLayer(handler, dataPath, 'r')
-        for (const block of allocatedBlocks(child.vhd)) if (block < plan.maxTableEntries) blocks.add(block)
-      }
-      return {
-        maxTableEntries: plan.maxTableEntries,
-        structures: {
-          footer: sha256(Buffer.from(plan.footer, 'base64')),
-          header: sha256(mergedHeader(parent.vhd.header, plan.maxTableEntries)),
-          bat: sha256(directoryBat(plan.maxTableEntries, blocks)),
-          locators: lists[0]!.structures.locators,
-        },
-      }
-    }, opts)
+    await runCheckStep(handler, statePath, state, aliases, lists => mergedDirectoryStructures(handler, statePath, plan, lists), opts)
     state.step = 'blocks'
     await writeMergeState(handler, statePath, state)
   }

@@ -26,7 +26,7 @@ import { dirOf, writeMergeState, removeMergeState, type FileMergePlan, type Merg
 import { BLOCK_UNUSED, DISK_TYPES, FOOTER_SIZE, HEADER_SIZE, PLATFORMS, vhdStructs, vhdUtils } from '../vhd-lib.js'
 import type { VhdFooter, VhdHeader } from '../vhd-lib.js'
 import { isMissing, throwIfAborted, type MergeRunOptions } from './options.js'
-import { sha256, type BlockChecksums } from '../integrity/index.js'
+import { sha256, type BlockChecksums, type Structures } from '../integrity/index.js'
 import { readPendingList, runCheckStep, runChecksumsStep } from './integrity.js'
 
 /** bytes read from a child in one request */
@@ -206,8 +206,8 @@ function endOfHeaders(layer: FileLayer): number {
 
 /** Validate the chain and every header/footer link; returns the shared block geometry. */
 function checkChain(parent: FileLayer, children: FileLayer[]): BlockGeometry {
-  if (parent.footer.diskType !== DISK_TYPES.DYNAMIC) {
-    throw broken(`${parent.path} is not a dynamic (full) VHD`, parent.path)
+  if (parent.footer.diskType !== DISK_TYPES.DYNAMIC && parent.footer.diskType !== DISK_TYPES.DIFFERENCING) {
+    throw broken(`${parent.path} is neither a dynamic (full) nor a differencing VHD`, parent.path)
   }
   let previous = parent
   for (const child of children) {
@@ -260,7 +260,8 @@ function makePlan(parent: FileLayer, children: FileLayer[], geometry: BlockGeome
     diskGeometry: { ...newest.footer.diskGeometry },
     timestamp: newest.footer.timestamp,
     uuid: newest.footer.uuid,
-    diskType: DISK_TYPES.DYNAMIC,
+    // a full stays a full; a delta merged with its child stays a delta of the full's parent
+    diskType: parent.footer.diskType,
   })
   return {
     format: 'file',
@@ -560,6 +561,31 @@ async function isMergedFull(handler: RemoteHandler, path: string, plan: FileMerg
   }
 }
 
+/** the structures of the merged VHD as the merge of `plan` into `parentPath` writes them (read before anything is written) */
+export async function mergedFileStructures(
+  handler: RemoteHandler,
+  parentPath: string,
+  plan: FileMergePlan,
+  lists: readonly BlockChecksums[],
+): Promise<{ structures: Structures; maxTableEntries: number }> {
+  const geometry = geometryOf(vhdUtils.unpackHeader(Buffer.from(plan.header, 'base64')).blockSize)
+  // the full as it is (nothing written yet): its BAT, and its locators as its list records them
+  const parent = await openLayer(handler, parentPath, 'r', false)
+  try {
+    return {
+      maxTableEntries: plan.maxTableEntries,
+      structures: {
+        footer: sha256(Buffer.from(plan.footer, 'base64')),
+        header: sha256(Buffer.from(plan.header, 'base64')),
+        bat: await mergedBatDigest(handler, parent.fd, plan, geometry),
+        locators: lists[0]!.structures.locators,
+      },
+    }
+  } finally {
+    await closeLayers(handler, [parent])
+  }
+}
+
 /** Carry out (or finish) the merge a state file describes, from its current step. */
 export async function runFileMerge(
   handler: RemoteHandler,
@@ -578,23 +604,7 @@ export async function runFileMerge(
   const geometry = geometryOf(vhdUtils.unpackHeader(Buffer.from(plan.header, 'base64')).blockSize)
 
   if (state.step === 'check') {
-    await runCheckStep(handler, statePath, state, chain, async lists => {
-      // the full as it is (nothing written yet): its BAT, and its locators as its list records them
-      const parent = await openLayer(handler, parentPath!, 'r', false)
-      try {
-        return {
-          maxTableEntries: plan.maxTableEntries,
-          structures: {
-            footer: sha256(Buffer.from(plan.footer, 'base64')),
-            header: sha256(Buffer.from(plan.header, 'base64')),
-            bat: await mergedBatDigest(handler, parent.fd, plan, geometry),
-            locators: lists[0]!.structures.locators,
-          },
-        }
-      } finally {
-        await closeLayers(handler, [parent])
-      }
-    }, opts)
+    await runCheckStep(handler, statePath, state, chain, lists => mergedFileStructures(handler, parentPath!, plan, lists), opts)
     state.step = 'blocks'
     await writeMergeState(handler, statePath, state)
   }

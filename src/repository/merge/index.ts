@@ -7,8 +7,8 @@
  */
 import { BackupError } from '../../errors.js'
 import type { RemoteHandler } from '../remote-handler.js'
-import { planDirectoryMerge, runDirectoryMerge } from './directory.js'
-import { planFileMerge, runFileMerge } from './file.js'
+import { mergedDirectoryStructures, planDirectoryMerge, runDirectoryMerge } from './directory.js'
+import { mergedFileStructures, planFileMerge, runFileMerge } from './file.js'
 import { throwIfAborted } from './options.js'
 import {
   baseOf,
@@ -23,7 +23,7 @@ import {
 import { vhdAliases } from '../vhd-lib.js'
 import { exists } from '../remote-files.js'
 import { removeMergeState } from './state.js'
-import { isMergeRefused, recordedDigestsOf } from './integrity.js'
+import { checkMergeBlocks, isMergeRefused, listsOfChain, recordedDigestsOf, type MergeDamage } from './integrity.js'
 import type { RecordedIntegrity } from '../integrity/index.js'
 
 export { isMergeRefused, type MergeDamage } from './integrity.js'
@@ -168,6 +168,29 @@ export async function mergeChain(handler: RemoteHandler, chain: string[], opts: 
   await writeMergeState(handler, nextStatePath, state, { durable: false })
   const result = await runMerge(handler, nextStatePath, state, opts)
   return { ...result, blocks: result.blocks + resumedBlocks, durationMs: Date.now() - started }
+}
+
+/**
+ * What the `check` step of a merge of `chain` would find, without starting the merge: the damage
+ * that would refuse it (empty when it would go on). Nothing of the chain changes, no state is
+ * written. For an operation that must not begin when its merge would be refused (deleting one
+ * restore point deletes nothing then); the merge itself checks again when it runs.
+ */
+export async function checkMerge(handler: RemoteHandler, chain: string[], opts: Pick<MergeOptions, 'recorded' | 'signal'> = {}): Promise<MergeDamage[]> {
+  const paths = chain.map(normalizePath)
+  checkChainPaths(paths)
+  const statePath = mergeStatePath(paths[0]!)
+  const directory = vhdAliases.isVhdAlias(paths[0]!)
+  const planned = directory ? await planDirectoryMerge(handler, paths, statePath) : await planFileMerge(handler, paths)
+  const found = await listsOfChain(handler, paths, await recordedDigestsOf(handler, paths, opts.recorded), opts.signal)
+  // a VHD of the chain has no checksums: the merge is not checked
+  if (found === undefined) return []
+  if ('damage' in found) return found.damage
+  const plan = planned.plan
+  const structures =
+    plan.format === 'directory' ? await mergedDirectoryStructures(handler, statePath, plan, found.lists) : await mergedFileStructures(handler, paths[0]!, plan, found.lists)
+  const checked = await checkMergeBlocks(handler, paths, found.lists, structures, opts.signal === undefined ? {} : { signal: opts.signal })
+  return 'damage' in checked ? checked.damage : []
 }
 
 /**

@@ -148,7 +148,7 @@ export async function checkMergeBlocks(
     const [parent, ...children] = vhds
     const parentList = lists[0]!
     const geometry = geometryOf(parent!.header.blockSize)
-    const builder = new BlockChecksumsBuilder({ blockSize: parent!.header.blockSize, maxTableEntries: result.maxTableEntries, parent: '' })
+    const builder = new BlockChecksumsBuilder({ blockSize: parent!.header.blockSize, maxTableEntries: result.maxTableEntries, parent: parentList.parent })
     for (const id of parentList.blockIds()) builder.addBlockChecksum(id, parentList.forBlock(id)!)
 
     const union: number[] = []
