@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util'
 
+import type { DeleteOptions } from './commands/delete.js'
 import type { ListOptions } from './commands/list.js'
 import type { RestoreOptions } from './commands/restore.js'
 import type { VerifyOptions } from './commands/verify.js'
@@ -14,6 +15,7 @@ export type Command =
   | { readonly name: 'list'; readonly options: ListOptions }
   | { readonly name: 'verify'; readonly options: VerifyOptions }
   | { readonly name: 'restore'; readonly options: RestoreOptions }
+  | { readonly name: 'delete'; readonly options: DeleteOptions }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -39,6 +41,13 @@ const restoreOptions = {
   user: { type: 'string', default: 'root' },
   'password-file': { type: 'string' },
   sr: { type: 'string' },
+} as const
+
+const deleteOptions = {
+  remote: { type: 'string' },
+  'restore-point': { type: 'string' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
 } as const
 
 function required(value: string | undefined, option: string): string {
@@ -127,6 +136,18 @@ export function parseCommandLine(argv: readonly string[]): Command {
           ...(vm === undefined ? {} : { vm }),
           ...(sr === undefined ? {} : { sr }),
           ...(passwordFile === undefined ? {} : { passwordFile }),
+        },
+      }
+    }
+    case 'delete': {
+      const { values } = asUsage(() => parseArgs({ args, options: deleteOptions, strict: true, allowPositionals: false }))
+      if (values.help === true) return { name: 'help' }
+      return {
+        name,
+        options: {
+          remote: url(required(values.remote, 'remote'), 'remote'),
+          restorePoint: required(values['restore-point'], 'restore-point'),
+          json: values.json === true,
         },
       }
     }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * xo-continuous-delta: lists, verifies and restores continuous delta backups straight from a
+ * xo-continuous-delta: lists, verifies, restores and deletes continuous delta backups straight from a
  * remote and a pool, for when the XO server itself is lost. See `--help`.
  */
 import { parseCommandLine } from './args.js'
@@ -30,6 +30,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       case 'restore':
         io.masker.addUrl(command.options.pool)
         return await (await import('./commands/restore.js')).restoreCommand(command.options, io)
+      case 'delete':
+        return await (await import('./commands/delete.js')).deleteCommand(command.options, io)
     }
   } catch (error) {
     if (error instanceof UsageError) {

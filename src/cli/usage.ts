@@ -22,12 +22,15 @@ Usage:
   xo-continuous-delta restore --remote <url> --restore-point <id|latest> [--vm <uuid>]
                               --pool <url> [--user <name>] [--password-file <path>] [--sr <uuid>]
                               [--new-mac-addresses] [--allow-damaged] [--json]
+  xo-continuous-delta delete  --remote <url> --restore-point <id> [--json]
   xo-continuous-delta --help
 
 Commands:
   list      the restore points on the remote, oldest first
   verify    checks every chain, VHD, block and metadata file on the remote (exit code 1 if it finds problems)
   restore   creates a new VM from a restore point on a pool (its disks on --sr, or the pool's default SR)
+  delete    deletes one restore point; the others stay restorable (what it alone held is merged into
+            the next one; nothing is deleted when that merge would meet damage)
 
 Options:
   --remote <url>          the backup remote: file:///abs/dir, nfs://host/export/dir, smb://..., s3://...

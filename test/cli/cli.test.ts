@@ -210,6 +210,34 @@ describe('disaster-recovery CLI (no xo-server running)', function () {
     for (const mac of fresh) assert.ok(!macsOf(vm1).includes(mac), `${mac} is new`)
   })
 
+  it('deletes a restore point (on a copy of the remote): the other one still restores byte-exact, verify finds nothing', async function () {
+    const copy = await mkdtemp(join(tmpdir(), 'cli-remote-delete-'))
+    try {
+      await cp(remoteDir, copy, { recursive: true })
+      const copyUrl = `file://${copy}`
+      const points: unknown = JSON.parse((await run(['list', '--remote', copyUrl, '--json'])).stdout)
+      assert.ok(isPointList(points))
+      const deleted = await run(['delete', '--remote', copyUrl, '--restore-point', points[0]!.id])
+      assert.equal(deleted.code, 0, deleted.stderr)
+      assert.ok(deleted.stdout.includes(`deleted ${points[0]!.id}`), deleted.stdout)
+      assert.match(deleted.stdout, /merged \d+ blocks? into /)
+      const left: unknown = JSON.parse((await run(['list', '--remote', copyUrl, '--json'])).stdout)
+      assert.ok(isPointList(left))
+      assert.deepEqual(left.map(point => point.id), [points[1]!.id])
+      assert.equal((await run(['verify', '--remote', copyUrl])).code, 0)
+      const restore = await run(['restore', '--remote', copyUrl, '--pool', pool.url, '--user', pool.user, '--json', '--restore-point', points[1]!.id], { XO_CONTINUOUS_DELTA_PASSWORD: PASSWORD })
+      assert.equal(restore.code, 0, restore.stderr)
+      const [disk] = pool.sim.vdisOf(String(Reflect.get(JSON.parse(restore.stdout) as object, 'vm')))
+      assert.equal(await pool.sim.hashVdi(disk!.uuid), hashes[1])
+      const again = await run(['delete', '--remote', copyUrl, '--restore-point', points[0]!.id])
+      assert.equal(again.code, 1)
+      assert.ok(again.stderr.includes(points[0]!.id), again.stderr)
+      assert.equal((await run(['delete', '--remote', copyUrl])).code, 2, 'no --restore-point')
+    } finally {
+      await rm(copy, { recursive: true, force: true })
+    }
+  })
+
   it('fails with exit code 1 on a wrong password, without printing it', async function () {
     const passwordFile = join(remoteDir, '..', `pw-${process.pid}`)
     await writeFile(passwordFile, 'not-the-password-42\n')
