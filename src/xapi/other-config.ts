@@ -56,10 +56,20 @@ export function backupOtherConfig(tags: BackupTags): Record<string, string> {
   }
 }
 
-/** sets each entry, replacing an existing value (`add_to_other_config` refuses a duplicate key) */
+/**
+ * sets each entry, replacing an existing value (`add_to_other_config` refuses a duplicate key):
+ * the keys at once (each map edit is atomic on XAPI), each key's removal before its addition
+ */
 export async function setOtherConfig(xapi: XapiClient, type: string, ref: Ref, entries: Record<string, string>): Promise<void> {
-  for (const [key, value] of Object.entries(entries)) {
-    await xapi.call(`${type}.remove_from_other_config`, ref, key)
-    await xapi.call(`${type}.add_to_other_config`, ref, key, value)
+  const outcomes = await Promise.allSettled(
+    Object.entries(entries).map(async ([key, value]) => {
+      await xapi.call(`${type}.remove_from_other_config`, ref, key)
+      await xapi.call(`${type}.add_to_other_config`, ref, key, value)
+    }),
+  )
+  // every edit settled before a failure is told: none is left running under the caller's cleanup
+  const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected')
+  if (failed !== undefined) {
+    throw failed.reason
   }
 }
