@@ -5,6 +5,7 @@
  */
 import { stat } from 'node:fs/promises'
 import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 import { BACKUP_ROOT } from '../repository/layout.js'
@@ -21,7 +22,27 @@ interface XoFs {
   getSyncedHandler(remote: { url: string }): Promise<{ value: RemoteHandler; dispose(): Promise<void> }>
 }
 
-const xoFs: XoFs = createRequire(import.meta.url)('@xen-orchestra/fs')
+type HandlerClass = new (remote: { url: string }) => RemoteHandler
+
+const require = createRequire(import.meta.url)
+
+/**
+ * `getSyncedHandler` of `@xen-orchestra/fs`, loading only what the remote's type needs: its
+ * index loads every handler (the S3 and Azure SDKs, SMB, probing for mount.cifs) before it can
+ * open one, which costs a local remote several times its listing. A local remote gets the same
+ * handler class the index would pick (`file` → its `local` handler), constructed and synced the
+ * same way; every other type goes through the index.
+ */
+async function syncedHandler(url: string): Promise<{ value: RemoteHandler; dispose(): Promise<void> }> {
+  const { parse } = require('xo-remote-parser') as { parse(url: string): { type?: string } }
+  if (parse(url).type !== 'file') return (require('@xen-orchestra/fs') as XoFs).getSyncedHandler({ url })
+  // the package exports only its index: its local handler is loaded by its file's path
+  const dist = dirname(require.resolve('@xen-orchestra/fs'))
+  const { default: LocalHandler } = require(join(dist, 'local.js')) as { default: HandlerClass }
+  const handler = new LocalHandler({ url })
+  await handler.sync()
+  return { value: handler, dispose: () => handler.forget() }
+}
 
 async function assertLocalFolder(url: string): Promise<void> {
   const path = fileURLToPath(url)
@@ -36,7 +57,7 @@ async function assertLocalFolder(url: string): Promise<void> {
 export async function openRemote(url: string): Promise<OpenedRemote> {
   // opening a local remote creates its folder: check first
   if (url.startsWith('file:')) await assertLocalFolder(url)
-  const { value: handler, dispose } = await xoFs.getSyncedHandler({ url })
+  const { value: handler, dispose } = await syncedHandler(url)
   try {
     const entries = await handler.list('')
     if (!entries.includes(BACKUP_ROOT)) throw new Error(`no backups on this remote (no ${BACKUP_ROOT} folder at its root): check --remote`)
