@@ -68,9 +68,13 @@ function baseOf(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1)
 }
 
+/** object stores: a PUT replaces an object whole or not at all, and is durable once answered */
+const OBJECT_STORES = new Set(['s3', 'azure', 'azurite'])
+
 /**
  * Replace `path` with `data` so that a crash leaves either the old content or the new one:
- * written beside it under a temporary name, flushed, then renamed over it.
+ * written beside it under a temporary name, flushed, then renamed over it. On an object store,
+ * one write does that (a rename there is a copy and a delete: two more requests for nothing).
  */
 export async function replaceFileAtomically(
   handler: RemoteHandler,
@@ -78,6 +82,10 @@ export async function replaceFileAtomically(
   data: Buffer | string,
   opts: { durable?: boolean } = {},
 ): Promise<void> {
+  if (OBJECT_STORES.has(handler.type)) {
+    await handler.writeFile(path, data, { flags: 'w' })
+    return
+  }
   const durable = opts.durable !== false
   const dir = dirOf(path)
   const tmp = `${dir}/.${baseOf(path)}.tmp`
