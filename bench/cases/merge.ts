@@ -99,8 +99,8 @@ export async function runMergeCase(ctx: CaseContext, opts: MergeCaseOptions): Pr
       if (impl === 'floor') {
         const parent = join(root, chainRel[0]!)
         const result = s.record(await runInWorker({ kind: 'floor', parent, child: join(root, chainRel[1]!) }))
-        // the parent, written over, reads as the merged disk
-        if (result !== undefined) s.verify(await hashesTo(root, chainRel[0]!, expectedMerged))
+        // the parent, written over and renamed over the child, reads as the merged disk
+        if (result !== undefined) s.verify(await hashesTo(root, chainRel[1]!, expectedMerged))
         await rm(root, { recursive: true, force: true })
         continue
       }

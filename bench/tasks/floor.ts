@@ -3,11 +3,12 @@
  * these inputs must do. It reads the child's blocks (bitmaps skipped) and `pwrite`s each into the
  * parent where a merge puts it: over the parent's copy of the block when the parent has one, else
  * appended after the parent's last block; then the parent's BAT (one write) and its trailing
- * footer, and `fsync` of the parent and of its folder. No rename, no state file, no checks: a
- * merge that rewrites the parent in place does at least this; one that writes elsewhere writes
- * at least as many bytes. Plain `fs`, nothing else.
+ * footer, `fsync` of the parent, one `rename` of the parent over the child (the merged disk is
+ * the kept restore point's, under the child's name, and the child's blocks are freed) and `fsync`
+ * of the folder. No state file, no checks: a merge that rewrites the parent in place does at
+ * least this; one that writes elsewhere writes at least as many bytes. Plain `fs`, nothing else.
  */
-import { open } from 'node:fs/promises'
+import { open, rename } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fsyncPath, peakRssMiB } from '../lib/fs-utils.js'
@@ -60,6 +61,7 @@ export async function measureFloor(task: Extract<Task, { kind: 'floor' }>): Prom
     await child.close()
     await parent.close()
   }
+  await rename(task.parent, task.child)
   await fsyncPath(dirname(task.parent))
   return { ok: true, result: { ms: performance.now() - start, peakRssMiB: peakRssMiB(), bytes } }
 }
