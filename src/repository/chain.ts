@@ -112,6 +112,19 @@ export class ChainChecker {
     return (await this.#problemOf(normalizePath(vhdPath), [])) ?? undefined
   }
 
+  /**
+   * Reads the footers and headers of `vhdPaths` ahead, `concurrency` at a time (each VHD once):
+   * on a remote the reads of a listing wait on the remote, not on one another
+   */
+  async prefetch(vhdPaths: Iterable<string>, concurrency = 8): Promise<void> {
+    const paths = [...new Set([...vhdPaths].map(normalizePath))].filter(path => !this.#infos.has(path))
+    let next = 0
+    const worker = async () => {
+      while (next < paths.length) await this.#info(paths[next++]!)
+    }
+    await Promise.all(Array.from({ length: Math.min(concurrency, paths.length) }, worker))
+  }
+
   async #problemOf(path: string, seen: readonly string[]): Promise<string | null> {
     if (seen.includes(path)) return `the VHD chain loops at ${path}`
     const known = this.#chains.get(path)

@@ -198,7 +198,9 @@ export async function listRestorePointsWithStatus(handler: RemoteHandler, filter
   const points: ListedRestorePoint[] = []
   for (const vm of vms) {
     const checker = new ChainChecker(handler)
-    for (const file of await readVmMetadataFiles(handler, vm)) {
+    const files = await readVmMetadataFiles(handler, vm)
+    await checker.prefetch(files.flatMap(file => (file.status === 'usable' ? Object.values(file.metadata.vhds).map(relative => resolveFromVmDir(vm, relative)) : [])))
+    for (const file of files) {
       if (file.status === 'foreign') continue
       if (file.status === 'damaged') {
         if (filter.jobId !== undefined && file.jobId !== filter.jobId) continue
