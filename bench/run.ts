@@ -306,7 +306,11 @@ export async function runBenchmark(config: BenchConfig, opts: RunOptions): Promi
         },
         ours: run.ours,
         single_file: run.singleFile,
+        single_file_checked: run.singleFileChecked,
         ours_over_single_file: oursOverSingle,
+        // rate ratios, informative: what hashing every block costs a single-threaded reader
+        single_file_checked_over_single_file: ratio(rate(run.singleFileChecked), rate(run.singleFile)),
+        ours_over_single_file_checked: ratio(rate(run.ours), rate(run.singleFileChecked)),
       }
       rss['restore_read'] = rssOf(run.ours)
       targets.push(

@@ -60,7 +60,8 @@ export type Task =
   /** read a chain (path relative to `root`) as one VHD stream */
   | { readonly kind: 'read-chain'; readonly root: string; readonly path: string }
   /** stream a single file, as `cat` would */
-  | { readonly kind: 'read-file'; readonly file: string }
+  /** `checkBlock`: read in blocks of that many bytes, each hashed (sha256) on the reading thread as it passes */
+  | { readonly kind: 'read-file'; readonly file: string; readonly checkBlock?: number }
   /** list the restore points of the remote at `root` (or run retention over all its VMs) */
   | { readonly kind: 'listing'; readonly impl: ListingImpl; readonly root: string; readonly jobId: string; readonly keep: number }
 
