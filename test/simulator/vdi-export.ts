@@ -13,14 +13,15 @@ export interface DiskFile {
   virtualSize: number
 }
 
-async function readBlock(reader: VdiReader, index: number): Promise<Buffer> {
-  const buffer = Buffer.alloc(VHD_BLOCK_SIZE)
+async function readBlock(reader: VdiReader, index: number, buffer: Buffer = Buffer.allocUnsafe(VHD_BLOCK_SIZE)): Promise<Buffer> {
   let done = 0
   while (done < VHD_BLOCK_SIZE) {
     const bytesRead = await reader.read(buffer, done, VHD_BLOCK_SIZE - done, index * VHD_BLOCK_SIZE + done)
-    if (bytesRead === 0) break // past the end: the rest stays zero
+    if (bytesRead === 0) break
     done += bytesRead
   }
+  // past the end of the disk: zeros
+  buffer.fill(0, done)
   return buffer
 }
 
@@ -31,9 +32,10 @@ async function differingBlocks(files: VdiFiles, disk: DiskFile, base: DiskFile, 
   const baseReader = await files.reader(base.uuid)
   try {
     const differing: number[] = []
+    const buffers = [Buffer.allocUnsafe(VHD_BLOCK_SIZE), Buffer.allocUnsafe(VHD_BLOCK_SIZE)] as const
     for (const index of [...candidates].sort((a, b) => a - b)) {
       if (index >= blockCount) continue
-      const [ours, theirs] = await Promise.all([readBlock(reader, index), readBlock(baseReader, index)])
+      const [ours, theirs] = await Promise.all([readBlock(reader, index, buffers[0]), readBlock(baseReader, index, buffers[1])])
       if (!ours.equals(theirs)) differing.push(index)
     }
     return differing

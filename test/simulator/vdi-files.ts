@@ -152,6 +152,8 @@ export class VdiFiles {
   readonly #persist: boolean
   readonly #overlays = new Map<string, Overlay>()
   readonly #extents = new Map<string, KnownExtents>()
+  /** file sizes: they change only through `createEmpty` and `resize` */
+  readonly #sizes = new Map<string, number>()
   /** VDIs destroyed: reading them fails */
   readonly #gone = new Set<string>()
   readonly #lock = new ReadWriteLock()
@@ -199,6 +201,7 @@ export class VdiFiles {
       closeSync(fd)
     }
     this.#gone.delete(uuid)
+    this.#sizes.set(uuid, size)
     const { mtimeNs, size: length } = statSync(this.path(uuid), { bigint: true })
     this.#extents.set(uuid, { extents: [], mtimeNs, size: length })
   }
@@ -207,7 +210,7 @@ export class VdiFiles {
   async snapshot(from: string, to: string): Promise<void> {
     await this.#lock.write(async () => {
       this.#assertPresent(from)
-      const { size } = await stat(this.path(from))
+      const size = await this.#sizeOf(from)
       this.createEmpty(to, size)
       // the VDI that read through `from` now reads through its newer snapshot: the same bytes
       for (const reader of this.#readersOf(from)) this.#overlays.get(reader)!.through = to
@@ -221,6 +224,7 @@ export class VdiFiles {
     await this.#lock.write(async () => {
       this.#assertPresent(uuid)
       await truncate(this.path(uuid), size)
+      this.#sizes.set(uuid, size)
       await this.#noteWritten(uuid, [])
     })
   }
@@ -233,6 +237,7 @@ export class VdiFiles {
     for (const reader of this.#readersOf(uuid)) this.#handDown(uuid, reader)
     this.#overlays.delete(uuid)
     this.#extents.delete(uuid)
+    this.#sizes.delete(uuid)
     this.#gone.add(uuid)
     this.#save()
     if (this.#busy > 0) this.#removeLater.push(this.path(uuid))
@@ -291,8 +296,7 @@ export class VdiFiles {
       read: (buffer, offset, length, position) =>
         this.#lock.read(async () => {
           this.#assertPresent(uuid)
-          const { size } = await stat(this.path(uuid))
-          const end = Math.min(position + length, size)
+          const end = Math.min(position + length, await this.#sizeOf(uuid))
           if (end <= position) return 0
           for (const segment of this.#segments(uuid, position, end)) {
             const at = offset + segment.position - position
@@ -346,6 +350,15 @@ export class VdiFiles {
 
   #assertPresent(uuid: string): void {
     if (this.#gone.has(uuid)) throw new Error(`VDI ${uuid} was destroyed`)
+  }
+
+  async #sizeOf(uuid: string): Promise<number> {
+    let size = this.#sizes.get(uuid)
+    if (size === undefined) {
+      size = (await stat(this.path(uuid))).size
+      this.#sizes.set(uuid, size)
+    }
+    return size
   }
 
   #release(): void {
