@@ -5,7 +5,10 @@
  * 2. restore points beyond `keep` (oldest first) lose their `.json`: from then on they are gone;
  * 3. per disk, the VHDs no `.json` references any more:
  *    - those that precede a referenced VHD in its chain are merged into the oldest referenced
- *      one, which becomes the new full under its own name (`mergeChain`);
+ *      one, which becomes the new full under its own name (`mergeChain`); those between two
+ *      referenced VHDs (a restore point deleted on request) are merged into the next referenced
+ *      one, which keeps its name and becomes a delta of the previous one, as Xen Orchestra's
+ *      clean-up merges an unused delta into its child;
  *    - those with no referenced descendant are deleted (newest first);
  *    - leftovers of interrupted writes (hidden temporary VHD files, VHD directories no alias
  *      points to) are removed.
@@ -156,7 +159,7 @@ function deltaFlagsOf(vm: string, files: readonly MetadataFile[]): Map<string, b
 }
 
 interface DiskPlan {
-  /** chains to merge: unreferenced VHDs, oldest (a full) first, then the oldest referenced one */
+  /** chains to merge: unreferenced VHDs, oldest (a full, or a delta of a referenced VHD) first, then the first referenced one */
   readonly merges: string[][]
   /** unreferenced VHDs without a referenced descendant, newest first */
   readonly deletions: string[]

@@ -46,6 +46,19 @@ describe('retention: plan', () => {
     assert.deepEqual(plan.deletions, [e])
   })
 
+  it('merges unreferenced deltas between two referenced VHDs into the next referenced one (a restore point deleted between two others)', () => {
+    const [a, b, c, d, e, f] = ['d/1.vhd', 'd/2.vhd', 'd/3.vhd', 'd/4.vhd', 'd/5.vhd', 'd/6.vhd']
+    const infos = new Map([a, b, c, d, e, f].map((p, i, all) => [p, info(p!, i === 0 ? undefined : all[i - 1])]))
+    // 1 and 4 referenced; 2, 3 between them; 5 below 4 and above the referenced 6
+    const referenced = new Set([a, d, f])
+    const plan = planDisk([a!, b!, c!, d!, e!, f!], infos, p => referenced.has(p))
+    assert.deepEqual(plan.merges, [[b, c, d], [e, f]])
+    assert.deepEqual(plan.deletions, [])
+    // a delta whose parent is missing starts no merge
+    const orphan = new Map([[b!, info(b!, a)], [c!, info(c!, b)]])
+    assert.deepEqual(planDisk([b!, c!], orphan, p => p === c).merges, [])
+  })
+
   it('deletes a chain nothing references, newest first, and keeps an unreadable referenced VHD', () => {
     const [a, b, c] = ['d/1.vhd', 'd/2.vhd', 'd/3.vhd']
     const infos = new Map<string, VhdInfo | undefined>([[a!, info(a!)], [b!, info(b!, a)], [c!, undefined]])
