@@ -4,7 +4,7 @@
  * deleted one's parent. Every remaining restore point restores byte-exact, `verify` finds nothing,
  * Xen Orchestra's own clean-up finds nothing to fix, and the next run is a delta — on VHD files,
  * VHD directories and (in short) S3. A damaged VHD refuses the deletion (nothing deleted); a crash in the
- * deletion's merge is finished by the next deletion (and by the next run:
+ * deletion's merge is finished by the next deletion (and by the next run or a restore:
  * delete-point.campaign.ts kills it before every change).
  */
 import assert from 'node:assert/strict'
