@@ -168,9 +168,37 @@ async function openSynthetic(
   return { stream: native, length }
 }
 
+const BAT_OFFSET = 512 + 1024
+
+/**
+ * `stream` (a VHD stream, footer then header then BAT) with the BAT's padding — from its last
+ * entry to the end of its sector — set to unused entries (0xff): vhd-lib's `stream()` allocates
+ * the BAT without initialising it, so the padding would carry whatever the process's memory held
+ * there (a leak, and two streams of the same chain that differ)
+ */
+export function withBatPaddingSet(stream: SizedReadable, maxTableEntries: number): SizedReadable {
+  const start = BAT_OFFSET + maxTableEntries * 4
+  const end = BAT_OFFSET + Math.ceil((maxTableEntries * 4) / 512) * 512
+  async function* patched(): AsyncGenerator<Buffer> {
+    let offset = 0
+    for await (const data of stream) {
+      let chunk = data as Buffer
+      const from = Math.max(start, offset)
+      const to = Math.min(end, offset + chunk.length)
+      if (from < to) {
+        chunk = Buffer.from(chunk)
+        chunk.fill(0xff, from - offset, to - offset)
+      }
+      offset += chunk.length
+      yield chunk
+    }
+  }
+  return Object.assign(Readable.from(patched(), { objectMode: false }), { length: stream.length })
+}
+
 /** the chain ending at `vhdPath` as one dynamic VHD stream (footer UUID: the newest VHD's) */
 export function openChainVhdStream(handler: RemoteHandler, vhdPath: string, opts: OpenChainOptions = {}): Promise<ChainStream> {
-  return openSynthetic(handler, vhdPath, opts, vhd => vhd.stream())
+  return openSynthetic(handler, vhdPath, opts, vhd => withBatPaddingSet(vhd.stream(), vhd.header.maxTableEntries))
 }
 
 /** the chain ending at `vhdPath` as raw disk bytes (the virtual size of the newest VHD) */
