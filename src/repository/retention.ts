@@ -265,6 +265,8 @@ interface RetentionView {
   readonly withDataDamage: ReadonlySet<string>
   /** the VHDs those read: nothing is merged into them */
   readonly damagedTargets: ReadonlySet<string>
+  /** the disk folders as listed when the restore points were classified */
+  readonly listed: ListedChains
 }
 
 async function viewOf(handler: RemoteHandler, vm: string, jobId: string, keep: number, drop: readonly string[]): Promise<RetentionView> {
@@ -327,7 +329,7 @@ async function viewOf(handler: RemoteHandler, vm: string, jobId: string, keep: n
   // the VHDs of a damaged metadata file cannot be read from it: those named after its date
   const pinnedNames = new Set(damaged.filter(file => inWindow(file.timestamp)).map(file => posix.basename(file.path, '.json')))
   const referenced = (path: string) => references.has(path) || pinnedNames.has(timestampOfName(posix.basename(path)) ?? '')
-  return { foreign, past, remaining, recorded, unrestorable, references, referenced, withDataDamage, damagedTargets }
+  return { foreign, past, remaining, recorded, unrestorable, references, referenced, withDataDamage, damagedTargets, listed }
 }
 
 export async function enforceRetention(handler: RemoteHandler, opts: RetentionOptions): Promise<RetentionResult> {
@@ -374,6 +376,7 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
   for (const vdi of vdis) {
     throwIfAborted(signal)
     const dir = `${jobDir}/${vdi}`
+    const mergesBefore = merges.length
     const vhds = await listDiskVhds(handler, dir)
     // with every VHD referenced there is nothing to merge or delete: no header needs reading
     const infos = vhds.every(referenced) ? undefined : await readInfos(handler, vhds)
@@ -434,14 +437,17 @@ export async function enforceRetention(handler: RemoteHandler, opts: RetentionOp
     const markedDelta = (user: { path: string; ref: string }) =>
       files.find(file => file.path === user.path)?.metadata.isVhdDifferencing[user.ref] === true
     // (only a VHD marked delta whose parent the listing does not show can be one: its header says)
-    const after = new ListedChains(handler, deltaFlagsOf(vm, files))
-    for (const path of (await listDiskVhds(handler, dir)).filter(referenced)) {
+    // (a folder where nothing was merged nor deleted is listed as it was)
+    const changed = merges.length > mergesBefore || plan.deletions.length > 0
+    const now = changed ? await listDiskVhds(handler, dir) : vhds
+    const after = changed ? new ListedChains(handler, deltaFlagsOf(vm, files)) : view.listed
+    for (const path of now.filter(referenced)) {
       const users = references.get(path) ?? []
       if (!users.some(markedDelta) || (await after.problemOf(path)) === undefined) continue
       const info = await readVhdInfo(handler, path).catch(() => undefined)
       if (info !== undefined && info.parent === undefined) await markRewritten(handler, vm, path, users, true)
     }
-    deleted.push(...(await removeLeftovers(handler, dir, await listDiskVhds(handler, dir))))
+    deleted.push(...(await removeLeftovers(handler, dir, changed ? await listDiskVhds(handler, dir) : vhds)))
   }
   // hidden temporary metadata files of interrupted writes
   for (const name of await handler.list(vmDir(vm), { ignoreMissing: true })) {
