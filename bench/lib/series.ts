@@ -63,15 +63,10 @@ export class Series {
     if (this.#failure !== undefined && this.#runs.length === 0) return this.#failure
     if (this.#failure !== undefined) return { status: 'error', reason: `failed after ${this.#runs.length} runs: ${this.#failure.reason}` }
     if (this.#runs.length === 0) return { status: 'skipped', reason: 'skipped: not run' }
-    const ms = summarize(this.#runs.map(run => run.ms))
     const bytes = this.#runs.map(run => run.bytes).filter((b): b is number => b !== undefined)
     const checks = this.#verified.filter((v): v is boolean => v !== null)
     return {
-      status: 'measured',
-      median_ms: round(ms.median),
-      min_ms: round(ms.min),
-      max_ms: round(ms.max),
-      runs_ms: ms.values.map(v => round(v)),
+      ...measured(this.#runs.map(run => run.ms)),
       peak_rss_mib: Math.max(...this.#runs.map(run => run.peakRssMiB)),
       verified: checks.length === 0 ? null : checks.every(Boolean),
       ...(bytes.length > 0 ? { bytes: summarize(bytes).median } : {}),
@@ -82,15 +77,18 @@ export class Series {
 /** the times of one step within other runs (e.g. the pool's snapshot in our backup run), as a line of its own */
 export function stepTimes(values: readonly number[]): ImplResult {
   if (values.length === 0) return { status: 'skipped', reason: 'skipped: not timed' }
+  return { ...measured(values), peak_rss_mib: null, verified: null }
+}
+
+/** the median, extremes and values of `values` (ms), rounded */
+function measured(values: readonly number[]) {
   const ms = summarize([...values])
   return {
-    status: 'measured',
+    status: 'measured' as const,
     median_ms: round(ms.median),
     min_ms: round(ms.min),
     max_ms: round(ms.max),
     runs_ms: ms.values.map(v => round(v)),
-    peak_rss_mib: null,
-    verified: null,
   }
 }
 

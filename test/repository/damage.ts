@@ -5,6 +5,19 @@ import type { RemoteHandler } from '../../src/repository/remote-handler.js'
 import { openVhd, resolveVhdAlias } from '../../src/repository/vhd-lib.js'
 import { BLOCK } from './exports.js'
 
+/** Flips the four bytes of `file` at `offset` (each xored with 0xa5). */
+async function flipFourBytesAt(file: string, offset: number): Promise<void> {
+  const handle = await open(file, 'r+')
+  try {
+    const bytes = Buffer.alloc(4)
+    await handle.read(bytes, 0, 4, offset)
+    for (let i = 0; i < 4; i++) bytes[i] = bytes[i]! ^ 0xa5
+    await handle.write(bytes, 0, 4, offset)
+  } finally {
+    await handle.close()
+  }
+}
+
 /**
  * Flips four bytes in the middle of the data of the first stored block of a VHD (file or
  * directory) of the local remote rooted at `root`; returns nothing, the block id is the lowest one.
@@ -22,15 +35,7 @@ export async function flipFourBytesInFirstBlock(root: string, handler: RemoteHan
     file = join(root, vhd)
     offset = 512 + 1024 + 512 + 512 + 512 + BLOCK / 2
   }
-  const handle = await open(file, 'r+')
-  try {
-    const bytes = Buffer.alloc(4)
-    await handle.read(bytes, 0, 4, offset)
-    for (let i = 0; i < 4; i++) bytes[i] = bytes[i]! ^ 0xa5
-    await handle.write(bytes, 0, 4, offset)
-  } finally {
-    await handle.close()
-  }
+  await flipFourBytesAt(file, offset)
 }
 
 /** Flips four bytes in the middle of the data of block `id` of a VHD (file or directory) of the local remote rooted at `root`. */
@@ -51,13 +56,5 @@ export async function flipFourBytesInBlock(root: string, handler: RemoteHandler,
       await disposable.dispose()
     }
   }
-  const handle = await open(file, 'r+')
-  try {
-    const bytes = Buffer.alloc(4)
-    await handle.read(bytes, 0, 4, offset)
-    for (let i = 0; i < 4; i++) bytes[i] = bytes[i]! ^ 0xa5
-    await handle.write(bytes, 0, 4, offset)
-  } finally {
-    await handle.close()
-  }
+  await flipFourBytesAt(file, offset)
 }
