@@ -1,6 +1,7 @@
 /**
- * Listing and retention on a remote holding many VMs and restore points: `listRestorePoints`
- * (what the plugin API's `listRestorePoints` calls), the DR CLI's `list` (a process, as a user
+ * Listing and retention on a remote holding many VMs and restore points:
+ * `listRestorePointsWithStatus` (what the plugin API's `listRestorePoints` calls: each point with
+ * whether it can be restored), the DR CLI's `list` (a process, as a user
  * runs it), and a run's retention pass over every VM (nothing past retention: the pass decides
  * so from every `.json` and every VHD header), against reading the same `.json` files plainly
  * (readdir, readFile, JSON.parse), in the worker and in a fresh process.

@@ -56,7 +56,7 @@ export async function measureListing(task: ListingTask): Promise<TaskOutcome> {
       return done(start, await countingProcess([CLI, 'list', '--remote', pathToFileURL(task.root).href]))
     }
     case 'api': {
-      const list = await loadOptional<ListRestorePoints>('src/repository/restore-points.ts', 'listRestorePoints')
+      const list = await loadOptional<ListRestorePoints>('src/repository/restore-points.ts', 'listRestorePointsWithStatus')
       if (!list.ok) return { ok: false, skipped: true, reason: list.reason }
       const opened = await openLocalHandler(task.root)
       try {
