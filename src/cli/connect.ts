@@ -33,9 +33,13 @@ const require = createRequire(import.meta.url)
  * handler class the index would pick (`file` → its `local` handler), constructed and synced the
  * same way; every other type goes through the index.
  */
+function isLocal(url: string): boolean {
+  return url.startsWith('file:')
+}
+
 async function syncedHandler(url: string): Promise<{ value: RemoteHandler; dispose(): Promise<void> }> {
-  const { parse } = require('xo-remote-parser') as { parse(url: string): { type?: string } }
-  if (parse(url).type !== 'file') return (require('@xen-orchestra/fs') as XoFs).getSyncedHandler({ url })
+  // a `file:` URL is the one type XO's remote parser reads as `file`
+  if (!isLocal(url)) return (require('@xen-orchestra/fs') as XoFs).getSyncedHandler({ url })
   // the package exports only its index: its local handler is loaded by its file's path
   const dist = dirname(require.resolve('@xen-orchestra/fs'))
   const { default: LocalHandler } = require(join(dist, 'local.js')) as { default: HandlerClass }
@@ -56,7 +60,7 @@ async function assertLocalFolder(url: string): Promise<void> {
  */
 export async function openRemote(url: string): Promise<OpenedRemote> {
   // opening a local remote creates its folder: check first
-  if (url.startsWith('file:')) await assertLocalFolder(url)
+  if (isLocal(url)) await assertLocalFolder(url)
   const { value: handler, dispose } = await syncedHandler(url)
   try {
     const entries = await handler.list('')
