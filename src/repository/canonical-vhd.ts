@@ -83,10 +83,6 @@ export function blockOrderOfBat(bat: Buffer, maxTableEntries: number): number[] 
   return used.sort((a, b) => a[1] - b[1]).map(([id]) => id)
 }
 
-export function isAscending(order: readonly number[]): boolean {
-  return order.every((id, i) => i === 0 || order[i - 1]! < id)
-}
-
 /**
  * sha256 and length of the canonical serialization of the VHD at `path` (file or alias), blocks
  * in ascending order, read block by block.

@@ -32,7 +32,6 @@ import {
   VhdAbstract,
   VhdDirectory,
   computeFullBlockSize,
-  formatUuid,
   openVhd,
   packFooter,
   packHeader,
@@ -376,12 +375,3 @@ async function removeVhdWritten(handler: RemoteHandler, path: string): Promise<v
   await handler.unlink(path).catch(() => {})
 }
 
-/** footer UUID of the VHD at `path`, as a canonical string */
-export async function readVhdUuid(handler: RemoteHandler, path: string): Promise<string> {
-  const disposable = await openVhd(handler, path, { flags: 'r' })
-  try {
-    return formatUuid(disposable.value.footer.uuid)
-  } finally {
-    await disposable.dispose()
-  }
-}

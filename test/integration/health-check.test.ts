@@ -52,7 +52,6 @@ describe('health check through the host double (continuousDelta.healthCheck)', f
   let pool: SimulatedPool
   let host: HostDouble
   let admin: XoClient
-  let remoteDir: string
   let remote: string
   let vm1: string
   let job: string
@@ -60,7 +59,7 @@ describe('health check through the host double (continuousDelta.healthCheck)', f
 
   before(async function () {
     world = await startPluginWorld('health-check')
-    ;({ pool, host, remoteDir } = world)
+    ;({ pool, host } = world)
     remote = world.remote
     admin = world.admin
     vm1 = pool.sim.findVm('vm1').uuid

@@ -46,7 +46,6 @@ describe('progress and failures as XO shows them', function () {
   let pool: SimulatedPool
   let host: HostDouble
   let admin: XoClient
-  let remoteDir: string
   let remote: string
   let vm1: string
   let vm2: string
@@ -55,7 +54,7 @@ describe('progress and failures as XO shows them', function () {
 
   before(async function () {
     world = await startPluginWorld('progress')
-    ;({ pool, host, remoteDir } = world)
+    ;({ pool, host } = world)
     remote = world.remote
     admin = world.admin
     vm1 = pool.sim.findVm('vm1').uuid

@@ -31,7 +31,6 @@ import { BLOCK, MiB, startHarness, type Harness } from '../lifecycle/harness.js'
 import { SeededRandom } from './random.js'
 
 const DISK_SIZE = 16 * MiB
-const BLOCKS = DISK_SIZE / BLOCK
 const KINDS = ['data', 'bat', 'footer', 'sidecar', 'digest'] as const
 const TARGETS = ['full', 'middle', 'newest'] as const
 type Kind = (typeof KINDS)[number]

@@ -9,7 +9,7 @@ import type { Tasks } from './tasks.js'
 import { xapiDate } from './xapi-date.js'
 import { XapiFault } from './xapi-fault.js'
 import { destroyVtpms, VM_METHODS } from './vm-methods.js'
-import { NULL_REF, type Fields } from './xapi-types.js'
+import { NULL_REF } from './xapi-types.js'
 
 export interface MethodContext {
   readonly model: PoolModel

@@ -130,13 +130,6 @@ export function isMergeStateName(name: string): boolean {
   return hasSuffix(name, STATE_SUFFIX) || isXoMergeStateName(name)
 }
 
-/** The VHD path a state file (either name) belongs to. */
-export function parentPathOf(statePath: string): string {
-  const name = baseOf(statePath)
-  const suffix = hasSuffix(name, STATE_SUFFIX) ? STATE_SUFFIX : XO_STATE_SUFFIX
-  return `${dirOf(statePath)}/${name.slice(1, -suffix.length)}`
-}
-
 /** every merge state file of `dir`, ours and Xen Orchestra's, sorted */
 export async function listMergeStates(handler: RemoteHandler, dir: string): Promise<string[]> {
   const names = await handler.list(dir, { ignoreMissing: true, filter: isMergeStateName })
