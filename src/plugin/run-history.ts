@@ -202,6 +202,10 @@ export class RunHistory {
     const limit = filter.limit ?? DEFAULT_LIMIT
     const dir = this.#dir
     if (dir === undefined) return structuredClone(this.#recent.filter(run => matches(run, filter)).slice(0, limit))
+    // the runs going on as the query starts, taken before waiting for the writes: a run that ends
+    // from here on is listed from this copy (running), and one that ended before has its end line
+    // among the writes waited for — never "interrupted" for a run that merely ended meanwhile
+    const live = new Map(this.#running)
     await this.#writing
     let jobs: string[]
     if (filter.job !== undefined) {
@@ -212,7 +216,7 @@ export class RunHistory {
     }
     this.lastBytesRead = 0
     const runs: RunRecord[] = []
-    for (const job of jobs) runs.push(...(await this.#readJob(dir, job, filter, limit)))
+    for (const job of jobs) runs.push(...(await this.#readJob(dir, job, filter, limit, live)))
     return runs.sort((a, b) => b.start - a.start).slice(0, limit)
   }
 
@@ -240,7 +244,7 @@ export class RunHistory {
   }
 
   /** the newest `limit` matching runs of one job: its files read from their end */
-  async #readJob(dir: string, job: string, filter: RunFilter, limit: number): Promise<RunRecord[]> {
+  async #readJob(dir: string, job: string, filter: RunFilter, limit: number, running: ReadonlyMap<string, RunRecord>): Promise<RunRecord[]> {
     const seen = new Set<string>()
     const found: RunRecord[] = []
     let done = false
@@ -253,7 +257,7 @@ export class RunHistory {
         done = true
         return false
       }
-      const live = this.#running.get(stored.id)
+      const live = running.get(stored.id)
       const run: RunRecord = live !== undefined ? structuredClone(live) : stored.status === 'running' ? { ...stored, status: 'interrupted' } : stored
       if (matches(run, filter)) found.push(run)
       if (found.length >= limit) done = true

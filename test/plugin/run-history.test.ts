@@ -106,6 +106,30 @@ describe('run history', function () {
     assert.deepEqual((await after.list({ status: 'interrupted' })).length, 1)
   })
 
+  it('a run that ends while a query reads the files is listed as running or as it ended, never interrupted', async function () {
+    // found by the plugin suite: getRuns polled while a scheduled run ended answered "interrupted"
+    const history = new RunHistory()
+    await history.useDir(dir)
+    const statuses: string[] = []
+    for (let night = 0; night < 20; night++) {
+      const run = nightlyRun('race', night)
+      await history.start({ ...run, status: 'running', log: [] })
+      // the query starts first; the run ends before the query has read anything
+      const listing = history.list({ job: 'race', limit: 1 })
+      const finishing = history.finish({ ...run, status: 'success' })
+      const [listed] = await listing
+      await finishing
+      statuses.push(listed?.status ?? 'none')
+      const [after] = await history.list({ job: 'race', limit: 1 })
+      assert.equal(after?.status, 'success')
+    }
+    assert.deepEqual(
+      statuses.filter(status => status !== 'running' && status !== 'success'),
+      [],
+      `statuses seen: ${statuses.join(' ')}`,
+    )
+  })
+
   it('moves the history of an earlier version (runs.json) into the per-job files once', async function () {
     const legacy = join(dir, 'runs.json')
     await writeFile(legacy, JSON.stringify([nightlyRun('b', 1), nightlyRun('a', 0)]))
