@@ -8,6 +8,7 @@ import type { RemoteHandler } from '../repository/remote-handler.js'
 import type { Ref, XapiClient } from '../xapi/client.js'
 import type { PoolVersion } from '../xapi/pool-version.js'
 import type { VbdRecord, VdiRecord, VmRecord } from '../xapi/records.js'
+import type { Housekeeping } from './housekeeping.js'
 import type { DiskResult, ExcludedDisk, JobEnvironment, JobSpec, RunReporter } from './job.js'
 
 /** a disk of the VM: the drive and the source VDI */
@@ -86,6 +87,9 @@ export interface VmRunContext {
   merges: MergeReport[]
 
   warnings: string[]
+
+  /** under a job: where work the run need not wait for goes (see housekeeping.ts) */
+  readonly housekeeping?: Housekeeping
 }
 
 export function createVmRunContext(init: {
@@ -96,6 +100,7 @@ export function createVmRunContext(init: {
   reporter: RunReporter
   signal: AbortSignal
   settings?: JobEnvironment['settings']
+  housekeeping?: Housekeeping
 }): VmRunContext {
   return {
     ...init,

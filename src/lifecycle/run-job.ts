@@ -9,6 +9,7 @@ import { BackupError } from '../errors.js'
 import type { RemoteHandler } from '../repository/remote-handler.js'
 import type { XapiClient } from '../xapi/client.js'
 import { withTransientRetry } from '../xapi/retry.js'
+import { Housekeeping } from './housekeeping.js'
 import type { JobEnvironment, JobRunResult, JobSpec, VmRunResult } from './job.js'
 import { createBackupLifecycle, runVm } from './run-vm.js'
 import type { BackupLifecycle } from './run-vm.js'
@@ -46,13 +47,19 @@ function vmNameOf(xapi: XapiClient, vm: string): string | undefined {
   return undefined
 }
 
-async function backupVm(job: JobSpec, env: JobEnvironment, vm: string, signal: AbortSignal, lifecycle: BackupLifecycle): Promise<VmRunResult> {
-  const start = Date.now()
-  const result = await backupVmUntimed(job, env, vm, signal, lifecycle)
-  return { ...result, start, end: Date.now() }
+interface VmBackup {
+  readonly result: VmRunResult
+  /** what the VM's run left going on (see housekeeping.ts) */
+  readonly housekeeping?: Housekeeping
 }
 
-async function backupVmUntimed(job: JobSpec, env: JobEnvironment, vm: string, signal: AbortSignal, lifecycle: BackupLifecycle): Promise<VmRunResult> {
+async function backupVm(job: JobSpec, env: JobEnvironment, vm: string, signal: AbortSignal, lifecycle: BackupLifecycle): Promise<VmBackup> {
+  const start = Date.now()
+  const backup = await backupVmUntimed(job, env, vm, signal, lifecycle)
+  return { ...backup, result: { ...backup.result, start, end: Date.now() } }
+}
+
+async function backupVmUntimed(job: JobSpec, env: JobEnvironment, vm: string, signal: AbortSignal, lifecycle: BackupLifecycle): Promise<VmBackup> {
   let connected: readonly [XapiClient, RemoteHandler] | undefined
   let failedToConnect: unknown
   if (!signal.aborted) {
@@ -63,6 +70,7 @@ async function backupVmUntimed(job: JobSpec, env: JobEnvironment, vm: string, si
   }
   const name = connected === undefined ? undefined : vmNameOf(connected[0], vm)
   // named by the VM's name; `type`/`id` as XO's backup logs know a VM task
+  let housekeeping: Housekeeping | undefined
   const reporter = env.reporter.child(name === undefined ? `VM ${vm}` : `VM "${name}"`, {
     type: 'VM',
     id: vm,
@@ -75,6 +83,7 @@ async function backupVmUntimed(job: JobSpec, env: JobEnvironment, vm: string, si
     }
     if (connected === undefined) throw failedToConnect
     const [xapi, handler] = connected
+    housekeeping = new Housekeeping(env.reporter, name === undefined ? `VM ${vm}` : `VM "${name}"`)
     const { failure, ...backup } = await runVm({
       job,
       vmUuid: vm,
@@ -84,6 +93,7 @@ async function backupVmUntimed(job: JobSpec, env: JobEnvironment, vm: string, si
       reporter,
       signal,
       lifecycle,
+      housekeeping,
       ...(env.settings === undefined ? {} : { settings: env.settings }),
     })
     let result: VmRunResult = backup
@@ -113,10 +123,10 @@ async function backupVmUntimed(job: JobSpec, env: JobEnvironment, vm: string, si
       ...(error === undefined ? {} : { error }),
       data: { disks: result.disks, excluded: result.excluded, restorePoint: result.restorePoint },
     })
-    return result
+    return { result, housekeeping }
   } catch (error) {
     reporter.end({ status: 'failure', error: error instanceof Error ? error : new Error(String(error)) })
-    return failedVm(vm, error, name)
+    return { result: failedVm(vm, error, name), ...(housekeeping === undefined ? {} : { housekeeping }) }
   }
 }
 
@@ -124,18 +134,23 @@ export async function runJob(job: JobSpec, env: JobEnvironment, options: RunJobO
   const start = Date.now()
   const lifecycle = options.lifecycle ?? createBackupLifecycle()
   const signal = env.signal ?? new AbortController().signal
-  const results: VmRunResult[] = new Array(job.vms.length)
+  const backups: VmBackup[] = new Array(job.vms.length)
 
   let next = 0
   const worker = async (): Promise<void> => {
     while (next < job.vms.length) {
       const index = next++
       const vm = job.vms[index]!
-      results[index] = await backupVm(job, env, vm, signal, lifecycle)
+      backups[index] = await backupVm(job, env, vm, signal, lifecycle)
     }
   }
   const concurrency = Math.max(1, Math.min(job.concurrency, job.vms.length))
   await Promise.all(Array.from({ length: concurrency }, worker))
+  // the previous references the VMs' runs left being destroyed: the job ends once they are
+  await Promise.all(backups.map(backup => backup.housekeeping?.settled()))
+  const results = backups.map(({ result, housekeeping }) =>
+    housekeeping === undefined || housekeeping.warnings.length === 0 ? result : { ...result, warnings: [...result.warnings, ...housekeeping.warnings] },
+  )
 
   const result: JobRunResult = { id: randomUUID(), jobId: job.id, status: statusOf(results), start, end: Date.now(), vms: results }
   env.reporter.info(`job "${job.name}": ${result.status}`, { status: result.status, vms: results.length })

@@ -19,6 +19,7 @@ import { rotateReference } from './actions/rotate-reference.js'
 import { selectDisks } from './actions/select-disks.js'
 import { takeSnapshot } from './actions/snapshot.js'
 import { transferDisks } from './actions/transfer.js'
+import type { Housekeeping } from './housekeeping.js'
 import { createVmRunContext, errorContextOf } from './context.js'
 import type { VmRunContext } from './context.js'
 import { changedBlocks, chooseTransport, keepOnlyCbtMetadata } from './hooks/changed-block-tracking.js'
@@ -75,6 +76,8 @@ export interface RunVmOptions {
   readonly signal: AbortSignal
   readonly settings?: JobEnvironment['settings']
   readonly lifecycle?: BackupLifecycle
+  /** under a job: takes the work the VM's run need not wait for (without: the run waits for it) */
+  readonly housekeeping?: Housekeeping
 }
 
 /** the failure's code, step and disk (named, when the error names one of the VM's disks) */

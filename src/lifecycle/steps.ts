@@ -9,7 +9,8 @@
  * - `chooseBase`      per disk: a delta from the reference snapshot, or a full (and why)
  * - `transfer`        stream each disk from XAPI into a VHD on the remote
  * - `commit`          write the restore point's metadata, mark the snapshot exported
- * - `rotateReference` destroy the previous reference snapshot of this job
+ * - `rotateReference` destroy the previous reference snapshot of this job (under a job, while the
+ *                     run goes on: the pool holds a disk just exported; the job waits for it)
  * - `retention`       hooks enforce the job's retention (merging old deltas)
  * - `cleanup`         undo what a failed run created; lift the migration block
  */

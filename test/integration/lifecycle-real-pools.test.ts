@@ -212,6 +212,51 @@ describe('lifecycle on real pools: transient XAPI errors (XenServer 6.5)', funct
     await assertRestores(harness, vm2, [data!.uuid])
   })
 
+  it('a job does not hold its next VM while the pool releases the previous reference of the last one: the destroy goes on meanwhile, the job ends once it is done', async function () {
+    const { sim } = harness.pool
+    const vm1 = sim.findVm('vm1')
+    const vm2 = sim.findVm('vm2').uuid
+    const job = harness.job([vm2, vm1.uuid])
+    assert.deepEqual((await runJob(job, harness.env())).vms.map(vm => vm.status), ['success', 'success'])
+    const [data] = sim.vdisOf(vm2)
+    await sim.writeGuest(data!.uuid, 3 * BLOCK, randomBytes(4096))
+    const vm1Snapshotted = () => sim.calls.some(call => call.method === 'Async.VM.snapshot' && call.params[0] === vm1.$ref)
+    sim.clearCalls()
+    // the pool keeps vm2's old base in use until vm1 is snapshotted: a job that waited for the
+    // destroy before starting vm1 would never get there (the guard only ends such a wait)
+    // the first retry of the run is vm2's destroy: how did its wait end?
+    let firstWait: 'vm1 snapshotted' | 'guard' | undefined
+    let waits = 0
+    const env = harness.env()
+    const release = (first: boolean): Promise<void> =>
+      new Promise(resolve => {
+        let ended = false
+        const guard = setTimeout(() => {
+          ended = true
+          if (first) firstWait = 'guard'
+          resolve()
+        }, 20_000).unref()
+        const poll = (): void => {
+          if (ended) return
+          if (vm1Snapshotted()) {
+            if (first) firstWait = 'vm1 snapshotted'
+            clearTimeout(guard)
+            resolve()
+          } else setImmediate(poll)
+        }
+        poll()
+      })
+    const run = await runJob(job, { ...env, xapiRetry: { sleep: async () => release(waits++ === 0) } })
+    assert.deepEqual(run.vms.map(vm => vm.status), ['success', 'success'], JSON.stringify(run.vms.map(vm => vm.error)))
+    assert.deepEqual(run.vms.flatMap(vm => vm.warnings).filter(warning => /not destroyed|housekeeping/.test(warning)), [])
+    assert.equal(firstWait, 'vm1 snapshotted', 'vm1 is snapshotted while the destroy of vm2\'s previous reference waits for the pool')
+    // and when the job ended, each VM has exactly its new reference
+    assert.equal(jobSnapshotVms(harness, vm2).length, 1)
+    assert.equal(jobSnapshotVms(harness, vm1.uuid).length, 1)
+    assert.deepEqual(taggedDisks(harness, vm2).map(disk => disk.onAVm), [true])
+    await assertRestores(harness, vm2, [data!.uuid])
+  })
+
   it('a disk still in use past every retry: the run stays a success with a warning, the old reference keeps its disk, the next run destroys it', async function () {
     await harness.close()
     harness = await startHarness({ profile: 'xenserver-6.5', quirks: { vdiInUseAfterExport: 12 } })

@@ -2,6 +2,7 @@ import { BACKUP_KEYS } from '../../xapi/other-config.js'
 import { fetchVm } from '../../xapi/records.js'
 import { cachedRecords, destroySnapshot, destroyVdi } from '../../xapi/snapshot.js'
 import type { VmRunContext } from '../context.js'
+import type { HousekeepingLog } from '../housekeeping.js'
 import { warn } from '../context.js'
 import { jobSnapshots } from '../reference-snapshot.js'
 
@@ -34,35 +35,45 @@ function orphanDisks(ctx: VmRunContext): { ref: string; uuid: string; name: stri
  * The new snapshot becomes the job's only reference: every earlier snapshot of the job is
  * destroyed, and so are the job's snapshot disks of this VM that no snapshot holds any more. The
  * restore point is already committed: what cannot be destroyed now (after the XAPI client's
- * retries) is a warning, and the next run destroys it.
+ * retries) is a warning, and the next run destroys it. Under a job (`ctx.housekeeping`), the
+ * destroys go on while the run does (see housekeeping.ts); alone, the step waits for them.
  */
 export async function rotateReference(ctx: VmRunContext): Promise<void> {
   if (ctx.vm === undefined || ctx.snapshotRef === undefined) {
     return
   }
-  await ctx.xapi.barrier?.().catch(() => {})
-  try {
-    const vm = await fetchVm(ctx.xapi, ctx.vm.$ref)
-    for (const snapshot of await jobSnapshots(ctx.xapi, vm, ctx.job.id)) {
-      if (snapshot.$ref === ctx.snapshotRef) {
-        continue
+  const vmRef = ctx.vm.$ref
+  const keep = ctx.snapshotRef
+  const destroyEarlier = async (log: HousekeepingLog): Promise<void> => {
+    await ctx.xapi.barrier?.().catch(() => {})
+    try {
+      const vm = await fetchVm(ctx.xapi, vmRef)
+      for (const snapshot of await jobSnapshots(ctx.xapi, vm, ctx.job.id)) {
+        if (snapshot.$ref === keep) {
+          continue
+        }
+        try {
+          await destroySnapshot(ctx.xapi, snapshot.$ref)
+          log.info(`previous reference snapshot "${snapshot.name_label}" destroyed`, { snapshot: snapshot.uuid })
+        } catch (error) {
+          log.warning(`previous reference snapshot "${snapshot.name_label}" (${snapshot.uuid}) not destroyed yet, the next run will: ${describe(error)}`)
+        }
       }
-      try {
-        await destroySnapshot(ctx.xapi, snapshot.$ref)
-        ctx.reporter.info(`previous reference snapshot "${snapshot.name_label}" destroyed`, { snapshot: snapshot.uuid })
-      } catch (error) {
-        warn(ctx, `previous reference snapshot "${snapshot.name_label}" (${snapshot.uuid}) not destroyed yet, the next run will: ${describe(error)}`)
+      for (const orphan of orphanDisks(ctx)) {
+        try {
+          await destroyVdi(ctx.xapi, orphan.ref)
+          log.info(`orphaned snapshot disk "${orphan.name}" destroyed`, { vdi: orphan.uuid })
+        } catch (error) {
+          log.warning(`orphaned snapshot disk "${orphan.name}" (${orphan.uuid}) not destroyed yet, the next run will: ${describe(error)}`)
+        }
       }
+    } catch (error) {
+      log.warning(`previous reference snapshots not rotated, the next run will: ${describe(error)}`)
     }
-    for (const orphan of orphanDisks(ctx)) {
-      try {
-        await destroyVdi(ctx.xapi, orphan.ref)
-        ctx.reporter.info(`orphaned snapshot disk "${orphan.name}" destroyed`, { vdi: orphan.uuid })
-      } catch (error) {
-        warn(ctx, `orphaned snapshot disk "${orphan.name}" (${orphan.uuid}) not destroyed yet, the next run will: ${describe(error)}`)
-      }
-    }
-  } catch (error) {
-    warn(ctx, `previous reference snapshots not rotated, the next run will: ${describe(error)}`)
   }
+  if (ctx.housekeeping !== undefined) {
+    ctx.housekeeping.start(destroyEarlier)
+    return
+  }
+  await destroyEarlier({ info: (message, data) => ctx.reporter.info(message, data), warning: (message, data) => warn(ctx, message, data) })
 }
