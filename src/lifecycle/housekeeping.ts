@@ -39,6 +39,6 @@ export class Housekeeping {
 
   /** resolves once all the work started has ended */
   async settled(): Promise<void> {
-    while (this.#pending.length > 0) await Promise.all(this.#pending.splice(0))
+    await Promise.all(this.#pending)
   }
 }

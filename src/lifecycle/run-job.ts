@@ -69,9 +69,10 @@ async function backupVmUntimed(job: JobSpec, env: JobEnvironment, vm: string, si
     })
   }
   const name = connected === undefined ? undefined : vmNameOf(connected[0], vm)
-  // named by the VM's name; `type`/`id` as XO's backup logs know a VM task
+  const label = name === undefined ? `VM ${vm}` : `VM "${name}"`
   let housekeeping: Housekeeping | undefined
-  const reporter = env.reporter.child(name === undefined ? `VM ${vm}` : `VM "${name}"`, {
+  // named by the VM's name; `type`/`id` as XO's backup logs know a VM task
+  const reporter = env.reporter.child(label, {
     type: 'VM',
     id: vm,
     vm,
@@ -83,7 +84,7 @@ async function backupVmUntimed(job: JobSpec, env: JobEnvironment, vm: string, si
     }
     if (connected === undefined) throw failedToConnect
     const [xapi, handler] = connected
-    housekeeping = new Housekeeping(env.reporter, name === undefined ? `VM ${vm}` : `VM "${name}"`)
+    housekeeping = new Housekeeping(env.reporter, label)
     const { failure, ...backup } = await runVm({
       job,
       vmUuid: vm,
@@ -126,7 +127,7 @@ async function backupVmUntimed(job: JobSpec, env: JobEnvironment, vm: string, si
     return { result, housekeeping }
   } catch (error) {
     reporter.end({ status: 'failure', error: error instanceof Error ? error : new Error(String(error)) })
-    return { result: failedVm(vm, error, name), ...(housekeeping === undefined ? {} : { housekeeping }) }
+    return { result: failedVm(vm, error, name), housekeeping }
   }
 }
 

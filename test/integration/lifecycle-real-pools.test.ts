@@ -222,9 +222,9 @@ describe('lifecycle on real pools: transient XAPI errors (XenServer 6.5)', funct
     await sim.writeGuest(data!.uuid, 3 * BLOCK, randomBytes(4096))
     const vm1Snapshotted = () => sim.calls.some(call => call.method === 'Async.VM.snapshot' && call.params[0] === vm1.$ref)
     sim.clearCalls()
-    // the pool keeps vm2's old base in use until vm1 is snapshotted: a job that waited for the
-    // destroy before starting vm1 would never get there (the guard only ends such a wait)
-    // the first retry of the run is vm2's destroy: how did its wait end?
+    // every retry wait of the run lasts until vm1 is snapshotted. The first is the wait of vm2's
+    // destroy (the pool holds its old base after the export): a job that finished that destroy
+    // before starting vm1 would never get there, and only the guard would end the wait
     let firstWait: 'vm1 snapshotted' | 'guard' | undefined
     let waits = 0
     const env = harness.env()
