@@ -111,7 +111,9 @@ async function nbdIntoVhd(ctx: VmRunContext, disk: VdiRecord, base: Extract<Disk
   }
   try {
     if (nbd.size !== disk.virtual_size) throw fail(`the NBD export has ${nbd.size} bytes, the disk ${disk.virtual_size}`)
-    const stream = nbdDeltaVhd(nbd, disk.virtual_size, blocks, { readAhead: 2 * connections })
+    // one read in flight on each connection and the next block ready to send: 2 MiB a block, so a
+    // transfer holds (connections + 1) × 2 MiB of disk data, however many blocks it sends
+    const stream = nbdDeltaVhd(nbd, disk.virtual_size, blocks, { readAhead: connections + 1 })
     return await writeWatched(ctx, disk, base, path, reporter, stream, 'NBD read')
   } catch (error) {
     if (error instanceof BackupError && !(error.cause instanceof NbdError)) throw error
