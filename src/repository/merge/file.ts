@@ -18,6 +18,7 @@
  * A crash anywhere leaves a state file from which every step is redone identically.
  */
 import { createHash } from 'node:crypto'
+import { endianness } from 'node:os'
 import { BackupError } from '../../errors.js'
 import type { FileDescriptor, RemoteHandler } from '../remote-handler.js'
 import { fullBlockSize, geometryOf, isFullBitmap, overlayBlock, SECTOR, type BlockGeometry } from './blocks.js'
@@ -70,6 +71,10 @@ interface BatScan {
   readonly parentFirstBlockAfter: number
 }
 
+/** a BAT entry as read in host byte order, decoded (`BLOCK_UNUSED` reads the same in both orders) */
+const fromBigEndian: (raw: number) => number =
+  endianness() === 'LE' ? raw => ((raw & 0xff) * 0x1000000 + ((raw >>> 8) & 0xff) * 0x10000 + ((raw >>> 16) & 0xff) * 0x100 + (raw >>> 24)) : raw => raw
+
 async function scanBats(
   handler: RemoteHandler,
   parent: BatLocation,
@@ -80,7 +85,9 @@ async function scanBats(
 ): Promise<BatScan> {
   const full = fullBlockSize(geometry)
   const layers = [parent, ...children]
-  const chunks = layers.map(layer => Buffer.allocUnsafe(Math.min(BAT_CHUNK_ENTRIES, Math.max(1, layer.entries)) * 4))
+  // read as 32-bit words: most entries are unused, and telling so needs no byte swap
+  const chunks = layers.map(layer => new Uint32Array(Math.min(BAT_CHUNK_ENTRIES, Math.max(1, layer.entries))))
+  const held = new Uint8Array(BAT_CHUNK_ENTRIES)
   const union: number[] = []
   const sectors: number[][] = layers.map(() => [])
   let parentDataEnd = 0
@@ -88,33 +95,36 @@ async function scanBats(
   const scanned = Math.max(maxTableEntries, parent.entries)
   for (let first = 0; first < scanned; first += BAT_CHUNK_ENTRIES) {
     const count = Math.min(BAT_CHUNK_ENTRIES, scanned - first)
-    // each layer's entries of this chunk: those past a layer's table are absent
-    const views: (Buffer | undefined)[] = []
+    // each layer's entries of this chunk (those past a layer's table are absent: 0 of them)
+    const lengths: number[] = []
     for (const [i, layer] of layers.entries()) {
-      const entries = Math.min(count, layer.entries - first)
-      if (entries <= 0) {
-        views.push(undefined)
-        continue
-      }
-      const view = chunks[i]!.subarray(0, entries * 4)
+      const entries = Math.max(0, Math.min(count, layer.entries - first))
+      lengths.push(entries)
+      if (entries === 0) continue
+      const view = Buffer.from(chunks[i]!.buffer, 0, entries * 4)
       const { bytesRead } = await handler.read(layer.fd, view, layer.tableOffset + first * 4)
       if (bytesRead !== view.length) throw broken(`short read of the block allocation table: ${bytesRead} of ${view.length} bytes`, layer.fd.path)
-      views.push(view)
     }
-    const entry = (i: number, k: number): number => {
-      const view = views[i]
-      return view !== undefined && k * 4 < view.length ? view.readUInt32BE(k * 4) : BLOCK_UNUSED
+    const entry = (i: number, k: number): number => (k < lengths[i]! ? fromBigEndian(chunks[i]![k]!) : BLOCK_UNUSED)
+    const own = chunks[0]!
+    const ownLength = lengths[0]!
+    // the full's entries: where its data ends
+    for (let k = 0; k < ownLength; k++) {
+      if (own[k] === BLOCK_UNUSED) continue
+      const offset = fromBigEndian(own[k]!) * SECTOR
+      parentDataEnd = Math.max(parentDataEnd, offset + full)
+      if (offset >= after) parentFirstBlockAfter = Math.min(parentFirstBlockAfter, offset)
     }
-    for (let k = 0; k < count; k++) {
-      const own = entry(0, k)
-      if (own !== BLOCK_UNUSED) {
-        parentDataEnd = Math.max(parentDataEnd, own * SECTOR + full)
-        if (own * SECTOR >= after) parentFirstBlockAfter = Math.min(parentFirstBlockAfter, own * SECTOR)
-      }
-      if (first + k >= maxTableEntries) continue
-      let held = false
-      for (let i = 1; i < layers.length && !held; i++) held = entry(i, k) !== BLOCK_UNUSED
-      if (!held) continue
+    // the blocks any child holds
+    const last = Math.max(0, Math.min(count, maxTableEntries - first))
+    held.fill(0, 0, last)
+    for (let i = 1; i < layers.length; i++) {
+      const entries = chunks[i]!
+      const end = Math.min(last, lengths[i]!)
+      for (let k = 0; k < end; k++) if (entries[k] !== BLOCK_UNUSED) held[k] = 1
+    }
+    for (let k = 0; k < last; k++) {
+      if (held[k] === 0) continue
       union.push(first + k)
       for (let i = 0; i < layers.length; i++) sectors[i]!.push(entry(i, k))
     }
