@@ -22,7 +22,7 @@ interface XoFs {
   getSyncedHandler(remote: { url: string }): Promise<{ value: RemoteHandler; dispose(): Promise<void> }>
 }
 
-type HandlerClass = new (remote: { url: string }) => RemoteHandler
+type HandlerClass = new (remote: { url: string }, opts?: { syncStackTraces?: boolean }) => RemoteHandler
 
 const require = createRequire(import.meta.url)
 
@@ -43,7 +43,9 @@ async function syncedHandler(url: string): Promise<{ value: RemoteHandler; dispo
   // the package exports only its index: its local handler is loaded by its file's path
   const dist = dirname(require.resolve('@xen-orchestra/fs'))
   const { default: LocalHandler } = require(join(dist, 'local.js')) as { default: HandlerClass }
-  const handler = new LocalHandler({ url })
+  // without the caller's stack copied into each file operation (an Error made per operation, a
+  // tenth of a listing's time): Node's own async stack traces already say where an error came from
+  const handler = new LocalHandler({ url }, { syncStackTraces: false })
   await handler.sync()
   return { value: handler, dispose: () => handler.forget() }
 }

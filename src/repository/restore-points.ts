@@ -18,6 +18,7 @@
  */
 import { posix } from 'node:path'
 import { ChainChecker } from './chain.js'
+import { mapConcurrently } from './concurrency.js'
 import { BACKUP_ROOT, assertSafeId, isMetadataName, isUuid, parseTimestamp, resolveFromVmDir, vmDir } from './layout.js'
 import { readMetadata, validateMetadata, type BackupMetadata } from './metadata.js'
 import type { RemoteHandler } from './remote-handler.js'
@@ -161,14 +162,13 @@ function damaged(path: string, reason: string, text: string | undefined): Metada
   return { status: 'damaged', path, reason, ...(jobId === undefined ? {} : { jobId }), ...(timestamp === undefined ? {} : { timestamp }) }
 }
 
+/** metadata files read at once: on a remote, each read waits on the remote, not on the others */
+const METADATA_READS = 8
+
 /** every metadata file of a VM folder, classified, oldest first (by name) */
 export async function readVmMetadataFiles(handler: RemoteHandler, vmUuid: string): Promise<MetadataFile[]> {
-  const files: MetadataFile[] = []
-  for (const path of await listMetadataFiles(handler, vmUuid)) {
-    const file = await readMetadataFile(handler, path)
-    if (file !== undefined) files.push(file)
-  }
-  return files
+  const files = await mapConcurrently(await listMetadataFiles(handler, vmUuid), METADATA_READS, path => readMetadataFile(handler, path))
+  return files.filter(file => file !== undefined)
 }
 
 /** why the restore point cannot be restored (the first problem of its disks' chains), or `undefined` */
@@ -195,32 +195,38 @@ export interface ListedRestorePoint extends RestorePoint {
  */
 export async function listRestorePointsWithStatus(handler: RemoteHandler, filter: { vm?: string; jobId?: string } = {}): Promise<ListedRestorePoint[]> {
   const vms = filter.vm === undefined ? await listBackedUpVms(handler) : [assertSafeId('vm', filter.vm)]
+  const perVm = await mapConcurrently(vms, VMS_LISTED, vm => listVmRestorePointsWithStatus(handler, vm, filter))
+  return perVm.flat().sort(byDate)
+}
+
+/** VM folders listed at once (each reads its metadata and VHD headers several at a time) */
+const VMS_LISTED = 4
+
+async function listVmRestorePointsWithStatus(handler: RemoteHandler, vm: string, filter: { jobId?: string }): Promise<ListedRestorePoint[]> {
   const points: ListedRestorePoint[] = []
-  for (const vm of vms) {
-    const checker = new ChainChecker(handler)
-    const files = await readVmMetadataFiles(handler, vm)
-    await checker.prefetch(files.flatMap(file => (file.status === 'usable' ? Object.values(file.metadata.vhds).map(relative => resolveFromVmDir(vm, relative)) : [])))
-    for (const file of files) {
-      if (file.status === 'foreign') continue
-      if (file.status === 'damaged') {
-        if (filter.jobId !== undefined && file.jobId !== filter.jobId) continue
-        points.push({ id: file.path, vm, vmName: '', jobId: file.jobId ?? '', timestamp: file.timestamp ?? 0, disks: [], excluded: [], size: 0, status: 'damaged', reason: file.reason })
-        continue
-      }
-      let point: RestorePoint
-      try {
-        point = restorePointOf(file.path, file.metadata)
-      } catch (error) {
-        points.push({ id: file.path, vm, vmName: '', jobId: file.metadata.jobId, timestamp: file.metadata.timestamp, disks: [], excluded: [], size: 0, status: 'damaged', reason: (error as Error).message })
-        continue
-      }
-      if (filter.jobId !== undefined && point.jobId !== filter.jobId) continue
-      // data damage a refused merge recorded: the chain is whole, but a restore fails DATA_DAMAGED
-      const reason = (await unrestorableReason(point, checker)) ?? recordedDamageOf(file.metadata)
-      points.push(reason === undefined ? { ...point, status: 'restorable' } : { ...point, status: 'damaged', reason })
+  const checker = new ChainChecker(handler)
+  const files = await readVmMetadataFiles(handler, vm)
+  await checker.prefetch(files.flatMap(file => (file.status === 'usable' ? Object.values(file.metadata.vhds).map(relative => resolveFromVmDir(vm, relative)) : [])))
+  for (const file of files) {
+    if (file.status === 'foreign') continue
+    if (file.status === 'damaged') {
+      if (filter.jobId !== undefined && file.jobId !== filter.jobId) continue
+      points.push({ id: file.path, vm, vmName: '', jobId: file.jobId ?? '', timestamp: file.timestamp ?? 0, disks: [], excluded: [], size: 0, status: 'damaged', reason: file.reason })
+      continue
     }
+    let point: RestorePoint
+    try {
+      point = restorePointOf(file.path, file.metadata)
+    } catch (error) {
+      points.push({ id: file.path, vm, vmName: '', jobId: file.metadata.jobId, timestamp: file.metadata.timestamp, disks: [], excluded: [], size: 0, status: 'damaged', reason: (error as Error).message })
+      continue
+    }
+    if (filter.jobId !== undefined && point.jobId !== filter.jobId) continue
+    // data damage a refused merge recorded: the chain is whole, but a restore fails DATA_DAMAGED
+    const reason = (await unrestorableReason(point, checker)) ?? recordedDamageOf(file.metadata)
+    points.push(reason === undefined ? { ...point, status: 'restorable' } : { ...point, status: 'damaged', reason })
   }
-  return points.sort(byDate)
+  return points
 }
 
 /** the damage recorded in a restore point's metadata (by a merge that refused it), in words */

@@ -37,7 +37,7 @@ import { openVhd, type Vhd } from '../vhd-lib.js'
 import { composeBlock, geometryOf, isFullBitmap } from './blocks.js'
 import { replaceFileAtomically } from './durable.js'
 import { isMissing, throwIfAborted, type MergeRunOptions } from './options.js'
-import { forEachConcurrently } from './pool.js'
+import { forEachConcurrently } from '../concurrency.js'
 import { baseOf, mergeChecksumsPath, type MergeState } from './state.js'
 
 /** blocks read at once while checking */

@@ -28,3 +28,12 @@ export async function forEachConcurrently<T>(
     }
   }
 }
+
+/** `task` of each of `items`, at most `concurrency` in flight, the results in the order of `items` */
+export async function mapConcurrently<T, R>(items: readonly T[], concurrency: number, task: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length)
+  await forEachConcurrently(items, concurrency, async (item, index) => {
+    results[index] = await task(item, index)
+  })
+  return results
+}
