@@ -2,10 +2,11 @@
  * A chain of VHDs (a full and its deltas) read as ONE virtual disk: for each block, the newest
  * VHD holding it wins. Built on vhd-lib's `VhdSynthetic`, which works for VHD files and VHD
  * directories alike. Each block is read once, from the one VHD that holds its newest version:
- * a chain of 30 deltas costs one pass over the blocks, not 30; one block is in memory at a time.
+ * a chain of 30 deltas costs one pass over the blocks, not 30; a few blocks are in memory at a
+ * time (the one streamed and those read ahead).
  *
  * Every block streamed is checked against the block checksums recorded when its VHD was written
- * (src/repository/integrity/), as it passes: a block that differs fails the stream with
+ * (src/repository/integrity/), as it passes, while the next blocks are read: a block that differs fails the stream with
  * DATA_DAMAGED naming the VHD, the block and the restore point, so a restore never reports success
  * with wrong bytes. Before the first byte, each VHD's footer, header, BAT and locators are checked
  * the same way (a VHD whose sidecar is gone is read once to recompute its list against the digest
@@ -21,7 +22,7 @@
 import { Readable } from 'node:stream'
 import { BackupError } from '../errors.js'
 import { chainOf } from '../repository/chain.js'
-import { checksumsOf, readRecordedIntegrity, vmOfPath, type BlockChecksums } from '../repository/integrity/index.js'
+import { checksumsOf, readRecordedIntegrity, sha256, vmOfPath, type BlockChecksums } from '../repository/integrity/index.js'
 import { acquireChainReadLock, type ReadLockOptions } from '../repository/lock.js'
 import type { RemoteHandler } from '../repository/remote-handler.js'
 import { openVhd, VhdSynthetic, type DisposableValue, type SizedReadable, type Vhd, type VhdBlock } from '../repository/vhd-lib.js'
@@ -93,15 +94,63 @@ async function checksumsOfChain(handler: RemoteHandler, chain: readonly string[]
   return lists
 }
 
-/** `vhd` whose every full block read is checked against `list` as it passes */
-function checked(vhd: Vhd, path: string, list: BlockChecksums, opts: OpenChainOptions): void {
-  const readBlock = vhd.readBlock.bind(vhd) as (id: number, onlyBitmap?: boolean) => Promise<VhdBlock>
-  const own = vhd as unknown as { readBlock(id: number, onlyBitmap?: boolean): Promise<VhdBlock> }
+/** blocks read ahead of the one the stream asks for: one read in flight while a block is hashed and sent (more bought nothing measurable and held more memory) */
+const READ_AHEAD = 1
+
+interface Fetched {
+  readonly block: VhdBlock
+  /** sha256 of the block as stored, when its VHD has a list to check it against */
+  readonly digest: Buffer | undefined
+}
+
+/**
+ * `synthetic` (the chain `vhds`, oldest first, with their lists) whose every full block read is
+ * checked against the list of the VHD it comes from. vhd-lib's streams ask for the blocks one
+ * after the other in ascending order: the next READ_AHEAD blocks are read while the current one is
+ * hashed and sent, so reading overlaps hashing and sending.
+ * Damage is judged when the stream takes a block, in order, never for a block read ahead and not
+ * taken. Returns what waits for the reads still in flight (before the VHDs are closed).
+ */
+function checkedWithReadAhead(
+  synthetic: Vhd,
+  vhds: readonly Vhd[],
+  paths: readonly string[],
+  lists: readonly (BlockChecksums | undefined)[],
+  opts: OpenChainOptions,
+): () => Promise<void> {
+  const readBlock = synthetic.readBlock.bind(synthetic) as (id: number, onlyBitmap?: boolean) => Promise<VhdBlock>
+  const own = synthetic as unknown as { readBlock(id: number, onlyBitmap?: boolean): Promise<VhdBlock> }
+  const entries = synthetic.header.maxTableEntries
+  const holder = (id: number): number => {
+    for (let i = vhds.length - 1; i >= 0; i--) if (vhds[i]!.containsBlock(id)) return i
+    return -1
+  }
+  // hashed as soon as read: the reads of the next blocks run on the thread pool meanwhile
+  const fetch = (id: number): Promise<Fetched> =>
+    readBlock(id).then(block => ({ block, digest: lists[holder(id)] === undefined ? undefined : sha256(block.buffer) }))
+  const ahead = new Map<number, Promise<Fetched>>()
+  let cursor = -1
+  const fill = (from: number): void => {
+    cursor = Math.max(cursor, from)
+    while (ahead.size < READ_AHEAD && cursor + 1 < entries) {
+      const id = ++cursor
+      if (holder(id) < 0) continue
+      const fetched = fetch(id)
+      fetched.catch(() => {}) // judged when taken; never taken when the stream stops first
+      ahead.set(id, fetched)
+    }
+  }
   own.readBlock = async (id: number, onlyBitmap = false) => {
-    const block = await readBlock(id, onlyBitmap)
-    if (!onlyBitmap && !list.verifyBlock(id, block.buffer)) {
+    if (onlyBitmap) return readBlock(id, true)
+    const fetched = ahead.get(id) ?? fetch(id)
+    ahead.delete(id)
+    fill(id)
+    const { block, digest } = await fetched
+    const i = holder(id)
+    const list = lists[i]
+    if (list !== undefined && (digest === undefined || !list.matches(id, digest))) {
       const damage = {
-        vhd: path,
+        vhd: paths[i]!,
         block: id,
         reason: list.hasBlock(id) ? 'its sha256 differs from the one recorded when the VHD was written' : 'the VHD was written without this block',
       }
@@ -109,6 +158,10 @@ function checked(vhd: Vhd, path: string, list: BlockChecksums, opts: OpenChainOp
       opts.onDamage?.(damage)
     }
     return block
+  }
+  return async () => {
+    await Promise.allSettled([...ahead.values()])
+    ahead.clear()
   }
 }
 
@@ -125,7 +178,9 @@ async function openSynthetic(
   await finishPendingMerges(handler, vhdPath, opts.pendingMerge)
   const release = vm === undefined ? async () => {} : await acquireChainReadLock(handler, vm, opts.lock)
   const opened: DisposableValue<Vhd>[] = []
+  let settleReads = async () => {}
   const disposeAll = async () => {
+    await settleReads()
     for (const disposable of opened.splice(0)) await Promise.resolve(disposable.dispose()).catch(() => {})
     await release()
   }
@@ -135,15 +190,12 @@ async function openSynthetic(
     await finishPendingMerges(handler, vhdPath, 'fail')
     const chain = await chainOf(handler, vhdPath)
     const lists = await checksumsOfChain(handler, chain, opts)
-    for (const [i, path] of chain.entries()) {
-      const disposable = await openVhd(handler, path, { flags: 'r' })
-      opened.push(disposable)
-      const list = lists[i]
-      if (list !== undefined) checked(disposable.value, path, list, opts)
-    }
-    const synthetic = new VhdSynthetic(opened.map(d => d.value))
+    for (const path of chain) opened.push(await openVhd(handler, path, { flags: 'r' }))
+    const vhds = opened.map(d => d.value)
+    const synthetic = new VhdSynthetic(vhds)
     await synthetic.readHeaderAndFooter()
     await synthetic.readBlockAllocationTable()
+    settleReads = checkedWithReadAhead(synthetic, vhds, chain, lists, opts)
     stream = produce(synthetic)
   } catch (error) {
     await disposeAll()
