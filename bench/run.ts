@@ -386,6 +386,16 @@ export async function runBenchmark(config: BenchConfig, opts: RunOptions): Promi
       const { at_1: at1 = notRun, at_2: at2 = notRun, at_4: at4 = notRun, no_change_at_1: noChange = notRun } = run.results
       const perVm = (result: ImplResult): number | null => (result.status === 'measured' ? Math.round(result.median_ms / shape.vms) : null)
       const at4OverAt1 = ratio(medianOf(at4), medianOf(at1))
+      // how many cores a run kept busy (ours + the simulated pool), and the least time 4 at once
+      // could take if it only had to fit its own CPU time onto this machine's cores
+      const coresBusy = (kind: keyof typeof run.cpu): number | null => {
+        const cpu = run.cpu[kind]
+        return cpu === undefined ? null : Math.round(((cpu.oursMs + cpu.poolMs) / cpu.wallMs) * 100) / 100
+      }
+      const cpuOf = (kind: keyof typeof run.cpu): Json =>
+        run.cpu[kind] === undefined ? null : { ours_ms: Math.round(run.cpu[kind]!.oursMs), pool_ms: Math.round(run.cpu[kind]!.poolMs), cores_busy: coresBusy(kind) }
+      const at4Cpu = run.cpu.at_4
+      const cpuFloorAt4OverAt1 = at4Cpu === undefined ? null : ratio((at4Cpu.oursMs + at4Cpu.poolMs) / machine.cores, medianOf(at1))
       out.job_50_vms = {
         config: { vms: shape.vms, disks_per_vm: shape.disksPerVm, disk_size_gib: shape.diskSize / GiB, changed_mib_per_disk: shape.changedBlocks * 2 },
         at_1: at1,
@@ -398,6 +408,11 @@ export async function runBenchmark(config: BenchConfig, opts: RunOptions): Promi
         fixed_cost_per_vm_ms: perVm(noChange),
         at_2_over_at_1: ratio(medianOf(at2), medianOf(at1)),
         at_4_over_at_1: at4OverAt1,
+        cpu_at_1: cpuOf('at_1'),
+        cpu_at_2: cpuOf('at_2'),
+        cpu_at_4: cpuOf('at_4'),
+        cpu_no_change_at_1: cpuOf('no_change_at_1'),
+        cpu_floor_at_4_over_at_1: cpuFloorAt4OverAt1,
       }
       rss['job_50_vms'] = Math.max(...[at1, at2, at4, noChange].map(rssOf).map(v => v ?? 0))
       targets.push(

@@ -31,8 +31,19 @@ export interface JobManyVmsShape {
 export const CONCURRENCIES = [1, 2, 4] as const
 export type JobRunKind = 'at_1' | 'at_2' | 'at_4' | 'no_change_at_1'
 
+/** CPU time spent during one run of the whole job, and the wall time it took */
+export interface JobCpu {
+  /** our worker process (the job), user + system */
+  readonly oursMs: number
+  /** the runner process, where the simulated pool serves the exports */
+  readonly poolMs: number
+  readonly wallMs: number
+}
+
 export interface JobManyVmsCaseRun {
   readonly results: Readonly<Partial<Record<JobRunKind, ImplResult>>>
+  /** per kind, the CPU of its last run: how many of the machine's cores the job kept busy */
+  readonly cpu: Readonly<Partial<Record<JobRunKind, JobCpu>>>
 }
 
 const KINDS: readonly JobRunKind[] = ['at_1', 'at_2', 'at_4', 'no_change_at_1']
@@ -48,11 +59,12 @@ function allDeltas(result: TaskResult | undefined, vms: number, disks: number): 
 export async function runJobManyVmsCase(ctx: CaseContext, shape: JobManyVmsShape, rounds: number): Promise<JobManyVmsCaseRun> {
   const kinds = KINDS.filter(kind => kind !== 'at_2' || shape.withTwoAtOnce)
   const series = new Map(kinds.map(kind => [kind, new Series()]))
+  const cpu: Partial<Record<JobRunKind, JobCpu>> = {}
   const results = (): Partial<Record<JobRunKind, ImplResult>> => Object.fromEntries([...series].map(([k, s]) => [k, s.result()]))
   const start = await loadSimulatedPool()
   if (!start.ok) {
     for (const s of series.values()) s.record({ ok: false, skipped: true, reason: start.reason })
-    return { results: results() }
+    return { results: results(), cpu }
   }
   const seed = ctx.seed + 8
   const prng = new Prng(seed)
@@ -90,7 +102,7 @@ export async function runJobManyVmsCase(ctx: CaseContext, shape: JobManyVmsShape
     if (!full.active) {
       const failure = full.result()
       for (const s of series.values()) s.record({ ok: false, skipped: failure.status === 'skipped', reason: (failure as { reason: string }).reason })
-      return { results: results() }
+      return { results: results(), cpu }
     }
     let n = 1
     for (let r = 0; r < rounds; r++) {
@@ -98,12 +110,16 @@ export async function runJobManyVmsCase(ctx: CaseContext, shape: JobManyVmsShape
         const s = series.get(kind)!
         if (!s.active) continue
         if (kind !== 'no_change_at_1') await write(disk => disk.changed, n++)
+        const poolCpuAtStart = process.cpuUsage()
         const result = s.record(await runInWorker(job(concurrencyOf(kind)), { cpuProfileDir: ctx.cpuProfileDir }))
+        const poolCpu = process.cpuUsage(poolCpuAtStart)
+        const oursMs = result?.detail?.['cpuMs']
+        if (result !== undefined && typeof oursMs === 'number') cpu[kind] = { oursMs, poolMs: (poolCpu.user + poolCpu.system) / 1000, wallMs: result.ms }
         s.verify(allDeltas(result, shape.vms, shape.disksPerVm))
         ctx.log(`job_50_vms: round ${r + 1}/${rounds}: ${kind} done`)
       }
     }
-    return { results: results() }
+    return { results: results(), cpu }
   } finally {
     await pool.close()
     await rm(work, { recursive: true, force: true })

@@ -143,6 +143,7 @@ export async function measureRunJob(task: Extract<Task, { kind: 'run-job' }>): P
   const remote = task.remoteUrl === undefined ? await openLocalHandler(task.remoteRoot) : await openRemoteHandler(task.remoteUrl)
   try {
     const start = performance.now()
+    const cpuAtStart = process.cpuUsage()
     const reporter = new SnapshotTimingReporter(start)
     const vms = task.vms ?? [task.vm]
     const result = await runJob.value(
@@ -164,6 +165,7 @@ export async function measureRunJob(task: Extract<Task, { kind: 'run-job' }>): P
       },
     )
     const ms = performance.now() - start
+    const cpu = process.cpuUsage(cpuAtStart)
     const failed = result.vms.find(vm => vm.status !== 'success')
     if (result.status !== 'success' || result.vms.length !== vms.length) {
       throw new Error(`backup run ${result.status}: ${failed?.error ?? 'no VM result'}`)
@@ -180,6 +182,8 @@ export async function measureRunJob(task: Extract<Task, { kind: 'run-job' }>): P
           // the transfer step alone (each disk's stream into its VHD on the remote)
           transferMs: disks.reduce((sum, disk) => sum + disk.durationMs, 0),
           restorePoint: result.vms[0]?.restorePoint,
+          // this process's CPU time (user + system) during the run: ours, all threads
+          cpuMs: (cpu.user + cpu.system) / 1000,
           ...(reporter.snapshotMs === undefined ? {} : { snapshotMs: reporter.snapshotMs }),
         },
       },
