@@ -6,11 +6,11 @@
  * time (the one streamed and those read ahead).
  *
  * Every block streamed is checked against the block checksums recorded when its VHD was written
- * (src/repository/integrity/), as it passes, while the next blocks are read: a block that differs fails the stream with
- * DATA_DAMAGED naming the VHD, the block and the restore point, so a restore never reports success
- * with wrong bytes. Before the first byte, each VHD's footer, header, BAT and locators are checked
- * the same way (a VHD whose sidecar is gone is read once to recompute its list against the digest
- * its metadata records). With `allowDamaged`, the stream goes on and `onDamage` hears each damage.
+ * (src/repository/integrity/), as it passes, while the next block is read: a block that differs
+ * fails the stream with DATA_DAMAGED naming the VHD, the block and the restore point, so a
+ * restore never reports success with wrong bytes. Before the first byte, each VHD's footer,
+ * header, BAT and locators are checked the same way (a VHD whose sidecar is gone is read once to
+ * recompute its list against the digest its metadata records). With `allowDamaged`, the stream goes on and `onDamage` hears each damage.
  * VHDs written before block checksums (or with none recorded) are streamed unchecked.
  *
  * A merge interrupted in the disk's folder is finished first (see `finishPendingMerges`): until
@@ -22,7 +22,7 @@
 import { Readable } from 'node:stream'
 import { BackupError } from '../errors.js'
 import { chainOf } from '../repository/chain.js'
-import { checksumsOf, readRecordedIntegrity, sha256, vmOfPath, type BlockChecksums } from '../repository/integrity/index.js'
+import { checksumsOf, readRecordedIntegrity, vmOfPath, type BlockChecksums } from '../repository/integrity/index.js'
 import { acquireChainReadLock, type ReadLockOptions } from '../repository/lock.js'
 import type { RemoteHandler } from '../repository/remote-handler.js'
 import { openVhd, VhdSynthetic, type DisposableValue, type SizedReadable, type Vhd, type VhdBlock } from '../repository/vhd-lib.js'
@@ -97,19 +97,13 @@ async function checksumsOfChain(handler: RemoteHandler, chain: readonly string[]
 /** blocks read ahead of the one the stream asks for: one read in flight while a block is hashed and sent (more bought nothing measurable and held more memory) */
 const READ_AHEAD = 1
 
-interface Fetched {
-  readonly block: VhdBlock
-  /** sha256 of the block as stored, when its VHD has a list to check it against */
-  readonly digest: Buffer | undefined
-}
-
 /**
  * `synthetic` (the chain `vhds`, oldest first, with their lists) whose every full block read is
  * checked against the list of the VHD it comes from. vhd-lib's streams ask for the blocks one
- * after the other in ascending order: the next READ_AHEAD blocks are read while the current one is
- * hashed and sent, so reading overlaps hashing and sending.
- * Damage is judged when the stream takes a block, in order, never for a block read ahead and not
- * taken. Returns what waits for the reads still in flight (before the VHDs are closed).
+ * after the other in ascending order: when the stream takes a block, the next READ_AHEAD blocks
+ * are already being read (on the thread pool) while this one is hashed and sent. Damage is judged
+ * as the stream takes each block, in order, never for a block read ahead and not taken. Returns
+ * what waits for the reads still in flight (before the VHDs are closed).
  */
 function checkedWithReadAhead(
   synthetic: Vhd,
@@ -121,34 +115,29 @@ function checkedWithReadAhead(
   const readBlock = synthetic.readBlock.bind(synthetic) as (id: number, onlyBitmap?: boolean) => Promise<VhdBlock>
   const own = synthetic as unknown as { readBlock(id: number, onlyBitmap?: boolean): Promise<VhdBlock> }
   const entries = synthetic.header.maxTableEntries
-  const holder = (id: number): number => {
-    for (let i = vhds.length - 1; i >= 0; i--) if (vhds[i]!.containsBlock(id)) return i
-    return -1
-  }
-  // hashed as soon as read: the reads of the next blocks run on the thread pool meanwhile
-  const fetch = (id: number): Promise<Fetched> =>
-    readBlock(id).then(block => ({ block, digest: lists[holder(id)] === undefined ? undefined : sha256(block.buffer) }))
-  const ahead = new Map<number, Promise<Fetched>>()
+  const ahead = new Map<number, Promise<VhdBlock>>()
   let cursor = -1
   const fill = (from: number): void => {
     cursor = Math.max(cursor, from)
     while (ahead.size < READ_AHEAD && cursor + 1 < entries) {
       const id = ++cursor
-      if (holder(id) < 0) continue
-      const fetched = fetch(id)
-      fetched.catch(() => {}) // judged when taken; never taken when the stream stops first
-      ahead.set(id, fetched)
+      if (!synthetic.containsBlock(id)) continue
+      const read = readBlock(id)
+      read.catch(() => {}) // rethrown when taken; never taken when the stream stops first
+      ahead.set(id, read)
     }
   }
   own.readBlock = async (id: number, onlyBitmap = false) => {
     if (onlyBitmap) return readBlock(id, true)
-    const fetched = ahead.get(id) ?? fetch(id)
+    const read = ahead.get(id) ?? readBlock(id)
     ahead.delete(id)
     fill(id)
-    const { block, digest } = await fetched
-    const i = holder(id)
+    const block = await read
+    // the VHD the block came from: the newest holding it, as VhdSynthetic reads it
+    let i = vhds.length - 1
+    while (i > 0 && !vhds[i]!.containsBlock(id)) i--
     const list = lists[i]
-    if (list !== undefined && (digest === undefined || !list.matches(id, digest))) {
+    if (list !== undefined && !list.verifyBlock(id, block.buffer)) {
       const damage = {
         vhd: paths[i]!,
         block: id,

@@ -87,13 +87,8 @@ export class BlockChecksums {
 
   /** whether `buffer` (bitmap + data, as stored) is block `id` as recorded */
   verifyBlock(id: number, buffer: Buffer): boolean {
-    return this.matches(id, sha256(buffer))
-  }
-
-  /** whether `digest` is the sha256 recorded for block `id` */
-  matches(id: number, digest: Buffer): boolean {
     const recorded = this.#blocks.get(id)
-    return recorded !== undefined && recorded.equals(digest)
+    return recorded !== undefined && recorded.equals(sha256(buffer))
   }
 
   /** the digest (hex) the metadata records for this list */
